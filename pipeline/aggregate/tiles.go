@@ -1,0 +1,376 @@
+package aggregate
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Acc is the partial aggregate of one column over a set of events. Min, Max
+// and the last value mean something only when N > 0.
+type Acc struct {
+	N   float64 // events counted (with the field present, for a field column)
+	Sum float64
+	M2  float64 // sum of squared deviations from Sum/N
+	Min float64
+	Max float64
+	// LastT and LastV are the event time and JSON text of the latest value;
+	// on equal times the greater JSON text wins, so the result never depends
+	// on the order events arrive in.
+	LastT int64
+	LastV string
+}
+
+// add folds one value observed at event time t into a.
+func (a *Acc) add(x float64, t int64, text string) {
+	a.Merge(Acc{N: 1, Sum: x, Min: x, Max: x, LastT: t, LastV: text})
+}
+
+// Merge folds b into a. It is associative and commutative up to float
+// rounding; the Redis script applies the same formulas.
+func (a *Acc) Merge(b Acc) {
+	switch {
+	case b.N == 0:
+		return
+	case a.N == 0:
+		*a = b
+		return
+	}
+	// Chan et al.'s pairwise update: exact for any split of the events.
+	delta := b.Sum/b.N - a.Sum/a.N
+	a.M2 = a.M2 + b.M2 + delta*delta*a.N*b.N/(a.N+b.N)
+	a.N += b.N
+	a.Sum += b.Sum
+	a.Min = math.Min(a.Min, b.Min)
+	a.Max = math.Max(a.Max, b.Max)
+	if b.LastT > a.LastT || (b.LastT == a.LastT && b.LastV > a.LastV) {
+		a.LastT, a.LastV = b.LastT, b.LastV
+	}
+}
+
+// Tile is the accumulators of one group's columns over one hop.
+type Tile struct {
+	Group int
+	Index int64 // tile start = Index * hop
+	Accs  []Acc
+}
+
+// Tiles is a sparse set of one entity's tiles being built from events. It is
+// small (an entity's events in one micro-batch touch few tiles), so a slice
+// beats a map.
+type Tiles struct {
+	l     *Layout
+	tiles []Tile
+	// MaxTime is the greatest event time added.
+	MaxTime int64
+	// Events is how many events were added.
+	Events int
+	text   []byte
+}
+
+// NewTiles returns an empty tile set for the layout's view.
+func (l *Layout) NewTiles() *Tiles { return &Tiles{l: l, MaxTime: math.MinInt64} }
+
+// Reset empties t for reuse.
+func (t *Tiles) Reset() {
+	t.tiles = t.tiles[:0]
+	t.MaxTime = math.MinInt64
+	t.Events = 0
+}
+
+func (t *Tiles) tile(group int, index int64) *Tile {
+	for i := range t.tiles {
+		if t.tiles[i].Group == group && t.tiles[i].Index == index {
+			return &t.tiles[i]
+		}
+	}
+	t.tiles = append(t.tiles, Tile{Group: group, Index: index, Accs: make([]Acc, len(t.l.Groups[group].Columns))})
+	return &t.tiles[len(t.tiles)-1]
+}
+
+// Add folds one event of the view's source into the tiles. The caller has
+// checked that the event belongs to this entity.
+func (t *Tiles) Add(ev *events.Event) {
+	t.Events++
+	t.MaxTime = max(t.MaxTime, ev.Time)
+	for gi := range t.l.Groups {
+		g := &t.l.Groups[gi]
+		tl := t.tile(gi, FloorDiv(ev.Time, g.Hop))
+		for ci, c := range g.Columns {
+			if c.Index < 0 {
+				tl.Accs[ci].N++
+				continue
+			}
+			v := ev.Values[c.Index]
+			if !v.Present() {
+				continue
+			}
+			text := ""
+			if c.Last {
+				t.text = v.AppendJSON(t.text[:0])
+				text = string(t.text)
+			}
+			tl.Accs[ci].add(v.Float(), ev.Time, text)
+		}
+	}
+}
+
+// Merge folds every tile of o into t.
+func (t *Tiles) Merge(o *Tiles) {
+	t.Events += o.Events
+	t.MaxTime = max(t.MaxTime, o.MaxTime)
+	for _, ot := range o.tiles {
+		tl := t.tile(ot.Group, ot.Index)
+		for i := range ot.Accs {
+			tl.Accs[i].Merge(ot.Accs[i])
+		}
+	}
+}
+
+// Len is the number of tiles.
+func (t *Tiles) Len() int { return len(t.tiles) }
+
+// Tiles returns the tiles sorted by group and index. The slice is t's own.
+func (t *Tiles) Tiles() []Tile {
+	sort.Slice(t.tiles, func(i, j int) bool {
+		a, b := t.tiles[i], t.tiles[j]
+		return a.Group < b.Group || (a.Group == b.Group && a.Index < b.Index)
+	})
+	return t.tiles
+}
+
+// State returns the tiles as a State, as if read back from the store.
+func (t *Tiles) State() *State {
+	st := &State{Found: t.Events > 0, EventTime: t.MaxTime, Groups: make([][]Tile, len(t.l.Groups))}
+	for _, tl := range t.Tiles() {
+		accs := make([]Acc, len(tl.Accs))
+		copy(accs, tl.Accs)
+		st.Groups[tl.Group] = append(st.Groups[tl.Group], Tile{Group: tl.Group, Index: tl.Index, Accs: accs})
+	}
+	return st
+}
+
+// sep separates packed elements. A JSON text never holds a raw 0x1f byte
+// (JSON escapes control characters), so last values need no escaping.
+const sep = '\x1f'
+
+// AppendPacked encodes a tile's accumulators for the store, in the element
+// order Group.Ops describes.
+func (l *Layout) AppendPacked(b []byte, group int, accs []Acc) []byte {
+	first := true
+	put := func(s []byte) {
+		if !first {
+			b = append(b, sep)
+		}
+		first = false
+		b = append(b, s...)
+	}
+	var num [32]byte
+	f := func(x float64) []byte { return strconv.AppendFloat(num[:0], x, 'g', -1, 64) }
+	for ci, c := range l.Groups[group].Columns {
+		a := accs[ci]
+		put(f(a.N))
+		if c.Sum {
+			put(f(a.Sum))
+		}
+		if c.M2 {
+			put(f(a.M2))
+		}
+		if c.Min {
+			put(optional(a.N > 0, f(a.Min)))
+		}
+		if c.Max {
+			put(optional(a.N > 0, f(a.Max)))
+		}
+		if c.Last {
+			put(optional(a.N > 0, strconv.AppendInt(num[:0], a.LastT, 10)))
+			put(optional(a.N > 0, []byte(a.LastV)))
+		}
+	}
+	return b
+}
+
+func optional(ok bool, b []byte) []byte {
+	if !ok {
+		return nil
+	}
+	return b
+}
+
+// DecodePacked decodes a tile packed by AppendPacked or by the store's script.
+func (l *Layout) DecodePacked(group int, s string) ([]Acc, error) {
+	if group < 0 || group >= len(l.Groups) {
+		return nil, fmt.Errorf("tile group %d out of range", group)
+	}
+	cols := l.Groups[group].Columns
+	accs := make([]Acc, len(cols))
+	c := cursor{rest: s, more: true}
+	for ci, col := range cols {
+		a := &accs[ci]
+		c.num(&a.N, false)
+		for _, st := range []struct {
+			on       bool
+			dst      *float64
+			optional bool
+		}{{col.Sum, &a.Sum, false}, {col.M2, &a.M2, false}, {col.Min, &a.Min, true}, {col.Max, &a.Max, true}} {
+			if st.on {
+				c.num(st.dst, st.optional)
+			}
+		}
+		if col.Last {
+			var t float64
+			c.num(&t, true)
+			a.LastT = int64(t)
+			a.LastV = c.next()
+		}
+	}
+	if c.err == nil && c.more {
+		c.err = fmt.Errorf("more elements than its layout")
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("decode tile %q: %w", s, c.err)
+	}
+	return accs, nil
+}
+
+// cursor walks the elements of a packed tile, keeping the first error.
+type cursor struct {
+	rest string
+	more bool
+	err  error
+}
+
+func (c *cursor) next() string {
+	if !c.more {
+		if c.err == nil {
+			c.err = fmt.Errorf("too few elements")
+		}
+		return ""
+	}
+	i := strings.IndexByte(c.rest, sep)
+	if i < 0 {
+		e := c.rest
+		c.rest, c.more = "", false
+		return e
+	}
+	e := c.rest[:i]
+	c.rest = c.rest[i+1:]
+	return e
+}
+
+// num reads a number; optional elements (min, max, last of an empty
+// column) may be empty.
+func (c *cursor) num(dst *float64, optional bool) {
+	e := c.next()
+	if c.err != nil || (e == "" && optional) {
+		return
+	}
+	x, err := strconv.ParseFloat(e, 64)
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("element %q: %w", e, err)
+	}
+	*dst = x
+}
+
+// State is what the store holds for one entity of a view.
+type State struct {
+	Found bool
+	// EventTime is the newest event time applied for the entity.
+	EventTime int64
+	// Groups holds each group's tiles sorted by index.
+	Groups [][]Tile
+}
+
+// Value computes feature i of the view as of time at (ms) from st.
+// Absent means null: an empty window for every aggregation but count and sum.
+func (l *Layout) Value(st *State, i int, at int64) events.Value {
+	f := l.View.Features[i]
+	s := l.slots[i]
+	col := l.Groups[s.group].Columns[s.column]
+	var acc Acc
+	if st != nil && st.Found {
+		tiles := st.Groups[s.group]
+		lo, hi := FloorDiv(at-f.Window, f.Hop), FloorDiv(at, f.Hop)
+		j := sort.Search(len(tiles), func(k int) bool { return tiles[k].Index >= lo })
+		for ; j < len(tiles) && tiles[j].Index <= hi; j++ {
+			acc.Merge(tiles[j].Accs[s.column])
+		}
+	}
+	return finalize(f.Agg, col.Type, acc)
+}
+
+func finalize(agg schemas.Agg, t schemas.FieldType, a Acc) events.Value {
+	switch agg {
+	case schemas.Count:
+		return events.Value{Kind: events.Int, I: int64(a.N)}
+	case schemas.Sum:
+		if t == schemas.Int {
+			return events.Value{Kind: events.Int, I: int64(math.Round(a.Sum))}
+		}
+		return events.Value{Kind: events.Float, F: a.Sum}
+	}
+	if a.N == 0 {
+		return events.Value{}
+	}
+	switch agg {
+	case schemas.Mean:
+		return events.Value{Kind: events.Float, F: a.Sum / a.N}
+	case schemas.Stddev:
+		return events.Value{Kind: events.Float, F: math.Sqrt(max(a.M2, 0) / a.N)}
+	case schemas.Min:
+		return typed(t, a.Min)
+	case schemas.Max:
+		return typed(t, a.Max)
+	case schemas.Last:
+		v, err := parseJSONValue(t, a.LastV)
+		if err != nil {
+			// The value was written by AppendJSON; failing to read it back
+			// means the stored state is corrupt. Null is the honest answer.
+			return events.Value{}
+		}
+		return v
+	}
+	return events.Value{}
+}
+
+func typed(t schemas.FieldType, x float64) events.Value {
+	switch t {
+	case schemas.Int:
+		return events.Value{Kind: events.Int, I: int64(x)}
+	case schemas.Timestamp:
+		return events.Value{Kind: events.Time, I: int64(x)}
+	}
+	return events.Value{Kind: events.Float, F: x}
+}
+
+func parseJSONValue(t schemas.FieldType, text string) (events.Value, error) {
+	switch t {
+	case schemas.String:
+		var s string
+		err := json.Unmarshal([]byte(text), &s)
+		return events.Value{Kind: events.String, S: s}, err
+	case schemas.Int:
+		i, err := strconv.ParseInt(text, 10, 64)
+		return events.Value{Kind: events.Int, I: i}, err
+	case schemas.Timestamp:
+		i, err := strconv.ParseInt(text, 10, 64)
+		return events.Value{Kind: events.Time, I: i}, err
+	case schemas.Float:
+		f, err := strconv.ParseFloat(text, 64)
+		return events.Value{Kind: events.Float, F: f}, err
+	case schemas.Bool:
+		switch text {
+		case "true":
+			return events.Value{Kind: events.Bool, B: true}, nil
+		case "false":
+			return events.Value{Kind: events.Bool, B: false}, nil
+		}
+	}
+	return events.Value{}, fmt.Errorf("cannot read %q as %s", text, t)
+}

@@ -1,0 +1,159 @@
+// Package broker is freshet's side of Kafka: settings, topic names and
+// creation, and the producer every event goes through. It owns the kafka-go
+// settings whose defaults are traps (acks, batch timeout, partitioner) so no
+// caller can get them wrong. It must not know about schemas or Redis.
+package broker
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/freshet-ml/freshet/pipeline/config"
+)
+
+// Config is the Kafka settings shared by ingest and featurize.
+type Config struct {
+	Brokers      config.List
+	TopicPrefix  string
+	Partitions   int
+	Replication  int
+	BatchTimeout time.Duration
+	WriteTimeout time.Duration
+}
+
+// RegisterFlags registers the settings with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Brokers = config.List{"localhost:9092"}
+	fs.Var(&c.Brokers, "kafka-brokers", "Kafka seed brokers, comma-separated host:port")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", "freshet.events.", "prefix of each event type's topic; the event name follows it")
+	fs.IntVar(&c.Partitions, "partitions", 6, "partitions of a topic freshet creates")
+	fs.IntVar(&c.Replication, "replication-factor", 1, "replication factor of a topic freshet creates")
+	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", 2*time.Millisecond, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.WriteTimeout, "kafka-write-timeout", 10*time.Second, "how long a produce may take before it fails")
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka-brokers: at least one broker is required")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("kafka-brokers: %q is not host:port", b)
+		}
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("partitions: %d, must be at least 1", c.Partitions)
+	}
+	if c.Replication < 1 {
+		return fmt.Errorf("replication-factor: %d, must be at least 1", c.Replication)
+	}
+	if c.BatchTimeout <= 0 || c.WriteTimeout <= 0 {
+		return errors.New("kafka-batch-timeout and kafka-write-timeout must be positive")
+	}
+	return nil
+}
+
+// Topic is the topic of an event type.
+func (c *Config) Topic(event string) string { return c.TopicPrefix + event }
+
+func (c *Config) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
+}
+
+// EnsureTopics creates the topics that do not exist yet with the configured
+// partitions and replication.
+func (c *Config) EnsureTopics(ctx context.Context, topics []string) error {
+	missing, err := c.missing(ctx, topics)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range missing {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: c.Partitions, ReplicationFactor: c.Replication})
+	}
+	res, err := c.client().CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics %v: %w", missing, err)
+	}
+	for t, err := range res.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t, err)
+		}
+	}
+	// Creation is asynchronous on the brokers: wait until every partition
+	// has a leader, so the first write does not fail.
+	for {
+		missing, err := c.missing(ctx, topics)
+		if err == nil && len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for topics %v: %w", topics, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// CheckTopics reports an error unless every topic exists with a leader for
+// every partition; it is the readiness check of ingest and featurize.
+func (c *Config) CheckTopics(ctx context.Context, topics []string) error {
+	missing, err := c.missing(ctx, topics)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("topics not ready: %v", missing)
+	}
+	return nil
+}
+
+func (c *Config) missing(ctx context.Context, topics []string) ([]string, error) {
+	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata from %v: %w", c.Brokers, err)
+	}
+	found := map[string]bool{}
+	for _, t := range md.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			continue
+		}
+		ok := true
+		for _, p := range t.Partitions {
+			ok = ok && p.Error == nil && p.Leader.Host != ""
+		}
+		found[t.Name] = ok
+	}
+	var missing []string
+	for _, t := range topics {
+		if !found[t] {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// NewWriter returns the producer for freshet's topics: every write waits for
+// acks from all in-sync replicas, keys are partitioned with murmur2 as the
+// Java client does (so other clients agree on an entity's partition), and
+// batches wait at most BatchTimeout to fill.
+func (c *Config) NewWriter() *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, // the zero value means no acks at all
+		BatchTimeout: c.BatchTimeout,   // the 1s default adds a second to every synchronous write
+		BatchSize:    1000,
+		MaxAttempts:  3,
+		WriteTimeout: c.WriteTimeout,
+		ReadTimeout:  c.WriteTimeout,
+		Compression:  kafka.Lz4,
+	}
+}

@@ -1,0 +1,119 @@
+// Package testenv gives tests a Redis and a Kafka-protocol broker: the real
+// servers named by FRESHET_TEST_REDIS_URL and FRESHET_TEST_KAFKA_BROKERS when
+// set; otherwise a redis-server found on PATH (else miniredis) and an
+// in-process kfake broker, so `go test ./...` passes with nothing but Go.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+var seq atomic.Int64
+
+// Unique returns a name unique to this test process, for key prefixes,
+// topic prefixes and group ids on shared servers.
+func Unique(prefix string) string {
+	return fmt.Sprintf("%s%d-%d-%d.", prefix, os.Getpid(), time.Now().UnixNano()%1e9, seq.Add(1))
+}
+
+// Redis returns the URL of a Redis for the test and a client on it. Keys of
+// a shared server are not flushed: use Unique for a key prefix.
+func Redis(tb testing.TB) (string, *redis.Client) {
+	tb.Helper()
+	url := os.Getenv("FRESHET_TEST_REDIS_URL")
+	if url == "" {
+		url = startRedis(tb)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("FRESHET_TEST_REDIS_URL: %v", err)
+	}
+	c := redis.NewClient(opt)
+	tb.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if err = c.Ping(ctx).Err(); err == nil {
+			return url, c
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("redis at %s does not answer: %v", url, err)
+	return "", nil
+}
+
+func startRedis(tb testing.TB) string {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		m := miniredis.RunT(tb)
+		tb.Logf("testenv: no redis-server on PATH; using miniredis at %s", m.Addr())
+		return "redis://" + m.Addr() + "/0"
+	}
+	port := FreePort(tb)
+	dir := tb.TempDir()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+}
+
+// Kafka returns the seed brokers of a Kafka-protocol broker for the test.
+// Topics on a shared broker are not deleted: use Unique for a topic prefix.
+func Kafka(tb testing.TB) []string {
+	tb.Helper()
+	if b := os.Getenv("FRESHET_TEST_KAFKA_BROKERS"); b != "" {
+		return strings.Split(b, ",")
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		tb.Fatalf("start kfake: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// RepoRoot returns the repository root, found from the test's directory.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
