@@ -1,0 +1,430 @@
+// Package featurize consumes events from Kafka in a consumer group and keeps
+// every feature view's tiles in the online store, effectively once.
+//
+// The loop is: fetch a micro-batch, coalesce its events per view, entity and
+// source partition, apply them to the store (which skips every event it has
+// applied before), and only then commit the offsets. A crash anywhere
+// redelivers messages whose effects the store already holds or skips. The
+// package owns that loop and lateness; it must not know HTTP or the tile
+// format.
+package featurize
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Config is featurize's settings.
+type Config struct {
+	HTTPAddr  string
+	GroupID   string
+	BatchSize int
+	BatchWait time.Duration
+	Kafka     broker.Config
+}
+
+// RegisterFlags registers the settings with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "address of the health endpoints")
+	fs.StringVar(&c.GroupID, "group-id", "freshet-featurize", "Kafka consumer group")
+	fs.IntVar(&c.BatchSize, "batch-size", 5000, "most events applied to the store in one micro-batch")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 50*time.Millisecond, "longest a micro-batch waits to fill once it has an event")
+	c.Kafka.RegisterFlags(fs)
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if c.GroupID == "" {
+		return errors.New("group-id: must not be empty")
+	}
+	if c.BatchSize < 1 {
+		return fmt.Errorf("batch-size: %d, must be at least 1", c.BatchSize)
+	}
+	if c.BatchWait <= 0 {
+		return fmt.Errorf("batch-wait: %s, must be positive", c.BatchWait)
+	}
+	return c.Kafka.Validate()
+}
+
+// Source is where featurize reads events: a consumer group. FetchMessage
+// blocks until a message or ctx's end; CommitMessages marks everything up to
+// each message's offset in its partition as done. *kafka.Reader is one.
+type Source interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+var _ Source = (*kafka.Reader)(nil)
+
+// Stats counts what became of the events, by outcome. Safe for concurrent
+// reads while the loop runs.
+type Stats struct {
+	Messages    atomic.Int64 // messages fetched
+	Undecodable atomic.Int64 // messages skipped: not a valid event
+	Applied     atomic.Int64 // event×view updates applied
+	Duplicates  atomic.Int64 // event×view updates already applied before
+	Late        atomic.Int64 // event×view updates dropped as late
+	NoEntity    atomic.Int64 // event×view updates without the entity field
+	Batches     atomic.Int64
+}
+
+// topicRoute is what featurize does with one topic's messages.
+type topicRoute struct {
+	event *schemas.Event
+	views []int // indexes into Processor.views
+}
+
+// Processor turns micro-batches of messages into store updates.
+type Processor struct {
+	store  store.Online
+	log    *slog.Logger
+	routes map[string]*topicRoute
+	views  []*aggregate.Layout
+	// marks is the highest event time seen per partition: lateness is
+	// judged in event time against it, never against the wall clock.
+	marks map[partition]int64
+	Stats Stats
+}
+
+type partition struct {
+	topic string
+	id    int
+}
+
+// NewProcessor plans the views of every event type that has one.
+func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
+	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}}
+	for _, name := range reg.EventNames() {
+		views := reg.ViewsOf(name)
+		if len(views) == 0 {
+			continue
+		}
+		r := &topicRoute{event: reg.Events[name]}
+		for _, v := range views {
+			l, err := aggregate.NewLayout(v)
+			if err != nil {
+				return nil, err
+			}
+			r.views = append(r.views, len(p.views))
+			p.views = append(p.views, l)
+		}
+		p.routes[kc.Topic(name)] = r
+	}
+	if len(p.routes) == 0 {
+		return nil, errors.New("no feature views: nothing to featurize")
+	}
+	return p, nil
+}
+
+// Topics are the topics the processor consumes.
+func (p *Processor) Topics() []string {
+	out := make([]string, 0, len(p.routes))
+	for t := range p.routes {
+		out = append(out, t)
+	}
+	return out
+}
+
+type unitKey struct {
+	view   int
+	entity string
+	source string
+}
+
+// Batch is a micro-batch planned for the store: its events decoded, judged
+// for lateness and coalesced per view, entity and source partition.
+type Batch struct {
+	units    [][]store.Unit // by view
+	messages int
+	late     int64
+	noEntity int64
+	events   []events.Event
+}
+
+// Plan decodes and coalesces a micro-batch. It advances the partitions'
+// watermarks, so each message must be planned exactly once, in order.
+func (p *Processor) Plan(msgs []kafka.Message) *Batch {
+	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs))}
+	index := map[unitKey]int{}
+	for i := range msgs {
+		m := &msgs[i]
+		route := p.routes[m.Topic]
+		if route == nil {
+			continue
+		}
+		ev, err := events.Decode(route.event, m.Value)
+		if err != nil {
+			p.Stats.Undecodable.Add(1)
+			p.log.Warn("skipping undecodable message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
+			continue
+		}
+		b.events[i] = ev
+		evp := &b.events[i]
+		pk := partition{m.Topic, m.Partition}
+		mark, seen := p.marks[pk]
+		source := m.Topic + "/" + strconv.Itoa(m.Partition)
+		for _, vi := range route.views {
+			l := p.views[vi]
+			ent := evp.Values[l.EntityIndex()]
+			if !ent.Present() {
+				b.noEntity++
+				continue
+			}
+			if seen && evp.Time < mark-l.View.MaxLateness {
+				b.late++
+				continue
+			}
+			k := unitKey{vi, ent.Text(), source}
+			j, ok := index[k]
+			if !ok {
+				j = len(b.units[vi])
+				index[k] = j
+				b.units[vi] = append(b.units[vi], store.Unit{Entity: k.entity, Source: source, Tiles: l.NewTiles()})
+			}
+			u := &b.units[vi][j]
+			u.Offsets = append(u.Offsets, m.Offset)
+			u.Events = append(u.Events, evp)
+			u.Tiles.Add(evp)
+		}
+		if !seen || evp.Time > mark {
+			p.marks[pk] = evp.Time
+		}
+	}
+	return b
+}
+
+// Apply writes a planned batch to the store. It may be retried: the store
+// skips what an earlier attempt applied. The caller commits the batch's
+// offsets only after a nil return.
+func (p *Processor) Apply(ctx context.Context, b *Batch) error {
+	var applied, dups int64
+	for vi, units := range b.units {
+		if len(units) == 0 {
+			continue
+		}
+		res, err := p.store.Apply(ctx, p.views[vi], units)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			applied += int64(r.Applied)
+			dups += int64(r.Duplicates)
+		}
+	}
+	p.Stats.Messages.Add(int64(b.messages))
+	p.Stats.Late.Add(b.late)
+	p.Stats.NoEntity.Add(b.noEntity)
+	p.Stats.Applied.Add(applied)
+	p.Stats.Duplicates.Add(dups)
+	p.Stats.Batches.Add(1)
+	return nil
+}
+
+// Consumer runs the fetch → apply → commit loop.
+type Consumer struct {
+	cfg  Config
+	src  Source
+	proc *Processor
+	log  *slog.Logger
+}
+
+// NewConsumer returns a consumer of src feeding proc.
+func NewConsumer(cfg Config, src Source, proc *Processor, log *slog.Logger) *Consumer {
+	return &Consumer{cfg: cfg, src: src, proc: proc, log: log}
+}
+
+// NewReader opens the consumer group on the processor's topics: explicit
+// commits only, starting from the earliest offset for a new group.
+func NewReader(cfg Config, topics []string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           cfg.Kafka.Brokers,
+		GroupID:           cfg.GroupID,
+		GroupTopics:       topics,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		ReadBatchTimeout:  time.Second,
+		QueueCapacity:     cfg.BatchSize,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    0, // synchronous, explicit commits
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  time.Second,
+	})
+}
+
+// Run consumes until ctx ends, then finishes the batch in hand (apply and
+// commit, within a few seconds) and returns nil.
+func (c *Consumer) Run(ctx context.Context) error {
+	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		err := c.fill(ctx, &batch)
+		if len(batch) > 0 {
+			c.flush(ctx, c.proc.Plan(batch), batch)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fill fetches until the batch is full, BatchWait has passed since its first
+// message, or ctx ends.
+func (c *Consumer) fill(ctx context.Context, batch *[]kafka.Message) error {
+	fetchCtx := ctx
+	for len(*batch) < c.cfg.BatchSize {
+		m, err := c.src.FetchMessage(fetchCtx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if fetchCtx != ctx && errors.Is(err, context.DeadlineExceeded) {
+				return nil // the batch waited long enough
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		*batch = append(*batch, m)
+		if len(*batch) == 1 {
+			var cancel context.CancelFunc
+			fetchCtx, cancel = context.WithTimeout(ctx, c.cfg.BatchWait)
+			defer cancel()
+		}
+	}
+	return nil
+}
+
+// flush applies a planned batch, retrying store errors with backoff for as
+// long as ctx runs, then commits its offsets. Once ctx has ended (shutdown)
+// it makes one last bounded attempt; if that fails nothing is committed and
+// the messages come again after a restart.
+func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) {
+	backoff := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := c.proc.Apply(actx, b)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			c.log.Error("apply batch at shutdown; its offsets stay uncommitted", "error", err)
+			return
+		}
+		c.log.Error("apply batch to the online store; retrying", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	// Commit the last message of each partition: a Kafka commit means
+	// everything before it in the partition is done.
+	lastOf := map[partition]kafka.Message{}
+	for _, m := range msgs {
+		lastOf[partition{m.Topic, m.Partition}] = m
+	}
+	commits := make([]kafka.Message, 0, len(lastOf))
+	for _, m := range lastOf {
+		commits = append(commits, m)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if err := c.src.CommitMessages(cctx, commits...); err != nil {
+		// After a rebalance the partition may belong to another member,
+		// which redelivers; the store skips what it already holds.
+		c.log.Warn("commit offsets", "error", err)
+	}
+}
+
+// Service is featurize as a process: the consumer and its health endpoints.
+type Service struct {
+	cfg  Config
+	reg  *schemas.Registry
+	st   store.Online
+	log  *slog.Logger
+	Proc *Processor
+}
+
+// NewService builds featurize over the definitions and the store.
+func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Logger) (*Service, error) {
+	proc, err := NewProcessor(reg, st, cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, reg: reg, st: st, log: log, Proc: proc}, nil
+}
+
+// Run serves the health endpoints on l, makes sure the topics exist, and
+// consumes until ctx ends; then it stops fetching, flushes, commits and
+// closes the reader.
+func (s *Service) Run(ctx context.Context, l net.Listener) error {
+	topics := s.Proc.Topics()
+	mux := http.NewServeMux()
+	httpx.Health(mux, func(ctx context.Context) error {
+		if err := s.st.Ping(ctx); err != nil {
+			return fmt.Errorf("online store: %w", err)
+		}
+		return s.cfg.Kafka.CheckTopics(ctx, topics)
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpx.Serve(gctx, l, httpx.Recover(s.log, mux), 5*time.Second) })
+	g.Go(func() error {
+		if err := waitForTopics(gctx, s.cfg.Kafka, topics, s.log); err != nil {
+			return nil // shutting down before Kafka was ever reachable
+		}
+		reader := NewReader(s.cfg, topics)
+		err := NewConsumer(s.cfg, reader, s.Proc, s.log).Run(gctx)
+		if cerr := reader.Close(); cerr != nil && err == nil {
+			s.log.Warn("close consumer", "error", cerr)
+		}
+		st := &s.Proc.Stats
+		s.log.Info("featurize stopped", "messages", st.Messages.Load(), "applied", st.Applied.Load(),
+			"duplicates", st.Duplicates.Load(), "late", st.Late.Load(), "undecodable", st.Undecodable.Load())
+		return err
+	})
+	return g.Wait()
+}
+
+// waitForTopics creates missing topics, retrying until Kafka answers.
+func waitForTopics(ctx context.Context, kc broker.Config, topics []string, log *slog.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kc.EnsureTopics(tctx, topics)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("kafka not ready; retrying", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

@@ -1,0 +1,249 @@
+package featurize
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+type fixture struct {
+	reg   *schemas.Registry
+	st    *store.Redis
+	cfg   Config
+	evs   []events.Event
+	valid []events.Event // what featurize must apply (valid, not late)
+}
+
+// newFixture publishes a stream of example transactions, out of order, with
+// undecodable messages among them, to a fresh topic.
+func newFixture(t *testing.T, n int) *fixture {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	f := &fixture{reg: reg, st: store.NewRedis(rc, testenv.Unique("featurize-test:"))}
+	f.cfg = defaultConfig(t)
+	f.cfg.Kafka.Brokers = testenv.Kafka(t)
+	f.cfg.Kafka.TopicPrefix = testenv.Unique("featurize-test.")
+	f.cfg.Kafka.Partitions = 3
+	f.cfg.GroupID = testenv.Unique("group-")
+	f.cfg.BatchSize = 97 // odd, so batches straddle entities and partitions
+	require.NoError(t, f.cfg.Validate())
+
+	ev := reg.Events["transaction"]
+	rng := rand.New(rand.NewPCG(7, 7))
+	base := int64(1_717_000_000_000)
+	for i := range n {
+		// Up to 20 minutes out of order: within user_spend's 1h lateness.
+		ts := base + int64(i)*1000 - rng.Int64N(20*60*1000)
+		raw := fmt.Sprintf(`{"txn_id":"t%d","user_id":"u%d","merchant_id":"m%d","amount":%d.5,"items":%d,"ts":%d}`,
+			i, rng.IntN(20), rng.IntN(5), rng.IntN(100), rng.IntN(4), ts)
+		e, err := events.Decode(ev, []byte(raw))
+		require.NoError(t, err)
+		f.evs = append(f.evs, e)
+	}
+	f.valid = f.evs
+
+	ctx := context.Background()
+	topic := f.cfg.Kafka.Topic("transaction")
+	require.NoError(t, f.cfg.Kafka.EnsureTopics(ctx, []string{topic}))
+	w := f.cfg.Kafka.NewWriter()
+	t.Cleanup(func() { _ = w.Close() })
+	var msgs []kafka.Message
+	for i := range f.evs {
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(f.evs[i].Key()), Value: f.evs[i].AppendJSON(nil)})
+		if i%50 == 0 {
+			// Written by another tool: must be counted and skipped.
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte("u1"), Value: []byte(`not json`)},
+				kafka.Message{Topic: topic, Key: []byte("u2"), Value: []byte(`{"user_id":"u2","amount":"12","ts":1}`)})
+		}
+	}
+	require.NoError(t, w.WriteMessages(ctx, msgs...))
+	return f
+}
+
+// defaultConfig is the configuration with every flag at its default.
+func defaultConfig(tb testing.TB) Config {
+	var c Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(tb, fs.Parse(nil))
+	return c
+}
+
+// run runs a featurize service until it has consumed want messages.
+func (f *fixture) run(t *testing.T, want int64) *Service {
+	svc, err := NewService(f.cfg, f.reg, f.st, quiet())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, l) }()
+	deadline := time.After(60 * time.Second)
+	for svc.Proc.Stats.Messages.Load() < want {
+		select {
+		case err := <-done:
+			t.Fatalf("featurize stopped early: %v", err)
+		case <-deadline:
+			t.Fatalf("featurize consumed %d of %d messages in 60s", svc.Proc.Stats.Messages.Load(), want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+	return svc
+}
+
+// requireServed compares the store with tiles built in memory from the
+// events that must have been applied, at the newest event time and later.
+func (f *fixture) requireServed(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range f.reg.ViewsOf("transaction") {
+		l, err := aggregate.NewLayout(v)
+		require.NoError(t, err)
+		want := map[string]*aggregate.Tiles{}
+		var ents []string
+		for i := range f.valid {
+			ent := f.valid[i].Values[l.EntityIndex()]
+			if !ent.Present() {
+				continue
+			}
+			if want[ent.Text()] == nil {
+				want[ent.Text()] = l.NewTiles()
+				ents = append(ents, ent.Text())
+			}
+			want[ent.Text()].Add(&f.valid[i])
+		}
+		got, err := f.st.Read(ctx, l, ents)
+		require.NoError(t, err)
+		for i, ent := range ents {
+			ws := want[ent].State()
+			require.Equal(t, ws.EventTime, got[i].EventTime, "%s %s", v.Name, ent)
+			for _, at := range []int64{ws.EventTime, ws.EventTime + 30*60*1000, ws.EventTime + 3*3600*1000} {
+				for fi, feat := range v.Features {
+					w, g := l.Value(ws, fi, at), l.Value(got[i], fi, at)
+					require.Equal(t, w.Kind, g.Kind, "%s %s %s at %d", v.Name, ent, feat.Name, at)
+					require.InDelta(t, w.Float(), g.Float(), 1e-6, "%s %s %s at %d", v.Name, ent, feat.Name, at)
+					require.Equal(t, w.S, g.S)
+					require.Equal(t, w.B, g.B)
+				}
+			}
+		}
+	}
+}
+
+func TestFeaturizeAppliesEveryEventOnce(t *testing.T) {
+	f := newFixture(t, 2000)
+	total := int64(len(f.evs) + 2*((len(f.evs)+49)/50))
+	svc := f.run(t, total)
+	st := &svc.Proc.Stats
+	require.Equal(t, int64(2*((len(f.evs)+49)/50)), st.Undecodable.Load())
+	require.Zero(t, st.Late.Load())
+	// Two views; merchant_id is always present here.
+	require.Equal(t, int64(2*len(f.evs)), st.Applied.Load())
+	f.requireServed(t)
+
+	// A second group re-reads the whole topic: a Redis that already holds
+	// every update must change nothing.
+	f.cfg.GroupID = testenv.Unique("group-again-")
+	svc = f.run(t, total)
+	require.Zero(t, svc.Proc.Stats.Applied.Load())
+	require.Equal(t, int64(2*len(f.evs)), svc.Proc.Stats.Duplicates.Load())
+	f.requireServed(t)
+}
+
+// fakeSource replays messages and records commits, for the loop's logic.
+type fakeSource struct {
+	msgs    []kafka.Message
+	next    int
+	commits []kafka.Message
+}
+
+func (s *fakeSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	if s.next < len(s.msgs) {
+		s.next++
+		return s.msgs[s.next-1], nil
+	}
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (s *fakeSource) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	s.commits = append(s.commits, msgs...)
+	return nil
+}
+
+func (s *fakeSource) Close() error { return nil }
+
+func TestLatenessIsJudgedPerPartitionInEventTime(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	kc := defaultConfig(t).Kafka
+	p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("late-test:")), kc, quiet())
+	require.NoError(t, err)
+	topic := kc.Topic("transaction")
+	msg := func(part int, off int64, ts string) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: part, Offset: off,
+			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
+	}
+	// 2019 events: lateness is measured against the partition's highest
+	// event time, never the wall clock.
+	b := p.Plan([]kafka.Message{
+		msg(0, 0, "2019-01-02T12:00:00Z"),
+		msg(0, 1, "2019-01-02T10:30:00Z"), // 1.5h late: dropped by user_spend (1h), kept by merchant_activity (24h)
+		msg(1, 0, "2019-01-02T09:00:00Z"), // another partition: its own watermark
+		msg(0, 2, "2019-01-01T00:00:00Z"), // 36h late: dropped by both
+	})
+	require.Equal(t, int64(3), b.late)
+	require.NoError(t, p.Apply(context.Background(), b))
+	require.Equal(t, int64(5), p.Stats.Applied.Load())
+}
+
+func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	cfg := defaultConfig(t)
+	cfg.BatchSize = 4
+	p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("commit-test:")), cfg.Kafka, quiet())
+	require.NoError(t, err)
+	topic := cfg.Kafka.Topic("transaction")
+	src := &fakeSource{}
+	for i := range 10 {
+		src.msgs = append(src.msgs, kafka.Message{Topic: topic, Partition: i % 2, Offset: int64(i / 2),
+			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1000+i))})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- NewConsumer(cfg, src, p, quiet()).Run(ctx) }()
+	for p.Stats.Messages.Load() < 10 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	// Batches of 4: {0..3}, {4..7}, {8,9}: one commit per partition each.
+	var got []string
+	for _, m := range src.commits {
+		got = append(got, fmt.Sprintf("%d@%d", m.Partition, m.Offset))
+	}
+	require.ElementsMatch(t, []string{"0@1", "1@1", "0@3", "1@3", "0@4", "1@4"}, got)
+}
