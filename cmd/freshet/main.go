@@ -1,0 +1,49 @@
+// Command freshet is the all-in-one dev mode and the small tools:
+//
+//	freshet dev                 everything embedded, serving live features
+//	freshet validate [PATH]     check feature definitions
+//	freshet config [SERVICE]    the settings table of each service
+//	freshet kafka [--addr A]    a standalone Kafka-protocol broker for tests
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: freshet COMMAND [flags]
+
+commands:
+  dev        run Kafka (kfake), Redis (miniredis), ingest, featurize and serve in one process
+  validate   check feature definitions: freshet validate [PATH]
+  config     print the settings of every service as a Markdown table
+  kafka      run a standalone in-memory Kafka-protocol broker (kfake), for tests
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "dev":
+		err = dev(args)
+	case "validate":
+		err = validate(args)
+	case "config":
+		err = printConfig(args)
+	case "kafka":
+		err = runKafka(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "freshet: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "freshet %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

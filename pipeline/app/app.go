@@ -1,0 +1,104 @@
+// Package app is what every freshet command does before and around its
+// component: read settings from flags and FRESHET_* variables, set up
+// logging, load the definitions, and run until SIGINT or SIGTERM. Commands
+// stay a few lines long.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/freshet-ml/freshet/pipeline/config"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Common is the settings every service has.
+type Common struct {
+	Schemas   string
+	LogLevel  string
+	LogFormat string
+}
+
+// RegisterFlags registers the settings with their defaults.
+func (c *Common) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Schemas, "schemas", "schemas/example", "feature definitions: a YAML file or a directory of *.yaml files")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+}
+
+// Validate reports the first invalid setting.
+func (c *Common) Validate() error {
+	if c.Schemas == "" {
+		return errors.New("schemas: a file or directory of definitions is required")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log-format: %q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Logger builds the process logger, writing to w.
+func (c *Common) Logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Load loads and checks the definitions.
+func (c *Common) Load() (*schemas.Registry, error) { return schemas.Load(c.Schemas) }
+
+// Validator is a component config.
+type Validator interface{ Validate() error }
+
+// Parse parses args and the environment into fs and validates every config;
+// it exits with status 2 and a clear message on a bad setting.
+func Parse(fs *flag.FlagSet, args []string, cfgs ...Validator) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nEvery flag can also be set with the FRESHET_* environment variable of the same name.\n\n", fs.Name())
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		os.Exit(2)
+	}
+	var errs []string
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n  %s\n", fs.Name(), strings.Join(errs, "\n  "))
+		os.Exit(2)
+	}
+}
+
+// Context is canceled on SIGINT or SIGTERM.
+func Context() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Fatal logs err and exits 1.
+func Fatal(log *slog.Logger, msg string, err error) {
+	log.Error(msg, "error", err)
+	os.Exit(1)
+}
