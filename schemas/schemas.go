@@ -145,9 +145,9 @@ func (v *View) MaxHop() int64 {
 	return m
 }
 
-// Retention is how far before an entity's newest event its state is kept, in
-// ms: the largest window plus the largest hop. Lookups as of an earlier time
-// are not exact.
+// Retention is how far before an entity's newest event lookups stay exact,
+// in ms: the largest window plus the largest hop. Lookups as of an earlier
+// time are not exact: the tiles they need have been dropped.
 func (v *View) Retention() int64 { return v.MaxWindow() + v.MaxHop() }
 
 // Registry is a loaded, checked set of definitions.

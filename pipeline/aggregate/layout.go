@@ -82,7 +82,9 @@ func (c Column) ops() string {
 // Group is every column kept at one hop.
 type Group struct {
 	Hop int64
-	// Keep is how many tiles before the newest one are kept per entity.
+	// Keep is how many tiles before the newest one are kept per entity:
+	// enough for exact lookups as of any time within the view's retention
+	// before the entity's newest event.
 	Keep    int64
 	Columns []Column
 }
@@ -135,9 +137,11 @@ func NewLayout(v *schemas.View) (*Layout, error) {
 		hopList = append(hopList, h)
 	}
 	sort.Slice(hopList, func(i, j int) bool { return hopList[i] < hopList[j] })
-	retention := v.Retention()
+	// Lookups as of any time within the retention before the newest event
+	// are exact, so tiles reach back a further largest window.
+	reach := v.Retention() + v.MaxWindow()
 	for _, h := range hopList {
-		g := Group{Hop: h, Keep: (retention+h-1)/h + 1}
+		g := Group{Hop: h, Keep: (reach+h-1)/h + 1}
 		cols := map[string]*Column{}
 		for _, f := range v.Features {
 			if f.Hop != h {

@@ -159,9 +159,9 @@ func requireStateMatches(t *testing.T, r *Redis, l *aggregate.Layout, s []source
 		require.True(t, got[i].Found)
 		require.Equal(t, ws.EventTime, got[i].EventTime, "event time of %s", ent)
 		for fi, f := range l.View.Features {
-			// Exact lookups: the window's first tile lies within the
-			// retention before the newest event.
-			from := ws.EventTime - (l.View.Retention() - f.Window - f.Hop)
+			// Lookups as of any time within the retention before the
+			// newest event are exact.
+			from := ws.EventTime - l.View.Retention()
 			for at := from; at <= ws.EventTime+300; at += 7 {
 				w, g := l.Value(ws, fi, at), l.Value(got[i], fi, at)
 				require.Equal(t, w.Kind, g.Kind, "%s %s at %d", ent, f.Name, at)
@@ -254,7 +254,7 @@ func requireStateMatchesRecent(t *testing.T, r *Redis, l *aggregate.Layout, s []
 	ws := want.State()
 	got, err := r.Read(context.Background(), l, []string{"busy"})
 	require.NoError(t, err)
-	for at := ws.EventTime; at < ws.EventTime+300; at += 5 {
+	for at := ws.EventTime - l.View.Retention(); at < ws.EventTime+300; at += 5 {
 		for fi := range l.View.Features {
 			require.Equal(t, l.Value(ws, fi, at), l.Value(got[0], fi, at), "feature %s at %d", l.View.Features[fi].Name, at)
 		}
