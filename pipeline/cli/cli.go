@@ -9,8 +9,48 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
+	"github.com/freshet-ml/freshet/pipeline/ingest"
+	"github.com/freshet-ml/freshet/pipeline/serve"
 	"github.com/freshet-ml/freshet/pipeline/store"
 )
+
+// Ingest is the ingest service's settings.
+type Ingest struct {
+	Common app.Common
+	Ingest ingest.Config
+}
+
+// NewIngest registers ingest's settings on a new flag set.
+func NewIngest() (*Ingest, *flag.FlagSet) {
+	c := &Ingest{}
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	c.Common.RegisterFlags(fs)
+	c.Ingest.RegisterFlags(fs)
+	return c, fs
+}
+
+// Validators are the parts to validate after parsing.
+func (c *Ingest) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Ingest} }
+
+// Serve is the serve service's settings.
+type Serve struct {
+	Common app.Common
+	Serve  serve.Config
+	Store  store.Config
+}
+
+// NewServe registers serve's settings on a new flag set.
+func NewServe() (*Serve, *flag.FlagSet) {
+	c := &Serve{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.Common.RegisterFlags(fs)
+	c.Serve.RegisterFlags(fs)
+	c.Store.RegisterFlags(fs)
+	return c, fs
+}
+
+// Validators are the parts to validate after parsing.
+func (c *Serve) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Serve, &c.Store} }
 
 // Featurize is the featurize service's settings.
 type Featurize struct {
@@ -36,6 +76,8 @@ func (c *Featurize) Validators() []app.Validator {
 
 // FlagSets returns a fresh flag set of every service, by name.
 func FlagSets() map[string]*flag.FlagSet {
+	_, i := NewIngest()
 	_, f := NewFeaturize()
-	return map[string]*flag.FlagSet{"featurize": f}
+	_, s := NewServe()
+	return map[string]*flag.FlagSet{"ingest": i, "featurize": f, "serve": s}
 }

@@ -87,6 +87,14 @@ type Stats struct {
 	Batches     atomic.Int64
 }
 
+// Snapshot returns the counts by name, as GET /v1/stats shows them.
+func (s *Stats) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"messages": s.Messages.Load(), "undecodable": s.Undecodable.Load(), "applied": s.Applied.Load(),
+		"duplicates": s.Duplicates.Load(), "late": s.Late.Load(), "no_entity": s.NoEntity.Load(), "batches": s.Batches.Load(),
+	}
+}
+
 // topicRoute is what featurize does with one topic's messages.
 type topicRoute struct {
 	event *schemas.Event
@@ -389,6 +397,9 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 			return fmt.Errorf("online store: %w", err)
 		}
 		return s.cfg.Kafka.CheckTopics(ctx, topics)
+	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, s.Proc.Stats.Snapshot())
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpx.Serve(gctx, l, httpx.Recover(s.log, mux), 5*time.Second) })

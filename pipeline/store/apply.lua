@@ -117,14 +117,54 @@ for k = 1, #KEYS do
   local key = KEYS[k]
   local nunits = tonumber(ARGV[pos])
   pos = pos + 1
-  local newest = tonumber(redis.call('HGET', key, '_e'))
-  local lows = {}
+
+  -- Read every field the key's units need in one HMGET: its newest event
+  -- time, each group's lowest tile, each unit's offset and every tile.
+  local names, seen = { '_e' }, { _e = true }
+  local function want(f)
+    if not seen[f] then
+      seen[f] = true
+      names[#names + 1] = f
+    end
+  end
+  for g = 0, #groups - 1 do
+    want('_l:' .. g)
+  end
+  local p = pos
+  for _ = 1, nunits do
+    want('_o:' .. ARGV[p])
+    local ntiles = tonumber(ARGV[p + 4])
+    p = p + 5
+    for _ = 1, ntiles do
+      want(ARGV[p] .. ':' .. ARGV[p + 1])
+      p = p + 3
+    end
+  end
+  local got = redis.call('HMGET', key, unpack(names))
+  local cur = {}
+  for i, f in ipairs(names) do
+    if got[i] then
+      cur[f] = got[i]
+    end
+  end
+
+  local dirty, ndirty = {}, 0
+  local function set(f, v)
+    if not dirty[f] then
+      dirty[f] = true
+      ndirty = ndirty + 1
+      dirty[ndirty] = f
+    end
+    cur[f] = v
+  end
+
+  local newest = tonumber(cur['_e'])
   local touched = false
   for _ = 1, nunits do
     local src, first, last, maxt, ntiles =
       ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3]), tonumber(ARGV[pos + 4])
     pos = pos + 5
-    local done = tonumber(redis.call('HGET', key, '_o:' .. src)) or -1
+    local done = tonumber(cur['_o:' .. src]) or -1
     if done >= last then
       out[#out + 1] = 1
       pos = pos + 3 * ntiles
@@ -142,65 +182,74 @@ for k = 1, #KEYS do
         -- never read exactly again: don't write them.
         if idx >= math.floor(newest / grp.hop) - grp.keep then
           local field = ARGV[pos] .. ':' .. ARGV[pos + 1]
-          local old = redis.call('HGET', key, field)
+          local old = cur[field]
           if old then
             packed = merge(grp.ops, old, packed)
           end
-          redis.call('HSET', key, field, packed)
-          if lows[g] == nil then
-            lows[g] = tonumber(redis.call('HGET', key, '_l:' .. g)) or idx
-          end
-          if idx < lows[g] then
-            lows[g] = idx
+          set(field, packed)
+          local lf = '_l:' .. g
+          local lo = tonumber(cur[lf])
+          if lo == nil or idx < lo then
+            set(lf, idx)
           end
         end
         pos = pos + 3
       end
-      redis.call('HSET', key, '_o:' .. src, last)
+      set('_o:' .. src, last)
       touched = true
       out[#out + 1] = 0
     end
   end
+
   if touched then
-    redis.call('HSET', key, '_e', num(newest))
+    set('_e', num(newest))
     -- Drop tiles past the retention, in one sweep once the oldest is a
     -- quarter of the retention behind, so the sweep's cost is amortized.
     local sweep = false
     for g, grp in ipairs(groups) do
-      local lo = lows[g - 1]
-      if lo == nil then
-        lo = tonumber(redis.call('HGET', key, '_l:' .. (g - 1)))
-        lows[g - 1] = lo
-      end
+      local lo = tonumber(cur['_l:' .. (g - 1)])
       local cutoff = math.floor(newest / grp.hop) - grp.keep
       if lo ~= nil and lo < cutoff - math.max(1, math.floor(grp.keep / 4)) then
         sweep = true
       end
     end
     if sweep then
-      local fields = redis.call('HKEYS', key)
-      local fresh = {}
-      for _, f in ipairs(fields) do
+      local fresh, gone = {}, {}
+      for _, f in ipairs(redis.call('HKEYS', key)) do
         local g, idx = string.match(f, '^(%d+):(%-?%d+)$')
         if g then
           g, idx = tonumber(g), tonumber(idx)
           local grp = groups[g + 1]
           if grp == nil or idx < math.floor(newest / grp.hop) - grp.keep then
-            redis.call('HDEL', key, f)
+            gone[#gone + 1] = f
           elseif fresh[g] == nil or idx < fresh[g] then
             fresh[g] = idx
           end
         end
       end
+      if #gone > 0 then
+        redis.call('HDEL', key, unpack(gone))
+      end
       for g = 0, #groups - 1 do
-        lows[g] = fresh[g]
         if fresh[g] == nil then
+          cur['_l:' .. g] = nil
+          dirty['_l:' .. g] = nil
           redis.call('HDEL', key, '_l:' .. g)
+        else
+          set('_l:' .. g, fresh[g])
         end
       end
     end
-    for g, lo in pairs(lows) do
-      redis.call('HSET', key, '_l:' .. g, lo)
+    local args, n = {}, 0
+    for i = 1, ndirty do
+      local f = dirty[i]
+      if dirty[f] then
+        args[n + 1], args[n + 2] = f, cur[f]
+        n = n + 2
+      end
+    end
+    if n > 0 then
+      redis.call('HSET', key, unpack(args))
     end
     if ttl > 0 then
       redis.call('PEXPIRE', key, ttl)

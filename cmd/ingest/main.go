@@ -1,0 +1,79 @@
+// Command ingest accepts events over HTTP, validates them and publishes them
+// to Kafka; `ingest replay` publishes the events of files.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/cli"
+	"github.com/freshet-ml/freshet/pipeline/config"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/ingest"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "replay" {
+		replay(os.Args[2:])
+		return
+	}
+	cfg, fs := cli.NewIngest()
+	app.Parse(fs, os.Args[1:], cfg.Validators()...)
+	log := cfg.Common.Logger(os.Stderr)
+	log.Info("starting ingest", config.Effective(fs)...)
+
+	reg, err := cfg.Common.Load()
+	if err != nil {
+		app.Fatal(log, "load definitions", err)
+	}
+	w := cfg.Ingest.Kafka.NewWriter()
+	defer w.Close()
+	srv := ingest.NewServer(reg, ingest.NewPublisher(cfg.Ingest.Kafka, w), cfg.Ingest, log)
+	l, err := httpx.Listen(cfg.Ingest.HTTPAddr)
+	if err != nil {
+		app.Fatal(log, "listen", err)
+	}
+	ctx, stop := app.Context()
+	defer stop()
+	if err := srv.Run(ctx, l); err != nil {
+		app.Fatal(log, "ingest", err)
+	}
+}
+
+// replay is `ingest replay --event NAME [--speed X] [--max-errors N]
+// [--rejects FILE] FILE...`.
+func replay(args []string) {
+	cfg, fs := cli.NewIngest()
+	fs.Init("ingest replay", fs.ErrorHandling())
+	opt := ingest.ReplayFlags(fs)
+	app.Parse(fs, args, cfg.Validators()...)
+	log := cfg.Common.Logger(os.Stderr)
+	opt.Files = fs.Args()
+	reg, err := cfg.Common.Load()
+	if err != nil {
+		app.Fatal(log, "load definitions", err)
+	}
+	if reg.Events[opt.Event] == nil {
+		app.Fatal(log, "replay", fmt.Errorf("--event %q is not an event type of %s", opt.Event, cfg.Common.Schemas))
+	}
+	ctx, stop := app.Context()
+	defer stop()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = cfg.Ingest.Kafka.EnsureTopics(tctx, []string{cfg.Ingest.Kafka.Topic(opt.Event)})
+	cancel()
+	if err != nil {
+		app.Fatal(log, "create topic", err)
+	}
+	w := cfg.Ingest.Kafka.NewWriter()
+	_, err = ingest.Replay(ctx, reg, ingest.NewPublisher(cfg.Ingest.Kafka, w), *opt)
+	if cerr := w.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		log.Error("replay failed", "error", err)
+		os.Exit(1)
+	}
+}

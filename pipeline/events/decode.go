@@ -1,0 +1,297 @@
+package events
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// fieldState is what an object said about one declared field.
+type fieldState uint8
+
+const (
+	missing fieldState = iota
+	set
+	null
+	wrong
+)
+
+// Decode decodes and validates one event of type t from data, which must be
+// exactly one JSON object (surrounding whitespace allowed). Every error is a
+// *FieldError; Decode never panics, whatever data holds.
+//
+// Each declared field takes exactly one JSON type: a string field a string;
+// an int field an integer (no fraction or exponent) that fits in an int64; a
+// float field any number; a bool field true or false; a timestamp field an
+// RFC 3339 string (any offset) or an integer of epoch milliseconds, kept as
+// epoch ms (sub-millisecond digits are truncated towards the past).
+//
+// A missing or null optional field is Absent; a missing or null required
+// field is an error. Fields not in the schema are skipped whatever their
+// type, but must still be valid JSON. When a key repeats, the last value
+// wins, as in encoding/json. Strings are decoded as encoding/json decodes
+// them: invalid UTF-8 bytes and unpaired surrogate escapes become U+FFFD.
+//
+// Malformed JSON anywhere in data is reported first; otherwise, when several
+// fields are wrong, the error names the first in the schema's declaration
+// order.
+func Decode(t *schemas.Event, data []byte) (Event, error) {
+	if t == nil {
+		return Event{}, &FieldError{Reason: "no event type to decode against"}
+	}
+	s := scanner{data: data}
+	s.skipSpace()
+	if s.pos >= len(data) {
+		return Event{}, s.syntaxError("")
+	}
+	if c := data[s.pos]; c != '{' {
+		if k := jsonKind(c); k != "" {
+			return Event{}, &FieldError{Reason: "expected a JSON object, got " + k}
+		}
+		return Event{}, s.syntaxError(" looking for beginning of value")
+	}
+	s.pos++
+
+	n := len(t.Fields)
+	longest := 0
+	for _, f := range t.Fields {
+		longest = max(longest, len(f.Name))
+	}
+	ev := Event{Type: t, Values: make([]Value, n)}
+	var statesBuf [64]fieldState
+	var states []fieldState
+	if n <= len(statesBuf) {
+		states = statesBuf[:n]
+	} else {
+		states = make([]fieldState, n)
+	}
+	var reasons []string // by field index, allocated at the first wrong value
+	hint := 0            // where lookup tries first
+
+	s.skipSpace()
+	if s.pos < len(data) && data[s.pos] == '}' {
+		s.pos++
+	} else {
+		for {
+			s.skipSpace()
+			if s.pos >= len(data) || data[s.pos] != '"' {
+				return Event{}, s.syntaxError(" looking for beginning of object key string")
+			}
+			raw, plain, err := s.str()
+			if err != nil {
+				return Event{}, err
+			}
+			s.skipSpace()
+			if err := s.expect(':', " after object key"); err != nil {
+				return Event{}, err
+			}
+			s.skipSpace()
+			if i := s.lookup(t, raw, plain, hint, longest); i >= 0 {
+				hint = i + 1
+				st, reason, err := s.value(&t.Fields[i], &ev.Values[i])
+				if err != nil {
+					return Event{}, err
+				}
+				states[i] = st
+				if st != set {
+					ev.Values[i] = Value{}
+				}
+				if st == wrong {
+					if reasons == nil {
+						reasons = make([]string, n)
+					}
+					reasons[i] = reason
+				}
+			} else if err := s.skip(1); err != nil {
+				return Event{}, err
+			}
+			s.skipSpace()
+			if s.pos < len(data) && data[s.pos] == ',' {
+				s.pos++
+				continue
+			}
+			if s.pos < len(data) && data[s.pos] == '}' {
+				s.pos++
+				break
+			}
+			return Event{}, s.syntaxError(" after object key:value pair")
+		}
+	}
+	s.skipSpace()
+	if s.pos < len(data) {
+		return Event{}, s.syntaxError(" after top-level value")
+	}
+
+	for i := range t.Fields {
+		f := &t.Fields[i]
+		switch states[i] {
+		case wrong:
+			return Event{}, &FieldError{Field: f.Name, Reason: reasons[i]}
+		case missing:
+			if f.Required {
+				return Event{}, &FieldError{Field: f.Name, Reason: "required field is missing"}
+			}
+		case null:
+			if f.Required {
+				return Event{}, &FieldError{Field: f.Name, Reason: "required field is null"}
+			}
+		case set:
+			if f.Type == schemas.Timestamp && f.Name == t.Timestamp {
+				ev.Time = ev.Values[i].I
+			}
+		}
+	}
+	return ev, nil
+}
+
+// lookup returns the position in t.Fields of the field named by the raw key,
+// or -1. Senders usually write fields in declaration order, and the
+// normalized form always does, so the field after the previous one (at hint)
+// is tried before the map; longest is the length of the longest field name,
+// so that longer keys cost no lookup.
+func (s *scanner) lookup(t *schemas.Event, raw []byte, plain bool, hint, longest int) int {
+	key := raw
+	if !plain {
+		s.scratch = unquote(s.scratch[:0], raw)
+		key = s.scratch
+	}
+	if len(key) > longest {
+		return -1
+	}
+	if hint < len(t.Fields) && t.Fields[hint].Name == string(key) && t.Fields[hint].Index == hint {
+		return hint
+	}
+	f, ok := t.Field(string(key))
+	if !ok || f.Index < 0 || f.Index >= len(t.Fields) || t.Fields[f.Index].Name != f.Name {
+		return -1
+	}
+	return f.Index
+}
+
+// value decodes the value at pos for field f. When it returns the state set,
+// it has stored the value in v, assigning only the members of the field's
+// kind (v is zero or holds an earlier value of the same field). A value of
+// the wrong type is not a syntax error: it returns the state wrong and a
+// reason, and is consumed like any other.
+func (s *scanner) value(f *schemas.Field, v *Value) (fieldState, string, *FieldError) {
+	if s.pos >= len(s.data) {
+		return 0, "", s.syntaxError("")
+	}
+	switch c := s.data[s.pos]; c {
+	case 'n':
+		if err := s.literal("null"); err != nil {
+			return 0, "", err
+		}
+		return null, "", nil
+	case 't', 'f':
+		b := c == 't'
+		word := "false"
+		if b {
+			word = "true"
+		}
+		if err := s.literal(word); err != nil {
+			return 0, "", err
+		}
+		if f.Type != schemas.Bool {
+			return mismatch(f, "bool")
+		}
+		v.Kind, v.B = Bool, b
+		return set, "", nil
+	case '"':
+		raw, plain, err := s.str()
+		if err != nil {
+			return 0, "", err
+		}
+		switch f.Type {
+		case schemas.String:
+			v.Kind, v.S = String, s.text(raw, plain)
+			return set, "", nil
+		case schemas.Timestamp:
+			if !plain {
+				s.scratch = unquote(s.scratch[:0], raw)
+				raw = s.scratch
+			}
+			ts, err := time.Parse(time.RFC3339Nano, string(raw))
+			if err != nil {
+				return wrong, timeReason(string(raw), err), nil
+			}
+			v.Kind, v.I = Time, ts.UnixMilli()
+			return set, "", nil
+		}
+		return mismatch(f, "string")
+	case '{', '[':
+		if err := s.skip(1); err != nil {
+			return 0, "", err
+		}
+		return mismatch(f, jsonKind(c))
+	}
+	text, integer, err := s.number()
+	if err != nil {
+		return 0, "", err
+	}
+	switch f.Type {
+	case schemas.Int, schemas.Timestamp:
+		if !integer {
+			break
+		}
+		i, ok := parseInt(text)
+		if !ok {
+			return wrong, "expected " + expectation(f.Type) + ", got " + clip(string(text)) + " (out of int64 range)", nil
+		}
+		kind := Int
+		if f.Type == schemas.Timestamp {
+			kind = Time
+		}
+		v.Kind, v.I = kind, i
+		return set, "", nil
+	case schemas.Float:
+		x, err := strconv.ParseFloat(string(text), 64)
+		if err != nil {
+			return wrong, "expected float, got " + clip(string(text)) + " (out of float64 range)", nil
+		}
+		v.Kind, v.F = Float, x
+		return set, "", nil
+	}
+	if integer {
+		return mismatch(f, "int "+clip(string(text)))
+	}
+	return mismatch(f, "float "+clip(string(text)))
+}
+
+func mismatch(f *schemas.Field, got string) (fieldState, string, *FieldError) {
+	return wrong, "expected " + expectation(f.Type) + ", got " + got, nil
+}
+
+func expectation(t schemas.FieldType) string {
+	if t == schemas.Timestamp {
+		return "timestamp (RFC 3339 string or integer epoch milliseconds)"
+	}
+	return string(t)
+}
+
+// timeReason explains why value is not an RFC 3339 timestamp without
+// repeating the value and layout that time.ParseError spells out.
+func timeReason(value string, err error) string {
+	msg := err.Error()
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		if pe.Message != "" {
+			msg = strings.TrimPrefix(pe.Message, ": ")
+		} else {
+			msg = "cannot parse " + strconv.Quote(clip(pe.ValueElem)) + " as " + strconv.Quote(pe.LayoutElem)
+		}
+	}
+	return "invalid timestamp " + strconv.Quote(clip(value)) + ": " + msg
+}
+
+// clip shortens text quoted in error reasons.
+func clip(text string) string {
+	const limit = 64
+	if len(text) <= limit {
+		return text
+	}
+	return strings.ToValidUTF8(text[:limit], "") + "..."
+}

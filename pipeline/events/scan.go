@@ -1,0 +1,407 @@
+package events
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth is the deepest nesting of arrays and objects accepted, counting
+// the top-level object, as in encoding/json.
+const maxDepth = 10000
+
+// plainString marks the bytes that stand for themselves inside a JSON string,
+// both when reading and when writing: printable ASCII (and DEL) except the
+// quote and the backslash.
+var plainString = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanner reads JSON text from data at pos. Its methods leave pos just after
+// what they read and report malformed input as a *FieldError.
+type scanner struct {
+	data []byte
+	pos  int
+	// scratch holds decoded strings that needed unescaping; reused.
+	scratch []byte
+}
+
+// skipSpace skips JSON whitespace: space, tab, newline and carriage return.
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.data) {
+		if c := s.data[s.pos]; c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return
+		}
+		s.pos++
+	}
+}
+
+// syntaxError reports the byte at pos as unexpected (or the end of input).
+func (s *scanner) syntaxError(context string) *FieldError {
+	if s.pos >= len(s.data) {
+		return &FieldError{Reason: "invalid JSON: unexpected end of input"}
+	}
+	return &FieldError{Reason: "invalid JSON: invalid character " + quoteChar(s.data[s.pos]) + context +
+		" at offset " + strconv.Itoa(s.pos)}
+}
+
+func quoteChar(c byte) string {
+	if c >= utf8.RuneSelf {
+		return "byte 0x" + string(hexDigits[c>>4]) + string(hexDigits[c&0xF])
+	}
+	return strconv.QuoteRune(rune(c))
+}
+
+// expect consumes c or fails.
+func (s *scanner) expect(c byte, context string) *FieldError {
+	if s.pos < len(s.data) && s.data[s.pos] == c {
+		s.pos++
+		return nil
+	}
+	return s.syntaxError(context)
+}
+
+// jsonKind names the kind of JSON value starting with c, or "" when no value
+// starts with c.
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return "number"
+	}
+	return ""
+}
+
+// literal consumes the literal word (true, false or null) at pos.
+func (s *scanner) literal(word string) *FieldError {
+	for i := 0; i < len(word); i++ {
+		if s.pos >= len(s.data) || s.data[s.pos] != word[i] {
+			return s.syntaxError(" in literal " + word)
+		}
+		s.pos++
+	}
+	return nil
+}
+
+// number consumes a JSON number at pos and returns its text and whether it is
+// an integer (no fraction, no exponent).
+func (s *scanner) number() (text []byte, integer bool, err *FieldError) {
+	d := s.data
+	start := s.pos
+	i := s.pos
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		i++
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		s.pos = i
+		return nil, false, s.syntaxError(" in numeric literal")
+	}
+	integer = true
+	if i < len(d) && d[i] == '.' {
+		integer = false
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			s.pos = i
+			return nil, false, s.syntaxError(" after decimal point in numeric literal")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		integer = false
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			s.pos = i
+			return nil, false, s.syntaxError(" in exponent of numeric literal")
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	s.pos = i
+	return d[start:i], integer, nil
+}
+
+// parseInt parses the text of a JSON integer; ok is false when it does not fit
+// in an int64.
+func parseInt(text []byte) (n int64, ok bool) {
+	neg := len(text) > 0 && text[0] == '-'
+	digits := text
+	if neg {
+		digits = text[1:]
+	}
+	if len(digits) <= 18 { // cannot overflow
+		for _, c := range digits {
+			n = n*10 + int64(c-'0')
+		}
+		if neg {
+			n = -n
+		}
+		return n, true
+	}
+	n, err := strconv.ParseInt(string(text), 10, 64)
+	return n, err == nil
+}
+
+// str consumes a JSON string at pos (which holds the opening quote) and
+// returns its raw content between the quotes; plain is true when the content
+// needs no decoding: no escapes and valid UTF-8.
+func (s *scanner) str() (raw []byte, plain bool, err *FieldError) {
+	d := s.data
+	start := s.pos + 1 // after the opening quote
+	i := start
+	escaped, ascii := false, true
+	for {
+		for i < len(d) && plainString[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			s.pos = i
+			return nil, false, s.syntaxError("")
+		}
+		switch c := d[i]; {
+		case c == '"':
+			s.pos = i + 1
+			raw = d[start:i]
+			return raw, !escaped && (ascii || utf8.Valid(raw)), nil
+		case c == '\\':
+			escaped = true
+			i++
+			if i >= len(d) {
+				s.pos = i
+				return nil, false, s.syntaxError("")
+			}
+			switch d[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				i++
+				for range 4 {
+					if i >= len(d) || unhex(d[i]) < 0 {
+						s.pos = i
+						return nil, false, s.syntaxError(" in \\u hexadecimal character escape")
+					}
+					i++
+				}
+			default:
+				s.pos = i
+				return nil, false, s.syntaxError(" in string escape code")
+			}
+		case c < 0x20:
+			s.pos = i
+			return nil, false, s.syntaxError(" in string literal")
+		default:
+			ascii = false
+			i++
+		}
+	}
+}
+
+func unhex(c byte) rune {
+	switch {
+	case c >= '0' && c <= '9':
+		return rune(c - '0')
+	case c >= 'a' && c <= 'f':
+		return rune(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return rune(c - 'A' + 10)
+	}
+	return -1
+}
+
+// getu4 decodes \uXXXX at the start of b, or returns -1.
+func getu4(b []byte) rune {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		h := unhex(c)
+		if h < 0 {
+			return -1
+		}
+		r = r<<4 | h
+	}
+	return r
+}
+
+// unquote appends the decoded content of a string that str accepted: escapes
+// resolved, invalid UTF-8 bytes and unpaired surrogates replaced by U+FFFD,
+// exactly as encoding/json does.
+func unquote(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			switch e := raw[i+1]; e {
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r := getu4(raw[i:])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if dec := utf16.DecodeRune(r, getu4(raw[i:])); dec != utf8.RuneError {
+						i += 6
+						dst = utf8.AppendRune(dst, dec)
+						continue
+					}
+					r = utf8.RuneError
+				}
+				dst = utf8.AppendRune(dst, r)
+				continue
+			default: // '"', '\\', '/'
+				dst = append(dst, e)
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			dst = utf8.AppendRune(dst, r)
+			i += size
+		}
+	}
+	return dst
+}
+
+// text returns the decoded content of a string str accepted.
+func (s *scanner) text(raw []byte, plain bool) string {
+	if plain {
+		return string(raw)
+	}
+	s.scratch = unquote(s.scratch[:0], raw)
+	return string(s.scratch)
+}
+
+// skip consumes one JSON value of any kind at pos, validating it. depth is
+// the nesting depth of the container holding the value. Containers are
+// tracked on an explicit stack, so deep nesting cannot exhaust the goroutine
+// stack.
+func (s *scanner) skip(depth int) *FieldError {
+	var stackBuf [32]bool
+	stack := stackBuf[:0] // true for an object, false for an array
+	d := s.data
+	for {
+		// A value is expected at pos.
+		s.skipSpace()
+		if s.pos >= len(d) {
+			return s.syntaxError("")
+		}
+		switch c := d[s.pos]; c {
+		case '{', '[':
+			if depth+len(stack)+1 > maxDepth {
+				return &FieldError{Reason: "invalid JSON: exceeded max nesting depth " + strconv.Itoa(maxDepth) +
+					" at offset " + strconv.Itoa(s.pos)}
+			}
+			s.pos++
+			s.skipSpace()
+			if s.pos < len(d) && d[s.pos] == c+2 { // '}' is '{'+2, ']' is '['+2
+				s.pos++
+				break
+			}
+			stack = append(stack, c == '{')
+			if c == '{' {
+				if err := s.skipKey(); err != nil {
+					return err
+				}
+			}
+			continue
+		case '"':
+			if _, _, err := s.str(); err != nil {
+				return err
+			}
+		case 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		default:
+			if _, _, err := s.number(); err != nil {
+				return err
+			}
+		}
+		// A value has ended: close containers until one continues.
+		for {
+			if len(stack) == 0 {
+				return nil
+			}
+			s.skipSpace()
+			if s.pos >= len(d) {
+				return s.syntaxError("")
+			}
+			object := stack[len(stack)-1]
+			c := d[s.pos]
+			if c == ',' {
+				s.pos++
+				if object {
+					if err := s.skipKey(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if object && c == '}' || !object && c == ']' {
+				s.pos++
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			if object {
+				return s.syntaxError(" after object key:value pair")
+			}
+			return s.syntaxError(" after array element")
+		}
+	}
+}
+
+// skipKey consumes an object key and its colon.
+func (s *scanner) skipKey() *FieldError {
+	s.skipSpace()
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return s.syntaxError(" looking for beginning of object key string")
+	}
+	if _, _, err := s.str(); err != nil {
+		return err
+	}
+	s.skipSpace()
+	return s.expect(':', " after object key")
+}

@@ -1,0 +1,119 @@
+package featurize
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// exampleMessages makes n normalized transaction messages over the given
+// numbers of users and merchants, spaced apart in event time.
+func exampleMessages(tb testing.TB, reg *schemas.Registry, topic string, n, users, merchants int, spacing int64) []kafka.Message {
+	ev := reg.Events["transaction"]
+	rng := rand.New(rand.NewPCG(1, 2))
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		raw := fmt.Sprintf(`{"txn_id":"t%d","user_id":"u%d","merchant_id":"m%d","amount":%d.25,"items":%d,"card_present":true,"ts":%d}`,
+			i, rng.IntN(users), rng.IntN(merchants), rng.IntN(500), 1+rng.IntN(5), int64(1_717_000_000_000)+int64(i)*spacing)
+		e, err := events.Decode(ev, []byte(raw))
+		require.NoError(tb, err)
+		msgs[i] = kafka.Message{Topic: topic, Partition: i % 6, Offset: int64(i / 6), Key: []byte(e.Key()), Value: e.AppendJSON(nil)}
+	}
+	return msgs
+}
+
+// BenchmarkProcessBatch measures plan + apply of 5000-event micro-batches of
+// the example views into Redis: decoding, coalescing and the script.
+func BenchmarkProcessBatch(b *testing.B) {
+	// live: events 1ms apart, as a stream of 1000 events/s arrives (an
+	// entity's events in a batch share tiles); replay: 1s apart, as a
+	// replay of sparse history (they rarely do).
+	for _, c := range []struct {
+		name    string
+		users   int
+		spacing int64
+	}{{"live/users=1k", 1_000, 1}, {"live/users=10k", 10_000, 1}, {"live/users=100k", 100_000, 1}, {"replay/users=10k", 10_000, 1000}} {
+		users := c.users
+		b.Run(c.name, func(b *testing.B) {
+			reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
+			require.NoError(b, err)
+			_, rc := testenv.Redis(b)
+			cfg := defaultConfig(b)
+			p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("bench:")), cfg.Kafka, quiet())
+			require.NoError(b, err)
+			const batch = 5000
+			msgs := exampleMessages(b, reg, cfg.Kafka.Topic("transaction"), batch*20, users, users/10, c.spacing)
+			b.ResetTimer()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				j := (i % 20) * batch
+				chunk := msgs[j : j+batch]
+				if i >= 20 { // keep offsets increasing so nothing is a duplicate
+					chunk = append([]kafka.Message(nil), chunk...)
+					for k := range chunk {
+						chunk[k].Offset += int64(i/20) * int64(len(msgs))
+					}
+				}
+				require.NoError(b, p.Apply(context.Background(), p.Plan(chunk)))
+				n += batch
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkConsume measures featurize end to end from a topic holding the
+// events to Redis: fetch, decode, apply, commit.
+func BenchmarkConsume(b *testing.B) {
+	const n = 200_000
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
+	require.NoError(b, err)
+	_, rc := testenv.Redis(b)
+	cfg := defaultConfig(b)
+	cfg.Kafka.Brokers = testenv.Kafka(b)
+	cfg.Kafka.TopicPrefix = testenv.Unique("bench.")
+	topic := cfg.Kafka.Topic("transaction")
+	require.NoError(b, cfg.Kafka.EnsureTopics(context.Background(), []string{topic}))
+	w := cfg.Kafka.NewWriter()
+	w.BatchSize = 5000
+	defer w.Close()
+	msgs := exampleMessages(b, reg, topic, n, 10_000, 1_000, 1)
+	for i := range msgs {
+		msgs[i].Partition, msgs[i].Offset = 0, 0
+	}
+	for i := 0; i < n; i += 20_000 {
+		require.NoError(b, w.WriteMessages(context.Background(), msgs[i:i+20_000]...))
+	}
+	b.ResetTimer()
+	var rate float64
+	for i := 0; i < b.N; i++ {
+		cfg.GroupID = testenv.Unique("bench-group-")
+		st := store.NewRedis(rc, testenv.Unique("bench:"))
+		svc, err := NewService(cfg, reg, st, quiet())
+		require.NoError(b, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		reader := NewReader(cfg, svc.Proc.Topics())
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- NewConsumer(cfg, reader, svc.Proc, quiet()).Run(ctx) }()
+		for svc.Proc.Stats.Messages.Load() < n {
+			time.Sleep(5 * time.Millisecond)
+		}
+		rate = n / time.Since(start).Seconds()
+		cancel()
+		require.NoError(b, <-done)
+		_ = reader.Close()
+	}
+	b.ReportMetric(rate, "events/s")
+}

@@ -1,0 +1,179 @@
+package serve
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+)
+
+// getOne answers GET /v1/features/{view}/{entity}[?at=T][&features=a,b]:
+//
+//	{"view": v, "entity": e, "at": T, "status": "PRESENT"|"NOT_FOUND",
+//	 "features": {name: value, ...}, "event_time": T or null}
+//
+// The entity in the path is taken as text, which is the canonical text of
+// an integer entity too.
+func (s *Server) getOne(w http.ResponseWriter, r *http.Request) {
+	v, err := s.lookup(r.PathValue("view"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	entity := r.PathValue("entity")
+	var at int64
+	feats := v.all
+	if r.URL.RawQuery == "" {
+		at = s.now().UnixMilli()
+	} else if at, feats, err = s.oneQuery(v, r.URL.RawQuery); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	states, err := s.read(r.Context(), v, []string{entity})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	bp := getBuf()
+	b := append(*bp, `{"view":`...)
+	b = appendString(b, v.name)
+	b = append(b, `,"entity":`...)
+	b = appendString(b, entity)
+	b = append(b, `,"at":`...)
+	b = appendTime(b, at)
+	b = append(b, ',')
+	b = v.appendRow(b, states[0], feats, at)
+	b = append(b, "}\n"...)
+	writeJSON(w, b)
+	*bp = b
+	putBuf(bp)
+}
+
+// oneQuery reads the query of a single lookup: at and features only.
+func (s *Server) oneQuery(v *view, raw string) (int64, []int, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return 0, nil, badRequest("invalid query string: %v", err)
+	}
+	for k := range q {
+		if k != "at" && k != "features" {
+			return 0, nil, badRequest("unknown query parameter %q: want at and features", k)
+		}
+	}
+	at, err := s.queryAt(q["at"])
+	if err != nil {
+		return 0, nil, err
+	}
+	var names []string
+	for _, list := range q["features"] {
+		if list == "" {
+			continue
+		}
+		for _, n := range strings.Split(list, ",") {
+			names = append(names, strings.TrimSpace(n))
+		}
+	}
+	feats, err := v.features(names)
+	return at, feats, err
+}
+
+// batchRequest is the body of POST /v1/features/{view}.
+type batchRequest struct {
+	// Entities is required; an empty list is answered with no rows.
+	Entities *[]json.RawMessage `json:"entities"`
+	Features []string           `json:"features"`
+	At       json.RawMessage    `json:"at"`
+}
+
+// getBatch answers POST /v1/features/{view} with one row per entity, in
+// request order, from one store read:
+//
+//	{"view": v, "at": T, "rows": [{"entity": e, "status": ..., "features": {...}, "event_time": ...}, ...]}
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
+	v, err := s.lookup(r.PathValue("view"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req batchRequest
+	if err := s.decodeBody(w, r, &req, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Entities == nil {
+		s.fail(w, r, badRequest(`missing "entities": want a list of strings or integers`))
+		return
+	}
+	entities, err := s.entityTexts(*req.Entities, "entities")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	feats, err := v.features(req.Features)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	at, err := s.jsonAt(req.At)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	states, err := s.read(r.Context(), v, entities)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	bp := getBuf()
+	b := append(*bp, `{"view":`...)
+	b = appendString(b, v.name)
+	b = append(b, `,"at":`...)
+	b = appendTime(b, at)
+	b = append(b, `,"rows":[`...)
+	for i, e := range entities {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"entity":`...)
+		b = appendString(b, e)
+		b = append(b, ',')
+		b = v.appendRow(b, states[i], feats, at)
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	writeJSON(w, b)
+	*bp = b
+	putBuf(bp)
+}
+
+// found reports whether st is an entity's state.
+func found(st *aggregate.State) bool { return st != nil && st.Found }
+
+// appendRow writes the members status, features and event_time of one
+// entity's answer. Every feature is null when the entity has no state.
+func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) []byte {
+	present := found(st)
+	if present {
+		b = append(b, `"status":"PRESENT","features":{`...)
+	} else {
+		b = append(b, `"status":"NOT_FOUND","features":{`...)
+	}
+	for j, i := range feats {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v.keys[i]...)
+		if present {
+			b = v.layout.Value(st, i, at).AppendJSON(b)
+		} else {
+			b = append(b, "null"...)
+		}
+	}
+	b = append(b, `},"event_time":`...)
+	if present {
+		return appendTime(b, st.EventTime)
+	}
+	return append(b, "null"...)
+}

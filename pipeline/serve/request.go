@@ -1,0 +1,242 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxBody bounds a request body; a larger one is refused with 413.
+const maxBody = 16 << 20
+
+// The lookup times that have an RFC 3339 form: years 0000 to 9999.
+const (
+	minAt = -62167219200000 // 0000-01-01T00:00:00.000Z
+	maxAt = 253402300799999 // 9999-12-31T23:59:59.999Z
+)
+
+// decodeBody decodes the JSON body of r into dst with encoding/json: one
+// value, nothing after it, at most s.maxBody bytes. strict refuses members
+// dst does not have.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any, strict bool) error {
+	if r.ContentLength > s.maxBody {
+		return tooLarge(s.maxBody)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBody))
+	dec.UseNumber()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(dst)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON value")
+			if terr != nil {
+				err = terr
+			}
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return tooLarge(tooBig.Limit)
+	case errors.Is(err, io.EOF):
+		return badRequest("empty request body: want a JSON object")
+	}
+	return badRequest("invalid JSON body: %v", err)
+}
+
+func tooLarge(limit int64) error {
+	size := fmt.Sprintf("%d bytes", limit)
+	if limit%(1<<20) == 0 {
+		size = fmt.Sprintf("%d MiB", limit>>20)
+	}
+	return &apiError{http.StatusRequestEntityTooLarge, "request body larger than " + size}
+}
+
+// entityText returns the canonical text of a JSON entity value: a string as
+// is, an integer in decimal, so that 42 and "42" name one entity. what names
+// the value in the refusal of anything else.
+func entityText(raw json.RawMessage, what string) (string, error) {
+	if len(raw) == 0 {
+		return "", badRequest("%s: missing value", what)
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", badRequest("%s: %v", what, err)
+		}
+		return s, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		if bytes.ContainsAny(raw, ".eE") {
+			return "", badRequest("%s: %s is not an integer: want a string or an integer", what, clip(string(raw)))
+		}
+		if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return strconv.FormatInt(i, 10), nil
+		}
+		// Beyond int64: keep the digits as written (JSON has no leading
+		// zeros, so they are canonical).
+		return string(raw), nil
+	}
+	return "", badRequest("%s: want a string or an integer, got %s", what, jsonKind(raw[0]))
+}
+
+// entityTexts canonicalizes a request's entities; prefix names the list in
+// refusals, e.g. "entities".
+func (s *Server) entityTexts(raws []json.RawMessage, prefix string) ([]string, error) {
+	if len(raws) > s.cfg.MaxEntities {
+		return nil, badRequest("too many entities: %d, at most %d per request", len(raws), s.cfg.MaxEntities)
+	}
+	out := make([]string, len(raws))
+	for i, raw := range raws {
+		t, err := entityText(raw, prefix+"["+strconv.Itoa(i)+"]")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case 't', 'f':
+		return "a bool"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	}
+	return "a number"
+}
+
+// parseAt reads a lookup time: integer epoch milliseconds or an RFC 3339
+// time (sub-millisecond digits truncated towards the past, as events are).
+func parseAt(s string) (int64, error) {
+	var ms int64
+	if isInteger(s) {
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, badAt(strconv.Quote(clip(s)))
+		}
+		ms = i
+	} else {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return 0, badAt(strconv.Quote(clip(s)))
+		}
+		ms = t.UnixMilli()
+	}
+	if ms < minAt || ms > maxAt {
+		return 0, badRequest("invalid at %s: outside years 0000 to 9999", strconv.Quote(clip(s)))
+	}
+	return ms, nil
+}
+
+// queryAt reads the at query parameter, defaulting to now.
+func (s *Server) queryAt(values []string) (int64, error) {
+	switch len(values) {
+	case 0:
+		return s.now().UnixMilli(), nil
+	case 1:
+	default:
+		return 0, badRequest("at given %d times", len(values))
+	}
+	v := values[0]
+	// A + in a query string reads as a space: an unescaped offset such as
+	// ?at=2024-06-01T02:00:00+02:00 arrives with a space, which RFC 3339
+	// never holds.
+	if strings.IndexByte(v, ' ') >= 0 {
+		v = strings.ReplaceAll(v, " ", "+")
+	}
+	return parseAt(v)
+}
+
+// jsonAt reads the at member of a JSON body: a string (RFC 3339, or epoch
+// milliseconds as digits), an integer of epoch milliseconds, or null or
+// missing for now.
+func (s *Server) jsonAt(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return s.now().UnixMilli(), nil
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return 0, badAt(clip(string(raw)))
+		}
+		return parseAt(str)
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !isInteger(string(raw)) {
+			return 0, badAt(clip(string(raw)))
+		}
+		return parseAt(string(raw))
+	}
+	return 0, badAt(clip(string(raw)))
+}
+
+func badAt(shown string) error {
+	return badRequest("invalid at %s: want an RFC 3339 time or integer epoch milliseconds", shown)
+}
+
+// isInteger reports whether s is an optional minus and one or more digits.
+func isInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// features resolves requested feature names of v to indexes, in request
+// order; none means every feature in declaration order.
+func (v *view) features(names []string) ([]int, error) {
+	if len(names) == 0 {
+		return v.all, nil
+	}
+	out := make([]int, 0, len(names))
+	for _, n := range names {
+		i, ok := v.layout.FeatureIndex(n)
+		if !ok {
+			return nil, badRequest("unknown feature %q in view %q", n, v.name)
+		}
+		for _, j := range out {
+			if j == i {
+				return nil, badRequest("feature %q of view %q requested twice", n, v.name)
+			}
+		}
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+// clip shortens a value quoted in a refusal.
+func clip(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "..."
+}

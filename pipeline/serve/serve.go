@@ -1,0 +1,239 @@
+// Package serve answers HTTP feature lookups from the online store: the
+// freshet lookup API under /v1/features and a Feast-compatible
+// /get-online-features. It reads entity state through store.Online (one
+// round trip per request and view) and computes values as of a time with
+// aggregate.Layout, so it answers exactly what featurize wrote.
+//
+// The package owns the HTTP API and its JSON. It must not know Kafka; Redis
+// is reached only through store.Online.
+package serve
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Config is serve's configuration.
+type Config struct {
+	// HTTPAddr is the listen address of the API, e.g. ":8080".
+	HTTPAddr string
+	// MaxEntities bounds the entities of one request; a request with more
+	// is refused with 400.
+	MaxEntities int
+}
+
+// Sentinel errors of Config.Validate.
+var (
+	ErrInvalidHTTPAddr = errors.New("invalid http-addr")
+	ErrMaxEntities     = errors.New("max-entities must be positive")
+)
+
+// RegisterFlags binds the configuration to fs; the flag defaults are the
+// configuration defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address of the feature API")
+	fs.IntVar(&c.MaxEntities, "max-entities", 10000, "most entities one lookup request may name")
+}
+
+// DefaultConfig is the configuration with every flag at its default.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("%w %q: %v", ErrInvalidHTTPAddr, c.HTTPAddr, err)
+	}
+	if c.MaxEntities <= 0 {
+		return fmt.Errorf("%w, got %d", ErrMaxEntities, c.MaxEntities)
+	}
+	return nil
+}
+
+// Option changes how New builds a Server.
+type Option func(*Server)
+
+// WithClock makes the server read the current time, the default lookup
+// time, from now instead of time.Now. Tests use it to pin "now".
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now = now }
+}
+
+// Server serves feature lookups. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	maxBody int64 // bytes of a request body
+	st      store.Online
+	log     *slog.Logger
+	now     func() time.Time
+	views   map[string]*view
+	handler http.Handler
+}
+
+// view is one feature view prepared for serving.
+type view struct {
+	name   string
+	layout *aggregate.Layout
+	// entity is the event field naming the view's entities.
+	entity string
+	// all is every feature index in declaration order.
+	all []int
+	// keys holds each feature's name as a JSON object key with its colon.
+	keys [][]byte
+}
+
+// New builds a server for every view of reg, reading state from st. A nil
+// log discards.
+func New(reg *schemas.Registry, st store.Online, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("serve config: %w", err)
+	}
+	if reg == nil || st == nil {
+		return nil, errors.New("serve: a registry and an online store are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, maxBody: maxBody, st: st, log: log, now: time.Now, views: make(map[string]*view, len(reg.Views))}
+	for _, o := range opts {
+		o(s)
+	}
+	for _, name := range reg.ViewNames() {
+		v := reg.Views[name]
+		l, err := aggregate.NewLayout(v)
+		if err != nil {
+			return nil, fmt.Errorf("serve view %s: %w", name, err)
+		}
+		pv := &view{name: name, layout: l, entity: v.Entity}
+		for i, f := range v.Features {
+			pv.all = append(pv.all, i)
+			pv.keys = append(pv.keys, append(appendString(nil, f.Name), ':'))
+		}
+		s.views[name] = pv
+	}
+	s.handler = httpx.Recover(log, s.routes())
+	return s, nil
+}
+
+// Handler is every route of the API, with panics turned into 500s:
+//
+//	GET  /v1/features/{view}/{entity}[?at=T][&features=a,b]
+//	POST /v1/features/{view}       {"entities": [...], "features": [...], "at": T}
+//	POST /get-online-features      Feast's feature server request
+//	GET  /health                   Feast's liveness check
+//	GET  /healthz, GET /readyz     liveness, and readiness (the store answers)
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves the API on l until ctx ends, then drains requests in flight
+// for up to 10s.
+func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	s.log.Info("serving feature lookups", "addr", l.Addr().String(), "views", len(s.views))
+	if err := httpx.Serve(ctx, l, s.handler, 10*time.Second); err != nil {
+		return fmt.Errorf("serve http on %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/features/{view}/{entity}", s.getOne)
+	mux.HandleFunc("POST /v1/features/{view}", s.getBatch)
+	mux.HandleFunc("POST /get-online-features", s.feast)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	httpx.Health(mux, s.st.Ping)
+	// JSON answers for the wrong method and for unknown paths; the
+	// method-specific patterns above take precedence.
+	mux.Handle("/v1/features/{view}/{entity}", methodNotAllowed("GET, HEAD"))
+	mux.Handle("/v1/features/{view}", methodNotAllowed("POST"))
+	mux.Handle("/get-online-features", methodNotAllowed("POST"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		httpx.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	})
+}
+
+// lookup returns the named view or a 404.
+func (s *Server) lookup(name string) (*view, error) {
+	if v := s.views[name]; v != nil {
+		return v, nil
+	}
+	return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown view %q", name)}
+}
+
+// read fetches the state of entities of v in one store call; an empty list
+// costs no round trip.
+func (s *Server) read(ctx context.Context, v *view, entities []string) ([]*aggregate.State, error) {
+	if len(entities) == 0 {
+		return nil, nil
+	}
+	states, err := s.st.Read(ctx, v.layout, entities)
+	if err != nil {
+		return nil, &storeError{err}
+	}
+	if len(states) != len(entities) {
+		return nil, &storeError{fmt.Errorf("read %s: %d states for %d entities", v.name, len(states), len(entities))}
+	}
+	return states, nil
+}
+
+// apiError is a refusal with its HTTP status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// storeError is a failure of the online store: the request may succeed
+// when retried.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "online store unavailable: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// fail answers err: its own status for an apiError, 503 with Retry-After
+// for a store failure.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var se *storeError
+	switch {
+	case errors.As(err, &ae):
+		httpx.Error(w, ae.status, ae.msg)
+	case errors.As(err, &se):
+		if r.Context().Err() == nil {
+			s.log.Warn("online store read failed", "path", r.URL.Path, "err", se.err)
+		} // else the client went away: nothing is wrong with the store
+		w.Header().Set("Retry-After", "1")
+		httpx.Error(w, http.StatusServiceUnavailable, se.Error())
+	default:
+		s.log.Error("lookup failed", "path", r.URL.Path, "err", err)
+		httpx.Error(w, http.StatusInternalServerError, "internal error")
+	}
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# End-to-end check: ingest, featurize and serve as separate processes against
+# a Redis server and a Kafka-protocol broker. Events go in over HTTP and by
+# file replay, out of order, with invalid rows and late events among them;
+# what serve answers is compared with scripts/reference.py, an offline
+# computation that shares no code with the Go aggregation.
+#
+# Uses FRESHET_TEST_REDIS_URL and FRESHET_TEST_KAFKA_BROKERS when set;
+# otherwise starts redis-server and `freshet kafka` (kfake) on free ports.
+# Runnable by hand from the repository root: scripts/e2e.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/freshet-e2e.XXXXXX")
+bin="$work/bin"
+pids=()
+
+cleanup() {
+	local rc=$?
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ $rc -ne 0 ]; then
+		echo "e2e: FAILED (rc=$rc); logs in $work" >&2
+		for f in "$work"/*.log; do echo "--- $f (last 30 lines)" >&2; tail -n 30 "$f" >&2; done
+	else
+		rm -rf "$work"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # url, what
+	for _ in $(seq 1 300); do
+		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "e2e: $2 did not become ready at $1" >&2
+	return 1
+}
+
+echo "e2e: building binaries"
+go build -o "$bin/" ./cmd/ingest ./cmd/featurize ./cmd/serve ./cmd/freshet
+
+if [ -n "${FRESHET_TEST_REDIS_URL:-}" ]; then
+	redis_url=$FRESHET_TEST_REDIS_URL
+else
+	port=$(free_port)
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+	pids+=($!)
+	redis_url="redis://127.0.0.1:$port/0"
+fi
+if [ -n "${FRESHET_TEST_KAFKA_BROKERS:-}" ]; then
+	brokers=$FRESHET_TEST_KAFKA_BROKERS
+else
+	port=$(free_port)
+	"$bin/freshet" kafka --port "$port" >"$work/kafka.log" 2>&1 &
+	pids+=($!)
+	brokers="127.0.0.1:$port"
+	sleep 0.5
+fi
+
+run_id="e2e$$x$RANDOM"
+export FRESHET_SCHEMAS="$root/schemas/example"
+export FRESHET_KAFKA_BROKERS="$brokers"
+export FRESHET_REDIS_URL="$redis_url"
+export FRESHET_TOPIC_PREFIX="freshet.$run_id."
+export FRESHET_GROUP_ID="freshet-$run_id"
+export FRESHET_REDIS_PREFIX="freshet:$run_id:"
+export FRESHET_PARTITIONS=6
+ingest_port=$(free_port) serve_port=$(free_port) feat_port=$(free_port)
+ingest="http://127.0.0.1:$ingest_port" serve="http://127.0.0.1:$serve_port" feat="http://127.0.0.1:$feat_port"
+
+FRESHET_HTTP_ADDR="127.0.0.1:$ingest_port" "$bin/ingest" >"$work/ingest.log" 2>&1 &
+pids+=($!)
+FRESHET_HTTP_ADDR="127.0.0.1:$feat_port" "$bin/featurize" >"$work/featurize.log" 2>&1 &
+feat_pid=$!
+pids+=($feat_pid)
+FRESHET_HTTP_ADDR="127.0.0.1:$serve_port" "$bin/serve" >"$work/serve.log" 2>&1 &
+pids+=($!)
+wait_http "$ingest/readyz" ingest
+wait_http "$feat/healthz" featurize
+wait_http "$serve/readyz" serve
+
+echo "e2e: generating events"
+python3 scripts/gen_events.py --users 400 --merchants 50 --events 12000 --start 2024-03-01T00:00:00Z \
+	--span 48h --shuffle 20 --invalid 40 --late 30 --seed 11 --out "$work/all.ndjson" 2>"$work/gen.log"
+# The first 40% go over HTTP, the rest by file replay, in that order, so
+# each partition sees events in file order, as the reference assumes.
+total=$(wc -l <"$work/all.ndjson")
+head -n $((total * 4 / 10)) "$work/all.ndjson" >"$work/http.ndjson"
+tail -n +$((total * 4 / 10 + 1)) "$work/all.ndjson" >"$work/replay.ndjson"
+
+echo "e2e: sending $(wc -l <"$work/http.ndjson") lines over HTTP"
+python3 scripts/send_http.py --ingest "$ingest" --event transaction --batch 250 \
+	--accepted-out "$work/http.accepted.ndjson" "$work/http.ndjson"
+
+echo "e2e: replaying $(wc -l <"$work/replay.ndjson") lines from a file"
+"$bin/ingest" replay --event transaction --max-errors 1000 --rejects "$work/rejects.txt" "$work/replay.ndjson" \
+	2>"$work/replay.log"
+tail -n 1 "$work/replay.log"
+
+# Offline reference over exactly what was sent, in send order.
+ats=(2024-03-02T11:59:59.999Z 2024-03-02T23:59:59.999Z 2024-03-03T06:00:00Z 2024-03-03T09:00:00Z 2024-03-04T00:00:00Z)
+at_args=()
+for t in "${ats[@]}"; do at_args+=(--at "$t"); done
+python3 scripts/reference.py --schemas schemas/example --partitions 6 \
+	--events "$work/http.accepted.ndjson" "$work/replay.ndjson" "${at_args[@]}" --out "$work/ref.json"
+
+expected_invalid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["invalid"])' "$work/ref.json")
+rejected=$(grep -c . "$work/rejects.txt" || true)
+if [ "$rejected" != "$expected_invalid" ]; then
+	echo "e2e: replay rejected $rejected rows, the reference finds $expected_invalid invalid" >&2
+	exit 1
+fi
+
+published=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["valid"])' "$work/ref.json")
+echo "e2e: waiting for featurize to consume $published events"
+for _ in $(seq 1 600); do
+	got=$(curl -fsS "$feat/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
+	[ "$got" -ge "$published" ] && break
+	sleep 0.1
+done
+[ "$got" -eq "$published" ] || { echo "e2e: featurize consumed $got of $published messages" >&2; exit 1; }
+curl -fsS "$feat/v1/stats"; echo
+
+python3 - "$work/ref.json" "$feat" <<'PY'
+import json, sys, urllib.request
+ref = json.load(open(sys.argv[1]))
+stats = json.load(urllib.request.urlopen(sys.argv[2] + "/v1/stats"))
+late = sum(ref["counts"]["late"].values())
+if stats["late"] != late:
+    sys.exit(f"featurize dropped {stats['late']} event updates as late, the reference {late}")
+if stats["undecodable"] != 0:
+    sys.exit(f"featurize found {stats['undecodable']} undecodable messages: ingest published something invalid")
+print(f"e2e: late updates {late} as the reference")
+PY
+
+echo "e2e: comparing served features with the reference at ${ats[*]}"
+python3 scripts/check_serve.py --ref "$work/ref.json" --serve "$serve"
+
+echo "e2e: SIGTERM featurize: it must exit 0 within 10s"
+kill -TERM "$feat_pid"
+for _ in $(seq 1 100); do kill -0 "$feat_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$feat_pid" 2>/dev/null; then echo "e2e: featurize still running 10s after SIGTERM" >&2; exit 1; fi
+wait "$feat_pid" || { echo "e2e: featurize exited $? after SIGTERM" >&2; exit 1; }
+echo "e2e: OK"
