@@ -1,5 +1,33 @@
 package main
 
-import "errors"
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"time"
 
-func dev(args []string) error { return errors.New("not yet") }
+	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/devmode"
+)
+
+// dev runs everything embedded: `freshet dev`.
+func dev(args []string) error {
+	fs := flag.NewFlagSet("freshet dev", flag.ContinueOnError)
+	var cfg devmode.Config
+	fs.StringVar(&cfg.Schemas, "schemas", "schemas/example", "feature definitions")
+	fs.StringVar(&cfg.Sample, "sample", "schemas/example/events.ndjson", "NDJSON sample events, replayed so that the last one is now")
+	fs.StringVar(&cfg.Event, "event", "transaction", "event type of the sample")
+	fs.IntVar(&cfg.KafkaPort, "kafka-port", 9092, "port of the embedded Kafka-protocol broker (a free one when taken)")
+	fs.IntVar(&cfg.RedisPort, "redis-port", 6379, "port of the embedded Redis-protocol store (a free one when taken)")
+	fs.StringVar(&cfg.IngestAddr, "ingest-addr", ":8081", "ingest HTTP address")
+	fs.StringVar(&cfg.FeaturizeAddr, "featurize-addr", ":8082", "featurize health address")
+	fs.StringVar(&cfg.ServeAddr, "serve-addr", ":8080", "serve HTTP address")
+	fs.DurationVar(&cfg.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, stop := app.Context()
+	defer stop()
+	return devmode.Run(ctx, cfg, os.Stdout, log)
+}

@@ -1,0 +1,308 @@
+// Package devmode runs all of freshet in one process for a first try: an
+// in-process Kafka-protocol broker (kfake) and Redis-protocol store
+// (miniredis), ingest, featurize and serve, fed with the example events moved
+// to the present and a small live feed. The embedded servers are for this
+// mode and tests only; production runs the three services against real Kafka
+// and Redis.
+package devmode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/freshet-ml/freshet/pipeline/cli"
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/featurize"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/ingest"
+	"github.com/freshet-ml/freshet/pipeline/serve"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Config is dev mode's settings.
+type Config struct {
+	Schemas string
+	// Sample is an NDJSON file of events of type Event, replayed with its
+	// times shifted so that the last event is now.
+	Sample        string
+	Event         string
+	KafkaPort     int // taken: a free port instead
+	RedisPort     int // taken: a free port instead
+	IngestAddr    string
+	FeaturizeAddr string
+	ServeAddr     string
+	// LiveEvery is how often a few live events are sent; 0 sends none.
+	LiveEvery time.Duration
+}
+
+// Run starts everything, replays the sample, prints how to query it to out
+// and runs until ctx ends.
+func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
+	reg, err := schemas.Load(cfg.Schemas)
+	if err != nil {
+		return err
+	}
+	typ := reg.Events[cfg.Event]
+	if typ == nil {
+		return fmt.Errorf("event %q is not defined in %s", cfg.Event, cfg.Schemas)
+	}
+	sample, err := readSample(cfg.Sample, typ)
+	if err != nil {
+		return err
+	}
+
+	kafkaPort := portOrFree(cfg.KafkaPort)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kafkaPort))
+	if err != nil {
+		return fmt.Errorf("start embedded kafka on port %d: %w", kafkaPort, err)
+	}
+	defer cluster.Close()
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(portOrFree(cfg.RedisPort)))); err != nil {
+		return fmt.Errorf("start embedded redis: %w", err)
+	}
+	defer mr.Close()
+	brokers := cluster.ListenAddrs()
+	fmt.Fprintf(out, "freshet dev: Kafka protocol (kfake) on %s, Redis protocol (miniredis) on %s\n", brokers[0], mr.Addr())
+
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rc.Close()
+	st := store.NewRedis(rc, "freshet:")
+
+	icfg, fcfg, scfg := defaults()
+	icfg.HTTPAddr, fcfg.HTTPAddr, scfg.HTTPAddr = cfg.IngestAddr, cfg.FeaturizeAddr, cfg.ServeAddr
+	icfg.Kafka.Brokers, fcfg.Kafka.Brokers = brokers, brokers
+
+	w := icfg.Kafka.NewWriter()
+	defer w.Close()
+	pub := ingest.NewPublisher(icfg.Kafka, w)
+	isrv := ingest.NewServer(reg, pub, icfg, log)
+	fsvc, err := featurize.NewService(fcfg, reg, st, log)
+	if err != nil {
+		return err
+	}
+	ssrv, err := serve.New(reg, st, scfg, log)
+	if err != nil {
+		return err
+	}
+	listeners := map[string]net.Listener{}
+	for _, a := range []string{cfg.IngestAddr, cfg.FeaturizeAddr, cfg.ServeAddr} {
+		l, err := httpx.Listen(a)
+		if err != nil {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return fmt.Errorf("listen on %s (is freshet already running?): %w", a, err)
+		}
+		listeners[a] = l
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return isrv.Run(gctx, listeners[cfg.IngestAddr]) })
+	g.Go(func() error { return fsvc.Run(gctx, listeners[cfg.FeaturizeAddr]) })
+	g.Go(func() error { return ssrv.Run(gctx, listeners[cfg.ServeAddr]) })
+	g.Go(func() error {
+		start := time.Now()
+		if err := icfg.Kafka.EnsureTopics(gctx, []string{icfg.Kafka.Topic(typ.Name)}); err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		shifted := Rebase(sample, now)
+		if err := pub.Publish(gctx, shifted); err != nil {
+			return fmt.Errorf("replay sample: %w", err)
+		}
+		for fsvc.Proc.Stats.Messages.Load() < int64(len(shifted)) {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		printWelcome(out, cfg, reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
+		if cfg.LiveEvery > 0 {
+			return liveFeed(gctx, pub, sample, cfg.LiveEvery)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Rebase returns copies of evs with every event time (and the timestamp
+// field) shifted by the same amount, so that the latest event is at now.
+func Rebase(evs []events.Event, now int64) []events.Event {
+	if len(evs) == 0 {
+		return nil
+	}
+	latest := evs[0].Time
+	for _, e := range evs {
+		latest = max(latest, e.Time)
+	}
+	out := make([]events.Event, len(evs))
+	for i, e := range evs {
+		out[i] = at(e, e.Time+now-latest)
+	}
+	return out
+}
+
+// at returns a copy of e at event time t.
+func at(e events.Event, t int64) events.Event {
+	vals := make([]events.Value, len(e.Values))
+	copy(vals, e.Values)
+	f, _ := e.Type.Field(e.Type.Timestamp)
+	vals[f.Index] = events.Value{Kind: events.Time, I: t}
+	return events.Event{Type: e.Type, Time: t, Values: vals}
+}
+
+// liveFeed sends a few sample events at the current time, forever, so the
+// features keep moving while someone looks.
+func liveFeed(ctx context.Context, pub *ingest.Publisher, sample []events.Event, every time.Duration) error {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		batch := make([]events.Event, 1+rng.IntN(5))
+		for i := range batch {
+			batch[i] = at(sample[rng.IntN(len(sample))], time.Now().UnixMilli())
+		}
+		if err := pub.Publish(ctx, batch); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("live feed: %w", err)
+		}
+	}
+}
+
+func readSample(path string, typ *schemas.Event) ([]events.Event, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sample events: %w", err)
+	}
+	defer f.Close()
+	var out []events.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		e, err := events.Decode(typ, sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no sample events in " + path)
+	}
+	return out, nil
+}
+
+// portOrFree returns port when it can be listened on, else a free one.
+func portOrFree(port int) int {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0
+		}
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// defaults are the service configs with their flag defaults.
+func defaults() (ingest.Config, featurize.Config, serve.Config) {
+	ic, _ := cli.NewIngest()
+	fc, _ := cli.NewFeaturize()
+	sc, _ := cli.NewServe()
+	return ic.Ingest, fc.Featurize, sc.Serve
+}
+
+// local turns a listen address into one curl can reach.
+func local(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// printWelcome prints curl commands that work as printed: lookups of the
+// entities of the latest sample events, and an event to send.
+func printWelcome(out io.Writer, cfg Config, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
+	latest := evs[len(evs)-1]
+	serveAt, ingestAt := local(cfg.ServeAddr), local(cfg.IngestAddr)
+	fmt.Fprintf(out, "\nfreshet dev: %d sample events replayed, moved to end now, and featurized in %s.\n\nTry:\n\n", len(evs), took.Round(time.Millisecond))
+	// The view keyed like the events first: its entities are the ones
+	// users think of (a card holder, not a merchant).
+	v, bv := views[0], views[len(views)-1]
+	for i, x := range views {
+		if x.Entity == typ.Key {
+			v, bv = x, views[(i+1)%len(views)]
+		}
+	}
+	recent := func(field string, n int) []string {
+		var out []string
+		for i := len(evs) - 1; i >= 0 && len(out) < n; i-- {
+			if e := evs[i].Get(field); e.Present() && !slices.Contains(out, e.Text()) {
+				out = append(out, e.Text())
+			}
+		}
+		return out
+	}
+	ent := recent(v.Entity, 1)[0]
+	fmt.Fprintf(out, "  curl -s %s/v1/features/%s/%s\n\n", serveAt, v.Name, url.PathEscape(ent))
+	fmt.Fprintf(out, "  curl -s -X POST %s/v1/features/%s -H 'Content-Type: application/json' -d '{\"entities\": %s}'\n\n", serveAt, bv.Name, jsonList(recent(bv.Entity, 3)))
+	var feats []string
+	for _, f := range v.Features[:min(3, len(v.Features))] {
+		feats = append(feats, v.Name+":"+f.Name)
+	}
+	fmt.Fprintf(out, "  curl -s -X POST %s/get-online-features -H 'Content-Type: application/json' -d '{\"features\": %s, \"entities\": {\"%s\": %s}}'\n\n",
+		serveAt, jsonList(feats), v.Entity, jsonList([]string{ent}))
+	// An event stamped with the shell's clock when the command runs.
+	body := string(latest.AppendJSON(nil))
+	stamp := strconv.FormatInt(latest.Time, 10)
+	if i := strings.Index(body, stamp); i >= 0 {
+		body = body[:i] + `'"$(date +%s)000"'` + body[i+len(stamp):]
+	}
+	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", ingestAt, typ.Name, body)
+	if cfg.LiveEvery > 0 {
+		fmt.Fprintf(out, "A few live events arrive every %s. Ctrl-C stops everything.\n", cfg.LiveEvery)
+	}
+}
+
+func jsonList(xs []string) string {
+	b := []byte{'['}
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = events.Value{Kind: events.String, S: x}.AppendJSON(b)
+	}
+	return string(append(b, ']'))
+}
+
