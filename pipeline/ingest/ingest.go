@@ -1,0 +1,54 @@
+// Package ingest validates raw events against their schemas and publishes
+// them to Kafka, one topic per event type, keyed by the event's key field.
+// It owns the ingest HTTP API (POST /v1/events/{event}, /healthz, /readyz)
+// and the replay of event files.
+//
+// An event is reported as accepted only once Kafka has acknowledged it from
+// every in-sync replica; a request or a replay batch is validated as a whole
+// before anything of it is published. The package must not know Redis: what
+// happens to events after Kafka is featurize's business.
+package ingest
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+
+	"github.com/freshet-ml/freshet/pipeline/broker"
+)
+
+// DefaultMaxBody is the default largest request body, in bytes.
+const DefaultMaxBody = 16 << 20
+
+// Config is the settings of the ingest service.
+type Config struct {
+	// HTTPAddr is the address the HTTP API listens on.
+	HTTPAddr string
+	// MaxBody is the largest request body accepted, in bytes; larger
+	// requests get 413.
+	MaxBody int64
+	// Kafka is where events are published.
+	Kafka broker.Config
+}
+
+// RegisterFlags registers the settings with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "address of the ingest HTTP API")
+	fs.Int64Var(&c.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
+	c.Kafka.RegisterFlags(fs)
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	if c.HTTPAddr == "" {
+		return errors.New("http-addr: an address to listen on is required, e.g. :8081")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("http-addr: %q is not [host]:port", c.HTTPAddr)
+	}
+	if c.MaxBody <= 0 {
+		return fmt.Errorf("max-body: %d, must be a positive number of bytes", c.MaxBody)
+	}
+	return c.Kafka.Validate()
+}

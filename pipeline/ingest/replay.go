@@ -1,0 +1,430 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// DefaultBatch is the default number of events per publish of a replay.
+const DefaultBatch = 1000
+
+// shownRejects is how many invalid rows a replay reports on Stderr; the
+// rejects file gets all of them.
+const shownRejects = 10
+
+// ReplayOptions says what to replay and how.
+type ReplayOptions struct {
+	// Event is the event type of every row.
+	Event string
+	// Speed > 0 paces the replay by event time at Speed times real time;
+	// 0 publishes as fast as possible.
+	Speed float64
+	// MaxErrors is how many invalid rows are tolerated: beyond it Replay
+	// fails, although it still publishes every valid row.
+	MaxErrors int
+	// Rejects, when set, is a file that receives every invalid row, one
+	// line each: "file:line: reason<TAB>raw row".
+	Rejects string
+	// Files are read in order: .ndjson or .jsonl, optionally gzipped (.gz).
+	Files []string
+	// Stderr receives the first invalid rows and the closing summary; nil
+	// discards them.
+	Stderr io.Writer
+	// Batch is the number of events per publish; 0 means DefaultBatch.
+	Batch int
+}
+
+// ReplayFlags registers the replay flags event, speed, max-errors and
+// rejects on fs and returns the options they fill, with Stderr set to
+// os.Stderr and the default Batch. The caller sets Files from fs.Args().
+func ReplayFlags(fs *flag.FlagSet) *ReplayOptions {
+	o := &ReplayOptions{Stderr: os.Stderr, Batch: DefaultBatch}
+	fs.StringVar(&o.Event, "event", "", "event type of the rows (required)")
+	fs.Float64Var(&o.Speed, "speed", 0, "replay at this multiple of real time, by event time; 0 = as fast as possible")
+	fs.IntVar(&o.MaxErrors, "max-errors", 0, "invalid rows tolerated before the replay fails (invalid rows are skipped either way)")
+	fs.StringVar(&o.Rejects, "rejects", "", "file receiving every invalid row as file:line: reason<TAB>row")
+	return o
+}
+
+// ReplaySummary is what a replay did.
+type ReplaySummary struct {
+	// Published is the number of events Kafka acknowledged.
+	Published int
+	// Invalid is the number of rows skipped as invalid.
+	Invalid int
+	// Elapsed is the duration of the replay.
+	Elapsed time.Duration
+}
+
+// TooManyInvalidError is the error of a replay that met more invalid rows
+// than MaxErrors.
+type TooManyInvalidError struct {
+	Invalid, MaxErrors int
+}
+
+func (e *TooManyInvalidError) Error() string {
+	return fmt.Sprintf("%d invalid rows exceed --max-errors %d", e.Invalid, e.MaxErrors)
+}
+
+// Replay publishes the events of opt.Files, in file order, as opt.Event
+// events. Rows are decoded as the HTTP API decodes events; invalid rows are
+// skipped and reported with file, line and reason. Valid events are
+// published opt.Batch at a time, one batch after the other, so that the
+// events of one key keep their file order on their partition; the next
+// batch is decoded while the current one is published.
+//
+// Every file's format is checked before anything is published. Replay
+// returns once every published event was acknowledged, or the first publish
+// failed; the summary counts acknowledged events only. It writes a closing
+// summary line to opt.Stderr, and fails when publishing failed or when more
+// than opt.MaxErrors rows were invalid (a *TooManyInvalidError), in the
+// latter case after publishing every valid row.
+func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt ReplayOptions) (ReplaySummary, error) {
+	start := time.Now()
+	typ, err := opt.check(reg)
+	if err != nil {
+		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
+	}
+	stderr := opt.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	rd := &rowReader{
+		typ:        typ,
+		cfg:        &pub.cfg,
+		files:      opt.Files,
+		batch:      opt.Batch,
+		maxMessage: pub.maxMessage(),
+		stderr:     stderr,
+	}
+	if rd.batch <= 0 {
+		rd.batch = DefaultBatch
+	}
+	var rejects *os.File
+	if opt.Rejects != "" {
+		if rejects, err = os.Create(opt.Rejects); err != nil {
+			return ReplaySummary{}, fmt.Errorf("replay: %w", err)
+		}
+		rd.rejects, rd.rejectsName = bufio.NewWriterSize(rejects, 64<<10), opt.Rejects
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 2)
+	readDone := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(readDone)
+		defer close(batches)
+		readErr = rd.run(rctx, batches)
+	}()
+
+	s := sender{pub: pub}
+	if opt.Speed > 0 {
+		s.pace = &pacer{speed: opt.Speed}
+	}
+	var pubErr error
+	for b := range batches {
+		if pubErr != nil {
+			continue // drain until the reader sees the cancellation
+		}
+		if err := s.send(rctx, b); err != nil {
+			pubErr = fmt.Errorf("replay batch starting at %s: %w", b.from, err)
+			cancel()
+		}
+	}
+	<-readDone
+
+	var errs []error
+	switch {
+	case pubErr != nil:
+		errs = append(errs, pubErr)
+	case readErr != nil:
+		errs = append(errs, readErr)
+	}
+	if rejects != nil {
+		if err := rd.rejects.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", opt.Rejects, err))
+		}
+		if err := rejects.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", opt.Rejects, err))
+		}
+	}
+	if rd.invalid > opt.MaxErrors {
+		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
+	}
+	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start)}
+	fmt.Fprintf(stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows\n",
+		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid)
+	return sum, errors.Join(errs...)
+}
+
+// check validates the options and returns the event type.
+func (o *ReplayOptions) check(reg *schemas.Registry) (*schemas.Event, error) {
+	if o.Event == "" {
+		return nil, errors.New("--event: name the event type of the rows")
+	}
+	typ := reg.Events[o.Event]
+	if typ == nil {
+		return nil, fmt.Errorf("--event: unknown event type %q", o.Event)
+	}
+	if math.IsNaN(o.Speed) || math.IsInf(o.Speed, 0) || o.Speed < 0 {
+		return nil, fmt.Errorf("--speed: %v, must be 0 (as fast as possible) or a positive multiple of real time", o.Speed)
+	}
+	if o.MaxErrors < 0 {
+		return nil, fmt.Errorf("--max-errors: %d, must be at least 0", o.MaxErrors)
+	}
+	if len(o.Files) == 0 {
+		return nil, errors.New("no files to replay")
+	}
+	// Fail on any bad file before publishing anything.
+	for _, path := range o.Files {
+		if _, _, err := formatOf(path); err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("%s: is a directory", path)
+		}
+	}
+	return typ, nil
+}
+
+// batch is a run of encoded events, ready to publish.
+type batch struct {
+	msgs []kafka.Message
+	// from is "file:line" of the first event, for error messages.
+	from string
+}
+
+// rowReader reads the files, decodes their rows and sends batches of
+// encoded events, reporting invalid rows.
+type rowReader struct {
+	typ        *schemas.Event
+	cfg        *broker.Config
+	files      []string
+	batch      int
+	maxMessage int64
+
+	stderr      io.Writer
+	rejects     *bufio.Writer // nil without a rejects file
+	rejectsName string
+	invalid     int
+}
+
+// run reads every file in order and sends its events to out. It never
+// closes out.
+func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
+	var enc encoder
+	b := batch{msgs: make([]kafka.Message, 0, r.batch)}
+	flush := func() error {
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// Handed over: the next batch gets new memory.
+		b = batch{msgs: make([]kafka.Message, 0, r.batch)}
+		enc.reset()
+		return nil
+	}
+	for _, path := range r.files {
+		src, c, err := openSource(path)
+		if err != nil {
+			return err
+		}
+		for rows := 0; ; rows++ {
+			if rows%4096 == 0 && ctx.Err() != nil {
+				_ = c.Close()
+				return ctx.Err()
+			}
+			raw, line, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			var bad *rowError
+			if errors.As(err, &bad) {
+				r.reject(path, line, bad.reason, bad.raw)
+				continue
+			}
+			if err != nil {
+				_ = c.Close()
+				return fmt.Errorf("read %s after line %d: %w", path, line, err)
+			}
+			ev, err := events.Decode(r.typ, raw)
+			if err != nil {
+				r.reject(path, line, err.Error(), raw)
+				continue
+			}
+			m := enc.message(r.cfg, &ev)
+			if size := int64(len(m.Key) + len(m.Value) + messageOverhead); size > r.maxMessage {
+				r.reject(path, line, fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, r.maxMessage), raw)
+				continue
+			}
+			if len(b.msgs) == 0 {
+				b.from = fmt.Sprintf("%s:%d", path, line)
+			}
+			b.msgs = append(b.msgs, m)
+			if len(b.msgs) == r.batch {
+				if err := flush(); err != nil {
+					_ = c.Close()
+					return err
+				}
+			}
+		}
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", path, err)
+		}
+	}
+	if len(b.msgs) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// messageOverhead bounds what a record adds to its key and value.
+const messageOverhead = 64
+
+// reject reports an invalid row: on stderr for the first few, in the
+// rejects file for all.
+func (r *rowReader) reject(path string, line int, reason string, raw []byte) {
+	r.invalid++
+	switch {
+	case r.invalid <= shownRejects:
+		fmt.Fprintf(r.stderr, "%s:%d: %s\n", path, line, reason)
+	case r.invalid == shownRejects+1 && r.rejects != nil:
+		fmt.Fprintf(r.stderr, "further invalid rows are only written to %s\n", r.rejectsName)
+	case r.invalid == shownRejects+1:
+		fmt.Fprintf(r.stderr, "further invalid rows are not shown (see --rejects)\n")
+	}
+	if r.rejects != nil {
+		fmt.Fprintf(r.rejects, "%s:%d: %s\t", path, line, reason)
+		_, _ = r.rejects.Write(raw)
+		_ = r.rejects.WriteByte('\n')
+	}
+}
+
+// sender publishes batches one after the other, pacing them if asked.
+type sender struct {
+	pub       *Publisher
+	pace      *pacer // nil: as fast as possible
+	published int
+}
+
+func (s *sender) send(ctx context.Context, b batch) error {
+	if err := ctx.Err(); err != nil {
+		return err // do not start what cannot be awaited
+	}
+	if s.pace == nil {
+		if err := s.pub.publish(ctx, b.msgs); err != nil {
+			return err
+		}
+		s.published += len(b.msgs)
+		return nil
+	}
+	msgs := b.msgs
+	offs := s.pace.offsets(msgs)
+	for len(msgs) > 0 {
+		n, wait := ready(offs, s.pace.elapsed())
+		if n == 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
+		if err := s.pub.publish(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		s.published += n
+		msgs, offs = msgs[n:], offs[n:]
+	}
+	return nil
+}
+
+// pacer paces a replay by event time: the first event goes at once, and an
+// event whose time is d after the first event's goes no earlier than
+// d/speed after it.
+type pacer struct {
+	speed   float64
+	started bool
+	first   int64     // event time of the first event, epoch ms
+	start   time.Time // when the first event went
+}
+
+// offsets returns the earliest send offsets of msgs, starting the clock at
+// the first event of the replay.
+func (p *pacer) offsets(msgs []kafka.Message) []time.Duration {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if !p.started {
+		p.started, p.first, p.start = true, msgs[0].Time.UnixMilli(), time.Now()
+	}
+	offs := make([]time.Duration, len(msgs))
+	for i := range msgs {
+		offs[i] = sendOffset(p.first, msgs[i].Time.UnixMilli(), p.speed)
+	}
+	return offs
+}
+
+func (p *pacer) elapsed() time.Duration { return time.Since(p.start) }
+
+// sendOffsets returns, for events with the given times (epoch ms) replayed
+// at speed times real time, how long after the start of the replay each may
+// be sent at the earliest: (t - times[0]) / speed, and 0 for events older
+// than the first.
+func sendOffsets(times []int64, speed float64) []time.Duration {
+	offs := make([]time.Duration, len(times))
+	for i, t := range times {
+		offs[i] = sendOffset(times[0], t, speed)
+	}
+	return offs
+}
+
+// sendOffset is (t - first) / speed, with t and first in epoch ms; 0 when t
+// is not after first.
+func sendOffset(first, t int64, speed float64) time.Duration {
+	if t <= first {
+		return 0
+	}
+	d := float64(t-first) * float64(time.Millisecond) / speed
+	if d >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(d)
+}
+
+// ready returns how many of the events with the given send offsets may go
+// elapsed after the start: the longest prefix whose offsets have passed
+// (events keep their order, so an event out of order in time goes with its
+// neighbours, without waiting). When that is none, wait is how long until
+// the first may go.
+func ready(offs []time.Duration, elapsed time.Duration) (n int, wait time.Duration) {
+	for n < len(offs) && offs[n] <= elapsed {
+		n++
+	}
+	if n == 0 && len(offs) > 0 {
+		wait = offs[0] - elapsed
+	}
+	return n, wait
+}

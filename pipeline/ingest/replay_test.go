@@ -1,0 +1,493 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// replayRows is an NDJSON file of valid, invalid and blank lines.
+var replayRows = []string{
+	`{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`,
+	``,
+	`{"txn_id":"t2","user_id":"u_2","amount":2,"ts":"2024-05-30T00:00:03Z"}`,
+	`{"txn_id":"bad1","user_id":"u_2","amount":"2.5","ts":1717027204000}`,
+	`oops, not JSON`,
+	"  \t",
+	`{"txn_id":"t3","user_id":"u_1","amount":3.5,"ts":1717027205000,"items":4}`,
+	`{"txn_id":"bad2","user_id":"u_3"`,
+	`{"txn_id":"t4","user_id":"u_3","amount":4.5,"ts":1717027206000}` + "\r",
+	`{"txn_id":"t5","user_id":"u_1","amount":5.5,"ts":1717027207000}`,
+}
+
+const replayRejects = "a.ndjson:4: field amount: expected float, got string\t" + `{"txn_id":"bad1","user_id":"u_2","amount":"2.5","ts":1717027204000}` + "\n" +
+	"a.ndjson:5: invalid JSON: invalid character 'o' looking for beginning of value at offset 0\toops, not JSON\n" +
+	"a.ndjson:8: invalid JSON: unexpected end of input\t" + `{"txn_id":"bad2","user_id":"u_3"` + "\n"
+
+// gzipRows is a gzipped JSONL file of valid rows, replayed after replayRows.
+var gzipRows = []string{
+	`{"txn_id":"t6","user_id":"u_2","amount":6.5,"ts":1717027208000}`,
+	`{"txn_id":"t7","user_id":"u_1","amount":7.5,"ts":1717027209000}`,
+}
+
+// writeReplayFiles writes a.ndjson and b.jsonl.gz in a new directory, which
+// becomes the working directory, so that file names in reports are short.
+func writeReplayFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(replayRows, "\n")), 0o644))
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(strings.Join(gzipRows, "\n") + "\n"))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	require.NoError(t, os.WriteFile("b.jsonl.gz", buf.Bytes(), 0o644))
+}
+
+var summaryRE = regexp.MustCompile(`(?m)^replayed (\d+) events from (\d+) file\(s\) in \d+\.\d{3}s \(\d+ events/s\), (\d+) invalid rows$`)
+
+func TestReplay(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	tests := []struct {
+		name      string
+		maxErrors int
+		speed     float64
+		err       string
+	}{
+		{name: "invalid rows within max-errors", maxErrors: 3},
+		{name: "invalid rows exceed max-errors", maxErrors: 2, err: "3 invalid rows exceed --max-errors 2"},
+		{name: "paced", maxErrors: 3, speed: 1e9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			writeReplayFiles(t)
+			cfg := kafkaConfig(brokers)
+			ensureTopics(t, cfg, reg)
+			var stderr bytes.Buffer
+			sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
+				Event:     "transaction",
+				Speed:     tt.speed,
+				MaxErrors: tt.maxErrors,
+				Rejects:   "rejects.txt",
+				Files:     []string{"a.ndjson", "b.jsonl.gz"},
+				Stderr:    &stderr,
+				Batch:     2,
+			})
+			if tt.err == "" {
+				require.NoError(t, err)
+			} else {
+				require.EqualError(t, err, tt.err)
+				var tooMany *TooManyInvalidError
+				require.ErrorAs(t, err, &tooMany)
+				require.Equal(t, TooManyInvalidError{Invalid: 3, MaxErrors: 2}, *tooMany)
+			}
+			require.Equal(t, 7, sum.Published)
+			require.Equal(t, 3, sum.Invalid)
+			require.Positive(t, sum.Elapsed)
+
+			rejects, err := os.ReadFile("rejects.txt")
+			require.NoError(t, err)
+			require.Equal(t, replayRejects, string(rejects))
+
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			require.Len(t, lines, 4, stderr.String())
+			for i, want := range strings.Split(strings.TrimSuffix(replayRejects, "\n"), "\n") {
+				require.Equal(t, want[:strings.IndexByte(want, '\t')], lines[i])
+			}
+			m := summaryRE.FindStringSubmatch(lines[3])
+			require.NotNil(t, m, lines[3])
+			require.Equal(t, []string{"7", "2", "3"}, m[1:])
+
+			// Each partition holds its keys' events in file order.
+			want := make([][]string, testPartitions)
+			for _, id := range []struct{ txn, user string }{
+				{"t1", "u_1"}, {"t2", "u_2"}, {"t3", "u_1"}, {"t4", "u_3"}, {"t5", "u_1"}, {"t6", "u_2"}, {"t7", "u_1"},
+			} {
+				p := partitionOf([]byte(id.user))
+				want[p] = append(want[p], id.txn)
+			}
+			got := make([][]string, testPartitions)
+			for p, msgs := range readTopic(t, cfg, cfg.Topic("transaction")) {
+				for _, m := range msgs {
+					require.Equal(t, partitionOf(m.Key), p)
+					got[p] = append(got[p], txnID(t, m.Value))
+				}
+			}
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func decode(t *testing.T, reg *schemas.Registry, raw string) events.Event {
+	ev, err := events.Decode(reg.Events["transaction"], []byte(raw))
+	require.NoError(t, err)
+	return ev
+}
+
+var txnRE = regexp.MustCompile(`^\{"txn_id":"([^"]+)",`)
+
+func txnID(t *testing.T, value []byte) string {
+	m := txnRE.FindSubmatch(value)
+	require.NotNil(t, m, "%s", value)
+	return string(m[1])
+}
+
+func TestReplayShowsTenRejects(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	t.Chdir(t.TempDir())
+	var rows []string
+	for i := range 25 {
+		rows = append(rows, fmt.Sprintf(`{"txn_id":"t%d","user_id":"u_1","amount":true,"ts":1717027202000}`, i))
+	}
+	require.NoError(t, os.WriteFile("bad.jsonl", []byte(strings.Join(rows, "\n")+"\n"), 0o644))
+
+	tests := []struct {
+		name, rejects, note string
+	}{
+		{"with rejects file", "rejects.txt", "further invalid rows are only written to rejects.txt"},
+		{"without", "", "further invalid rows are not shown (see --rejects)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kafkaConfig(brokers)
+			ensureTopics(t, cfg, reg)
+			var stderr bytes.Buffer
+			sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
+				Event: "transaction", MaxErrors: 100, Rejects: tt.rejects, Files: []string{"bad.jsonl"}, Stderr: &stderr,
+			})
+			require.NoError(t, err)
+			require.Equal(t, ReplaySummary{Invalid: 25, Elapsed: sum.Elapsed}, sum)
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			require.Len(t, lines, shownRejects+2)
+			for i := range shownRejects {
+				require.Equal(t, fmt.Sprintf("bad.jsonl:%d: field amount: expected float, got bool", i+1), lines[i])
+			}
+			require.Equal(t, tt.note, lines[shownRejects])
+			require.Regexp(t, summaryRE, lines[shownRejects+1])
+			if tt.rejects != "" {
+				b, err := os.ReadFile(tt.rejects)
+				require.NoError(t, err)
+				require.Equal(t, 25, bytes.Count(b, []byte("\n")))
+			}
+		})
+	}
+}
+
+func TestReplayRefusesBeforePublishing(t *testing.T) {
+	reg := exampleRegistry(t)
+	t.Chdir(t.TempDir())
+	require.NoError(t, os.WriteFile("a.ndjson", []byte(replayRows[0]+"\n"), 0o644))
+	require.NoError(t, os.WriteFile("c.csv", []byte("txn_id\n"), 0o644))
+	require.NoError(t, os.Mkdir("dir.ndjson", 0o755))
+	// Nothing listens: any attempt to publish would fail differently.
+	cfg := kafkaConfig([]string{closedAddr(t)})
+
+	tests := []struct {
+		name string
+		opt  ReplayOptions
+		err  string
+	}{
+		{"unknown extension", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "c.csv"}},
+			`replay: c.csv: unknown file format ".csv" (expected .ndjson or .jsonl, optionally .gz)`},
+		{"no extension", ReplayOptions{Event: "transaction", Files: []string{"events"}},
+			`replay: events: unknown file format "" (expected .ndjson or .jsonl, optionally .gz)`},
+		{"gzipped unknown", ReplayOptions{Event: "transaction", Files: []string{"c.csv.gz"}},
+			`replay: c.csv.gz: unknown file format ".csv" (expected .ndjson or .jsonl, optionally .gz)`},
+		{"missing file", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "gone.ndjson"}},
+			"replay: stat gone.ndjson: no such file or directory"},
+		{"directory", ReplayOptions{Event: "transaction", Files: []string{"dir.ndjson"}},
+			"replay: dir.ndjson: is a directory"},
+		{"no files", ReplayOptions{Event: "transaction"}, "replay: no files to replay"},
+		{"no event", ReplayOptions{Files: []string{"a.ndjson"}}, "replay: --event: name the event type of the rows"},
+		{"unknown event", ReplayOptions{Event: "refund", Files: []string{"a.ndjson"}}, `replay: --event: unknown event type "refund"`},
+		{"negative speed", ReplayOptions{Event: "transaction", Speed: -1, Files: []string{"a.ndjson"}},
+			"replay: --speed: -1, must be 0 (as fast as possible) or a positive multiple of real time"},
+		{"negative max-errors", ReplayOptions{Event: "transaction", MaxErrors: -1, Files: []string{"a.ndjson"}},
+			"replay: --max-errors: -1, must be at least 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			tt.opt.Stderr = &stderr
+			sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), tt.opt)
+			require.EqualError(t, err, tt.err)
+			require.Equal(t, ReplaySummary{}, sum)
+			require.Empty(t, stderr.String())
+		})
+	}
+}
+
+func TestReplayKafkaDown(t *testing.T) {
+	reg := exampleRegistry(t)
+	t.Chdir(t.TempDir())
+	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(replayRows, "\n")), 0o644))
+	cfg := kafkaConfig([]string{closedAddr(t)})
+	cfg.WriteTimeout = time.Second
+	w := cfg.NewWriter()
+	w.MaxAttempts = 1
+	t.Cleanup(func() { _ = w.Close() })
+
+	var stderr bytes.Buffer
+	sum, err := Replay(context.Background(), reg, NewPublisher(cfg, w), ReplayOptions{
+		Event: "transaction", MaxErrors: 10, Files: []string{"a.ndjson"}, Stderr: &stderr, Batch: 2,
+	})
+	require.Error(t, err)
+	require.True(t, strings.HasPrefix(err.Error(), "replay batch starting at a.ndjson:1: publish 2 events: "), err.Error())
+	require.Zero(t, sum.Published)
+	require.Regexp(t, summaryRE, stderr.String())
+}
+
+func TestReplayCancelled(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	t.Chdir(t.TempDir())
+	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(replayRows, "\n")), 0o644))
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+
+	// A replay whose context has ended publishes nothing and says why.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sum, err := Replay(ctx, reg, newPublisher(t, cfg), ReplayOptions{
+		Event: "transaction", Speed: 1, MaxErrors: 10, Files: []string{"a.ndjson"}, Batch: 2,
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, sum.Published)
+}
+
+func TestReplayFlags(t *testing.T) {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	opt := ReplayFlags(fs)
+	require.Equal(t, ReplayOptions{Stderr: os.Stderr, Batch: DefaultBatch}, *opt)
+	require.NoError(t, fs.Parse([]string{"--event", "transaction", "--speed", "60", "--max-errors", "5", "--rejects", "r.txt", "a.ndjson", "b.ndjson"}))
+	opt.Files = fs.Args()
+	require.Equal(t, ReplayOptions{
+		Event: "transaction", Speed: 60, MaxErrors: 5, Rejects: "r.txt",
+		Files: []string{"a.ndjson", "b.ndjson"}, Stderr: os.Stderr, Batch: DefaultBatch,
+	}, *opt)
+}
+
+func TestSendOffsets(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name  string
+		times []int64 // epoch ms
+		speed float64
+		want  []time.Duration
+	}{
+		{"none", nil, 1, []time.Duration{}},
+		{"real time", []int64{1000, 2000, 4500}, 1, []time.Duration{0, s, 3500 * time.Millisecond}},
+		{"faster", []int64{1000, 2000, 4500}, 10, []time.Duration{0, 100 * time.Millisecond, 350 * time.Millisecond}},
+		{"slower", []int64{1000, 2000}, 0.5, []time.Duration{0, 2 * s}},
+		{"out of order goes at once", []int64{5000, 7000, 6000, 1000, 9000}, 2, []time.Duration{0, s, 500 * time.Millisecond, 0, 2 * s}},
+		{"same time", []int64{1000, 1000, 1000}, 3, []time.Duration{0, 0, 0}},
+		{"sub-millisecond", []int64{0, 1}, 3, []time.Duration{0, 333333 * time.Nanosecond}},
+		{"huge span saturates", []int64{0, 1 << 62}, 1e-9, []time.Duration{0, 1<<63 - 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, sendOffsets(tt.times, tt.speed))
+		})
+	}
+}
+
+func TestReady(t *testing.T) {
+	const ms = time.Millisecond
+	offs := []time.Duration{0, 500 * ms, 250 * ms, 0, 1500 * ms}
+	tests := []struct {
+		name    string
+		offs    []time.Duration
+		elapsed time.Duration
+		n       int
+		wait    time.Duration
+	}{
+		{"empty", nil, 0, 0, 0},
+		{"first at once", offs, 0, 1, 0},
+		{"an event waits for its time", offs[1:], 100 * ms, 0, 400 * ms},
+		{"out of order follow without waiting", offs, 500 * ms, 4, 0},
+		{"all due", offs, 2 * time.Second, 5, 0},
+		{"due exactly", offs[4:], 1500 * ms, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, wait := ready(tt.offs, tt.elapsed)
+			require.Equal(t, tt.n, n)
+			require.Equal(t, tt.wait, wait)
+		})
+	}
+}
+
+func TestPacerKeepsTheFirstEventAcrossBatches(t *testing.T) {
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig([]string{"localhost:9092"})
+	var enc encoder
+	batch := func(times ...int64) batch {
+		var b batch
+		for _, ts := range times {
+			ev := decode(t, reg, fmt.Sprintf(`{"txn_id":"t","user_id":"u","amount":1.0,"ts":%d}`, ts))
+			b.msgs = append(b.msgs, enc.message(&cfg, &ev))
+		}
+		return b
+	}
+	p := pacer{speed: 2}
+	require.Equal(t, []time.Duration{0, time.Second}, p.offsets(batch(10_000, 12_000).msgs))
+	require.Equal(t, []time.Duration{2 * time.Second, 0}, p.offsets(batch(14_000, 9_000).msgs))
+}
+
+func TestReplayFromLongLines(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	t.Chdir(t.TempDir())
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+	// A line longer than the read buffer is fine, one longer than maxLine
+	// is an invalid row, and one too large for a Kafka message is another.
+	long := `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000,"pad":"` + strings.Repeat("x", 300<<10) + `"}`
+	tooLong := `{"txn_id":"t2","pad":"` + strings.Repeat("y", maxLine) + `"}`
+	tooLarge := `{"txn_id":"t3","user_id":"` + strings.Repeat("z", 2<<20) + `","amount":1.5,"ts":1717027202000}`
+	last := `{"txn_id":"t4","user_id":"u_1","amount":1.5,"ts":1717027202000}`
+	require.NoError(t, os.WriteFile("long.ndjson", []byte(long+"\n"+tooLong+"\n"+tooLarge+"\n"+last), 0o644))
+
+	var stderr bytes.Buffer
+	sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
+		Event: "transaction", MaxErrors: 2, Files: []string{"long.ndjson"}, Stderr: &stderr, Rejects: "rejects.txt",
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Published)
+	require.Equal(t, 2, sum.Invalid)
+	lines := strings.Split(stderr.String(), "\n")
+	require.Equal(t, fmt.Sprintf("long.ndjson:2: line longer than %d bytes", maxLine), lines[0])
+	require.Equal(t, "long.ndjson:3: event of about 4194428 bytes exceeds the 1048576-byte message limit", lines[1])
+	rejects, err := os.ReadFile("rejects.txt")
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(rejects, []byte(fmt.Sprintf("long.ndjson:2: line longer than %d bytes\t{\"txn_id\":\"t2\",\"pad\":\"yyy", maxLine))))
+
+	var ids []string
+	for _, msgs := range readTopic(t, cfg, cfg.Topic("transaction")) {
+		for _, m := range msgs {
+			ids = append(ids, txnID(t, m.Value))
+		}
+	}
+	require.Equal(t, []string{"t1", "t4"}, ids)
+}
+
+func TestFormatOf(t *testing.T) {
+	tests := []struct {
+		path string
+		gz   bool
+		err  string
+	}{
+		{path: "a.ndjson"},
+		{path: "dir.d/A.NDJSON"},
+		{path: "a.jsonl"},
+		{path: "a.ndjson.gz", gz: true},
+		{path: "a.jsonl.GZ", gz: true},
+		{path: "a.json", err: `a.json: unknown file format ".json" (expected .ndjson or .jsonl, optionally .gz)`},
+		{path: "a.gz", err: `a.gz: unknown file format "" (expected .ndjson or .jsonl, optionally .gz)`},
+		{path: "a.parquet", err: `a.parquet: unknown file format ".parquet" (expected .ndjson or .jsonl, optionally .gz)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			f, gz, err := formatOf(tt.path)
+			if tt.err != "" {
+				require.EqualError(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, f)
+			require.Equal(t, tt.gz, gz)
+		})
+	}
+}
+
+func TestLineSource(t *testing.T) {
+	type row struct {
+		raw  string
+		line int
+		err  string
+	}
+	tests := []struct {
+		name, data string
+		want       []row
+	}{
+		{"empty", "", nil},
+		{"blank lines", "\n \n\r\n\t\n", nil},
+		{"no final newline", "{}\n{\"a\":1}", []row{{raw: "{}", line: 1}, {raw: `{"a":1}`, line: 2}}},
+		{"crlf and spaces", "\r\n  {} \r\n\n[1]\r\n", []row{{raw: "{}", line: 2}, {raw: "[1]", line: 4}}},
+		{"long line", "{}\n\"" + strings.Repeat("x", 600<<10) + "\"\n{}", []row{
+			{raw: "{}", line: 1}, {raw: `"` + strings.Repeat("x", 600<<10) + `"`, line: 2}, {raw: "{}", line: 3},
+		}},
+		{"too long line", strings.Repeat("x", maxLine+1) + "\n{}\n" + strings.Repeat("y", maxLine+5), []row{
+			{line: 1, err: "line longer than 16777216 bytes"}, {raw: "{}", line: 2}, {line: 3, err: "line longer than 16777216 bytes"},
+		}},
+		{"exactly maxLine", strings.Repeat("x", maxLine) + "\n", []row{{raw: strings.Repeat("x", maxLine), line: 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newLineSource(strings.NewReader(tt.data))
+			var got []row
+			for {
+				raw, line, err := src.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				r := row{raw: string(raw), line: line}
+				if err != nil {
+					var bad *rowError
+					require.ErrorAs(t, err, &bad)
+					r.err = bad.reason
+				}
+				got = append(got, r)
+			}
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// BenchmarkReplayNDJSON replays 50,000 events (the example file, repeated)
+// to the test broker and reports the throughput.
+func BenchmarkReplayNDJSON(b *testing.B) {
+	brokers := testenv.Kafka(b)
+	reg := exampleRegistry(b)
+	example, err := os.ReadFile(filepath.Join(testenv.RepoRoot(b), "schemas/example/events.ndjson"))
+	require.NoError(b, err)
+	example = append(bytes.TrimRight(example, "\n"), '\n')
+	const events = 50_000
+	rows := bytes.Count(example, []byte("\n"))
+	data := bytes.Repeat(example, (events+rows-1)/rows)
+	path := filepath.Join(b.TempDir(), "events.ndjson")
+	require.NoError(b, os.WriteFile(path, data, 0o644))
+
+	cfg := kafkaConfig(brokers)
+	ensureTopics(b, cfg, reg)
+	pub := newPublisher(b, cfg)
+	var published int
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		sum, err := Replay(context.Background(), reg, pub, ReplayOptions{
+			Event: "transaction", MaxErrors: len(data), Files: []string{path},
+		})
+		require.NoError(b, err)
+		require.Equal(b, events, sum.Published+sum.Invalid)
+		published += sum.Published
+	}
+	b.ReportMetric(float64(published)/b.Elapsed().Seconds(), "events/s")
+}

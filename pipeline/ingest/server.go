@@ -1,0 +1,223 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// maxDetails caps the per-event errors of one 422 answer.
+const maxDetails = 100
+
+// shutdownGrace is how long Run waits for requests in flight once its
+// context ends.
+const shutdownGrace = 10 * time.Second
+
+// Server is the ingest HTTP API.
+type Server struct {
+	reg    *schemas.Registry
+	pub    *Publisher
+	cfg    Config
+	log    *slog.Logger
+	topics []string // of every event type, sorted by event name
+
+	// starting is set while Run creates the topics: events are refused
+	// with 503 meanwhile.
+	starting atomic.Bool
+}
+
+// NewServer returns the API for the event types of reg, publishing with pub.
+// A nil log discards.
+func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log}
+	for _, name := range reg.EventNames() {
+		s.topics = append(s.topics, cfg.Kafka.Topic(name))
+	}
+	return s
+}
+
+// Handler returns the API:
+//
+//   - POST /v1/events/{event} takes one event (a JSON object), several (a
+//     JSON array of objects) or NDJSON (Content-Type application/x-ndjson).
+//     Every event is validated first; if any is invalid the answer is 422
+//     listing them and nothing is published. 202 {"accepted": n} means Kafka
+//     acknowledged all n events; 503 with Retry-After means none may be
+//     taken as accepted and the request should be retried.
+//   - GET /healthz answers while the process is alive.
+//   - GET /readyz answers 200 once every event type's topic exists.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/events/{event}", s.postEvents)
+	httpx.Health(mux, func(ctx context.Context) error {
+		return s.cfg.Kafka.CheckTopics(ctx, s.topics)
+	})
+	return httpx.Recover(s.log, mux)
+}
+
+// Run serves the API on l until ctx ends, then drains requests in flight for
+// up to 10s. Meanwhile it creates the topics of every event type, retrying
+// with backoff until Kafka answers; until then /healthz answers, /readyz
+// says not ready and events get 503. Run returns nil after a shutdown caused
+// by ctx. It is meant to be called once.
+func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	s.starting.Store(true)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if s.ensureTopics(ctx) {
+			s.starting.Store(false)
+		}
+	}()
+	err := httpx.Serve(ctx, l, s.Handler(), shutdownGrace)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("serve ingest API on %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// ensureTopics creates the topics, retrying until it succeeds (true) or ctx
+// ends (false).
+func (s *Server) ensureTopics(ctx context.Context) bool {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := s.cfg.Kafka.EnsureTopics(actx, s.topics)
+		cancel()
+		if err == nil {
+			s.log.Info("topics ready", "topics", s.topics)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.log.Warn("cannot create topics yet; retrying", "attempt", attempt, "in", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Detail is one invalid event of a 422 answer.
+type Detail struct {
+	// Index is the event's 0-based position in the request.
+	Index int `json:"index"`
+	// Field is the field at fault; empty when the whole event is bad.
+	Field string `json:"field,omitempty"`
+	Error string `json:"error"`
+}
+
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("event")
+	typ := s.reg.Events[name]
+	if typ == nil {
+		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("unknown event type %q", name))
+		return
+	}
+	var ndjson bool
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case err != nil:
+		httpx.Error(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson")
+		return
+	case ct == "application/json":
+	case ct == "application/x-ndjson":
+		ndjson = true
+	default:
+		httpx.Error(w, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: use application/json or application/x-ndjson", ct))
+		return
+	}
+	if s.starting.Load() {
+		s.unavailable(w, errors.New("topics are being created"))
+		return
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
+			return
+		}
+		httpx.Error(w, http.StatusBadRequest, "read request body: "+err.Error())
+		return
+	}
+	raws, err := events.Split(body, ndjson)
+	if err != nil {
+		httpx.Error(w, http.StatusBadRequest, "malformed body: "+err.Error())
+		return
+	}
+
+	evs := make([]events.Event, len(raws))
+	var details []Detail
+	invalid := 0
+	for i, raw := range raws {
+		ev, err := events.Decode(typ, raw)
+		if err != nil {
+			invalid++
+			if len(details) < maxDetails {
+				details = append(details, detail(i, err))
+			}
+			continue
+		}
+		evs[i] = ev
+	}
+	if invalid > 0 {
+		httpx.WriteJSON(w, http.StatusUnprocessableEntity, httpx.ErrorBody{
+			Error:   fmt.Sprintf("%d of %d events are invalid", invalid, len(raws)),
+			Details: details,
+		})
+		return
+	}
+
+	if err := s.pub.Publish(r.Context(), evs); err != nil {
+		if errors.As(err, new(kafka.MessageTooLargeError)) {
+			httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("an event exceeds the %d-byte message limit", s.pub.maxMessage()))
+			return
+		}
+		s.log.Warn("publish failed", "event", name, "events", len(evs), "error", err)
+		s.unavailable(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(evs)})
+}
+
+// unavailable answers 503: nothing of the request was accepted, retry.
+func (s *Server) unavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", strconv.Itoa(1))
+	httpx.Error(w, http.StatusServiceUnavailable, "kafka unavailable: "+err.Error())
+}
+
+func detail(index int, err error) Detail {
+	var fe *events.FieldError
+	if errors.As(err, &fe) {
+		return Detail{Index: index, Field: fe.Field, Error: fe.Reason}
+	}
+	return Detail{Index: index, Error: err.Error()}
+}

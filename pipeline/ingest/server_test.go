@@ -1,0 +1,361 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
+)
+
+// post sends body to h as a POST of event with the content type.
+func post(h http.Handler, event, contentType, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/v1/events/"+event, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+type wantMessage struct {
+	key, value string
+	time       int64 // epoch ms
+}
+
+func TestPostEventsAccepted(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	const (
+		a = `{"txn_id":"t1","user_id":"u_1","amount":12,"ts":"2024-05-30T00:00:02Z","extra":{"x":[1,2]}}`
+		b = `{"ts":1717027259445,"user_id":"u_2","txn_id":"t2","amount":3.5,"items":2,"card_present":true,"merchant_id":"m_1"}`
+		c = `{"txn_id":"t3","user_id":"u_1","amount":-1e-7,"ts":"2024-05-30T02:02:31.5+02:00","items":null}`
+	)
+	var (
+		wantA = wantMessage{"u_1", `{"txn_id":"t1","user_id":"u_1","amount":12.0,"ts":1717027202000}`, 1717027202000}
+		wantB = wantMessage{"u_2", `{"txn_id":"t2","user_id":"u_2","merchant_id":"m_1","amount":3.5,"items":2,"card_present":true,"ts":1717027259445}`, 1717027259445}
+		wantC = wantMessage{"u_1", `{"txn_id":"t3","user_id":"u_1","amount":-1e-7,"ts":1717027351500}`, 1717027351500}
+	)
+	tests := []struct {
+		name, contentType, body string
+		want                    []wantMessage
+	}{
+		{"single object", "application/json", a, []wantMessage{wantA}},
+		{"object with charset", "application/json; charset=utf-8", "\n  " + b + "\n", []wantMessage{wantB}},
+		{"array", "application/json", "[" + a + ",\n" + b + " , " + c + "]", []wantMessage{wantA, wantB, wantC}},
+		{"ndjson", "application/x-ndjson", a + "\r\n\n" + b + "\n  \n" + c, []wantMessage{wantA, wantB, wantC}},
+		{"empty array", "application/json", " [ ] ", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kafkaConfig(brokers)
+			ensureTopics(t, cfg, reg)
+			srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+
+			rec := post(srv.Handler(), "transaction", tt.contentType, tt.body)
+			require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+			require.JSONEq(t, fmt.Sprintf(`{"accepted": %d}`, len(tt.want)), rec.Body.String())
+
+			// Every message is where murmur2 puts its key, and the
+			// messages of one key keep the request's order.
+			topic := cfg.Topic("transaction")
+			parts := readTopic(t, cfg, topic)
+			byKey := map[string][]wantMessage{}
+			total := 0
+			for p, msgs := range parts {
+				for _, m := range msgs {
+					require.Equal(t, topic, m.Topic)
+					require.Equal(t, p, m.Partition)
+					require.Equal(t, partitionOf(m.Key), m.Partition, "key %s", m.Key)
+					byKey[string(m.Key)] = append(byKey[string(m.Key)], wantMessage{string(m.Key), string(m.Value), m.Time.UnixMilli()})
+					total++
+				}
+			}
+			require.Equal(t, len(tt.want), total)
+			wantByKey := map[string][]wantMessage{}
+			for _, w := range tt.want {
+				wantByKey[w.key] = append(wantByKey[w.key], w)
+			}
+			require.Equal(t, wantByKey, byKey)
+		})
+	}
+}
+
+func TestPostEventsRejected(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	const valid = `{"txn_id":"t1","user_id":"u_1","amount":12.5,"ts":1717027202000}`
+	manyInvalid := strings.Repeat(`{"txn_id":"t1","user_id":"u_1","amount":"12","ts":1717027202000}`+"\n", 150)
+	tests := []struct {
+		name, event, contentType, body string
+		maxBody                        int64
+		status                         int
+		want                           string // JSON body
+	}{
+		{
+			name: "invalid among valid", event: "transaction", contentType: "application/json",
+			body:   "[" + valid + `,{"txn_id":"t2","user_id":"u_2","amount":"12.5","ts":1717027202000},` + valid + `,{"txn_id":"t4","amount":1.0,"ts":1717027202000}]`,
+			status: http.StatusUnprocessableEntity,
+			want: `{"error":"2 of 4 events are invalid","details":[
+				{"index":1,"field":"amount","error":"expected float, got string"},
+				{"index":3,"field":"user_id","error":"required field is missing"}]}`,
+		},
+		{
+			name: "malformed ndjson line", event: "transaction", contentType: "application/x-ndjson",
+			body:   valid + "\n" + `{"txn_id": "t2",}` + "\n" + valid,
+			status: http.StatusUnprocessableEntity,
+			want:   `{"error":"1 of 3 events are invalid","details":[{"index":1,"error":"invalid JSON: invalid character '}' looking for beginning of object key string at offset 16"}]}`,
+		},
+		{
+			name: "details capped at 100", event: "transaction", contentType: "application/x-ndjson",
+			body: manyInvalid, status: http.StatusUnprocessableEntity,
+		},
+		{
+			name: "unknown event", event: "refund", contentType: "application/json", body: valid,
+			status: http.StatusNotFound, want: `{"error":"unknown event type \"refund\""}`,
+		},
+		{
+			name: "body too large", event: "transaction", contentType: "application/json",
+			body: "[" + strings.Repeat(valid+",", 20) + valid + "]", maxBody: 1000,
+			status: http.StatusRequestEntityTooLarge, want: `{"error":"request body exceeds 1000 bytes"}`,
+		},
+		{
+			name: "text/plain", event: "transaction", contentType: "text/plain", body: valid,
+			status: http.StatusUnsupportedMediaType,
+			want:   `{"error":"unsupported Content-Type \"text/plain\": use application/json or application/x-ndjson"}`,
+		},
+		{
+			name: "no content type", event: "transaction", body: valid,
+			status: http.StatusUnsupportedMediaType,
+			want:   `{"error":"Content-Type must be application/json or application/x-ndjson"}`,
+		},
+		{
+			name: "malformed array", event: "transaction", contentType: "application/json",
+			body: "[" + valid + ",", status: http.StatusBadRequest,
+			want: `{"error":"malformed body: array element 1: invalid JSON: unexpected end of input"}`,
+		},
+		{
+			name: "not an object", event: "transaction", contentType: "application/json",
+			body: `"hello"`, status: http.StatusBadRequest,
+			want: `{"error":"malformed body: expected a JSON object or an array of objects, got string"}`,
+		},
+		{
+			name: "empty body", event: "transaction", contentType: "application/json",
+			body: " \n", status: http.StatusBadRequest,
+			want: `{"error":"malformed body: empty body: expected a JSON object"}`,
+		},
+		{
+			name: "ndjson line not an object", event: "transaction", contentType: "application/x-ndjson",
+			body: valid + "\n\n[1]\n", status: http.StatusUnprocessableEntity,
+			want: `{"error":"1 of 2 events are invalid","details":[{"index":1,"error":"expected a JSON object, got array"}]}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := kafkaConfig(brokers)
+			ensureTopics(t, cfg, reg)
+			maxBody := tt.maxBody
+			if maxBody == 0 {
+				maxBody = DefaultMaxBody
+			}
+			srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: maxBody, Kafka: cfg}, nil)
+
+			rec := post(srv.Handler(), tt.event, tt.contentType, tt.body)
+			require.Equal(t, tt.status, rec.Code, rec.Body.String())
+			require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			if tt.want != "" {
+				require.JSONEq(t, tt.want, rec.Body.String())
+			}
+			require.Equal(t, make([]int64, testPartitions), endOffsets(t, cfg, cfg.Topic("transaction")),
+				"nothing may be published")
+		})
+	}
+
+	t.Run("details capped at 100 holds the first 100", func(t *testing.T) {
+		cfg := kafkaConfig(brokers)
+		srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+		rec := post(srv.Handler(), "transaction", "application/x-ndjson", manyInvalid)
+		require.Equal(t, http.StatusUnprocessableEntity, rec.Code)
+		var body struct {
+			Error   string
+			Details []Detail
+		}
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		require.Equal(t, "150 of 150 events are invalid", body.Error)
+		require.Len(t, body.Details, maxDetails)
+		for i, d := range body.Details {
+			require.Equal(t, Detail{Index: i, Field: "amount", Error: "expected float, got string"}, d)
+		}
+	})
+}
+
+func TestPostEventsKafkaDown(t *testing.T) {
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig([]string{closedAddr(t)})
+	cfg.WriteTimeout = time.Second
+	w := cfg.NewWriter()
+	w.MaxAttempts = 1
+	t.Cleanup(func() { _ = w.Close() })
+	srv := NewServer(reg, NewPublisher(cfg, w), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+
+	rec := post(srv.Handler(), "transaction", "application/json", `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	var body struct{ Error string }
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	require.True(t, strings.HasPrefix(body.Error, "kafka unavailable: "), body.Error)
+
+	// Readiness says so too.
+	req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+	rec = httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+}
+
+func TestRun(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig(brokers)
+	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runErr = srv.Run(ctx, l)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	base := "http://" + l.Addr().String()
+
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(b)
+	}
+	status, _ := get("/healthz")
+	require.Equal(t, http.StatusOK, status)
+	require.Eventually(t, func() bool {
+		status, _ := get("/readyz")
+		return status == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "Run creates the topics")
+
+	res, err := http.Post(base+"/v1/events/transaction", "application/json",
+		strings.NewReader(`{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`))
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusAccepted, res.StatusCode, string(b))
+	require.JSONEq(t, `{"accepted":1}`, string(b))
+
+	var total int64
+	for _, end := range endOffsets(t, cfg, cfg.Topic("transaction")) {
+		total += end
+	}
+	require.EqualValues(t, 1, total)
+
+	cancel()
+	<-done
+	require.NoError(t, runErr)
+}
+
+func TestRunRefusesEventsUntilTopicsExist(t *testing.T) {
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig([]string{closedAddr(t)})
+	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, l) }()
+	t.Cleanup(cancel)
+	base := "http://" + l.Addr().String()
+
+	// Serving starts at once, whatever Kafka does.
+	var res *http.Response
+	require.Eventually(t, func() bool {
+		res, err = http.Get(base + "/healthz")
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	res, err = http.Post(base+"/v1/events/transaction", "application/json",
+		strings.NewReader(`{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`))
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	require.Equal(t, "1", res.Header.Get("Retry-After"))
+	require.JSONEq(t, `{"error":"kafka unavailable: topics are being created"}`, string(b))
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestConfig(t *testing.T) {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var def Config
+	def.RegisterFlags(fs)
+	require.Equal(t, ":8081", def.HTTPAddr)
+	require.EqualValues(t, 16<<20, def.MaxBody)
+	require.Equal(t, "freshet.events.", def.Kafka.TopicPrefix)
+	require.NoError(t, def.Validate())
+
+	tests := []struct {
+		name   string
+		change func(*Config)
+		err    string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"no address", func(c *Config) { c.HTTPAddr = "" }, "http-addr: an address to listen on is required, e.g. :8081"},
+		{"no port", func(c *Config) { c.HTTPAddr = "localhost" }, `http-addr: "localhost" is not [host]:port`},
+		{"zero body", func(c *Config) { c.MaxBody = 0 }, "max-body: 0, must be a positive number of bytes"},
+		{"bad kafka", func(c *Config) { c.Kafka.Partitions = 0 }, "partitions: 0, must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+			var c Config
+			c.RegisterFlags(fs)
+			tt.change(&c)
+			err := c.Validate()
+			if tt.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tt.err)
+		})
+	}
+
+	// The flags set the fields.
+	fs = flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var c Config
+	c.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"-http-addr", "127.0.0.1:9000", "-max-body", "1024", "-kafka-brokers", "k1:9092,k2:9092"}))
+	require.Equal(t, Config{HTTPAddr: "127.0.0.1:9000", MaxBody: 1024, Kafka: broker.Config{
+		Brokers: []string{"k1:9092", "k2:9092"}, TopicPrefix: "freshet.events.", Partitions: 6, Replication: 1,
+		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second,
+	}}, c)
+}
