@@ -305,4 +305,3 @@ func jsonList(xs []string) string {
 	}
 	return string(append(b, ']'))
 }
-
