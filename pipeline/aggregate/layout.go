@@ -115,6 +115,7 @@ type Layout struct {
 
 	slots    []slot // by feature index
 	entity   int    // index of the entity field
+	columns  int    // columns of all groups
 	maxHop   int64
 	features map[string]int
 }
@@ -183,6 +184,7 @@ func NewLayout(v *schemas.View) (*Layout, error) {
 			g.Columns = append(g.Columns, *cols[name])
 		}
 		l.Groups = append(l.Groups, g)
+		l.columns += len(g.Columns)
 		l.maxHop = max(l.maxHop, h)
 	}
 	for i, f := range v.Features {

@@ -1,9 +1,11 @@
 package aggregate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +74,7 @@ type Tiles struct {
 	// Events is how many events were added.
 	Events int
 	text   []byte
+	slab   []Acc // unused accumulators, handed out to new tiles
 }
 
 // NewTiles returns an empty tile set for the layout's view.
@@ -90,7 +93,15 @@ func (t *Tiles) tile(group int, index int64) *Tile {
 			return &t.tiles[i]
 		}
 	}
-	t.tiles = append(t.tiles, Tile{Group: group, Index: index, Accs: make([]Acc, len(t.l.Groups[group].Columns))})
+	n := len(t.l.Groups[group].Columns)
+	if len(t.slab) < n {
+		// One allocation serves the new tiles of several groups: an event
+		// usually opens a tile in every group at once.
+		t.slab = make([]Acc, max(n, t.l.columns))
+	}
+	accs := t.slab[:n:n]
+	t.slab = t.slab[n:]
+	t.tiles = append(t.tiles, Tile{Group: group, Index: index, Accs: accs})
 	return &t.tiles[len(t.tiles)-1]
 }
 
@@ -138,9 +149,11 @@ func (t *Tiles) Len() int { return len(t.tiles) }
 
 // Tiles returns the tiles sorted by group and index. The slice is t's own.
 func (t *Tiles) Tiles() []Tile {
-	sort.Slice(t.tiles, func(i, j int) bool {
-		a, b := t.tiles[i], t.tiles[j]
-		return a.Group < b.Group || (a.Group == b.Group && a.Index < b.Index)
+	slices.SortFunc(t.tiles, func(a, b Tile) int {
+		if c := cmp.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Index, b.Index)
 	})
 	return t.tiles
 }

@@ -52,7 +52,7 @@ func BenchmarkProcessBatch(b *testing.B) {
 			cfg := defaultConfig(b)
 			p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("bench:")), cfg.Kafka, quiet())
 			require.NoError(b, err)
-			const batch = 5000
+			batch := cfg.BatchSize // the default micro-batch
 			msgs := exampleMessages(b, reg, cfg.Kafka.Topic("transaction"), batch*20, users, users/10, c.spacing)
 			b.ResetTimer()
 			n := 0

@@ -1,11 +1,13 @@
 // Package store is freshet's online store: entity tiles in Redis, written by
 // featurize effectively once and read by serve.
 //
-// Each entity of a view is one Redis hash. Every update runs inside a Lua
-// script on that single key, so it is atomic in Redis Cluster too, and it
-// carries its source partition and offsets so that a redelivered update is
-// skipped event by event. The package owns the key layout and the script; it
-// must not know about Kafka or HTTP.
+// Each entity of a view is one Redis hash holding its tiles, its newest
+// event time and, per source partition, the last offset applied. A write
+// reads those, merges in Go and stores the result with a compare-and-set
+// script on the hash's version: atomic on a single key, so Redis Cluster
+// works, and a redelivered event is skipped by its offset, event by event.
+// The package owns the key layout and the script; it must not know about
+// Kafka or HTTP.
 package store
 
 import (
@@ -14,9 +16,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -24,19 +28,10 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/events"
 )
 
-//go:embed apply.lua
-var applySource string
+//go:embed cas.lua
+var casSource string
 
-var applyScript = redis.NewScript(applySource)
-
-// status is the script's verdict on one unit.
-type status int64
-
-const (
-	applied   status = 0 // merged into the entity's state
-	duplicate status = 1 // every offset was applied before
-	straddle  status = 2 // some offsets were applied before: nothing changed
-)
+var casScript = redis.NewScript(casSource)
 
 // Unit is the events of one entity from one source partition, in offset
 // order, and their tiles coalesced.
@@ -76,18 +71,13 @@ var _ Online = (*Redis)(nil)
 
 // Redis is the Online store on a Redis server or cluster.
 type Redis struct {
-	client  redis.UniversalClient
-	prefix  string
-	cluster bool
-	// maxKeys bounds the keys of one script call, so one call never
-	// blocks Redis for long.
-	maxKeys int
+	client redis.UniversalClient
+	prefix string
 }
 
 // NewRedis wraps a connected client; prefix starts every key.
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	_, cluster := client.(*redis.ClusterClient)
-	return &Redis{client: client, prefix: prefix, cluster: cluster, maxKeys: 64}
+	return &Redis{client: client, prefix: prefix}
 }
 
 // Client is the underlying go-redis client.
@@ -104,187 +94,365 @@ func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err(
 // Close closes the client.
 func (r *Redis) Close() error { return r.client.Close() }
 
-func layoutArg(l *aggregate.Layout) string {
-	var b strings.Builder
-	for i := range l.Groups {
-		g := &l.Groups[i]
-		fmt.Fprintf(&b, "%d,%d,%s;", g.Hop, g.Keep, g.Ops())
-	}
-	return b.String()
-}
-
-type call struct {
-	keys  []string
-	args  []any
-	units []int // indexes into the caller's units, in result order
-}
-
-// Apply implements Online.
+// Apply implements Online. It reads what each entity's units need (its
+// version, offsets and the tiles they touch) in one pipelined round trip,
+// merges in Go, and writes each changed entity with a compare-and-set script
+// on its version in a second round trip. An entity that someone else wrote
+// in between (another featurize process sharing a merchant across
+// partitions) is read and merged again.
+//
+// Keeping the merge out of Lua keeps Redis's share of the work to one HMGET
+// and one small script per entity, which is what bounds throughput: Redis is
+// single-threaded, featurize processes are not.
 func (r *Redis) Apply(ctx context.Context, l *aggregate.Layout, units []Unit) ([]Result, error) {
 	out := make([]Result, len(units))
-	st, err := r.applyOnce(ctx, l, units)
-	if err != nil {
-		return nil, err
+	var pending []*entityWork
+	byEntity := map[string]*entityWork{}
+	for i := range units {
+		w := byEntity[units[i].Entity]
+		if w == nil {
+			w = &entityWork{key: r.Key(l, units[i].Entity)}
+			byEntity[units[i].Entity] = w
+			pending = append(pending, w)
+		}
+		w.units = append(w.units, i)
 	}
-	// A unit that straddles what was applied before (a redelivery after a
-	// crash, cut at other batch boundaries) goes again one event per unit,
-	// so the script skips exactly the events applied before.
-	var split []Unit
-	var owner []int
-	for i, s := range st {
-		switch s {
-		case applied:
-			out[i].Applied = len(units[i].Offsets)
-		case duplicate:
-			out[i].Duplicates = len(units[i].Offsets)
-		case straddle:
-			for j, ev := range units[i].Events {
-				t := l.NewTiles()
-				t.Add(ev)
-				split = append(split, Unit{Entity: units[i].Entity, Source: units[i].Source, Offsets: units[i].Offsets[j : j+1], Events: units[i].Events[j : j+1], Tiles: t})
-				owner = append(owner, i)
+	for attempt := 1; len(pending) > 0; attempt++ {
+		if attempt > 50 {
+			return nil, fmt.Errorf("apply tiles for %s: %d entities still contended after %d attempts", l.View.Name, len(pending), attempt-1)
+		}
+		if attempt > 2 {
+			// Another writer keeps winning the same entities: step aside
+			// for a moment, at random, so the two stop colliding.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))):
 			}
-		default:
-			return nil, fmt.Errorf("apply tiles for %s: unknown status %d", l.View.Name, s)
 		}
-	}
-	if len(split) == 0 {
-		return out, nil
-	}
-	st, err = r.applyOnce(ctx, l, split)
-	if err != nil {
-		return nil, err
-	}
-	for i, s := range st {
-		switch s {
-		case applied:
-			out[owner[i]].Applied++
-		case duplicate:
-			out[owner[i]].Duplicates++
-		default:
-			return nil, fmt.Errorf("apply tiles for %s: a single event straddles (status %d)", l.View.Name, s)
+		var err error
+		if pending, err = r.applyRound(ctx, l, units, pending, out); err != nil {
+			return nil, fmt.Errorf("apply tiles for %s: %w", l.View.Name, err)
 		}
 	}
 	return out, nil
 }
 
-func (r *Redis) applyOnce(ctx context.Context, l *aggregate.Layout, units []Unit) ([]status, error) {
-	if len(units) == 0 {
-		return nil, nil
-	}
-	calls := r.plan(l, units)
-	out := make([]status, len(units))
-	err := r.run(ctx, calls, out)
-	if err != nil && isNoScript(err) {
-		// The script cache is empty (a restarted or failed-over Redis):
-		// load it everywhere and run again; applying twice is safe.
-		if lerr := r.loadScript(ctx); lerr != nil {
-			return nil, fmt.Errorf("load apply script: %w", lerr)
-		}
-		err = r.run(ctx, calls, out)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("apply tiles for %s: %w", l.View.Name, err)
-	}
-	return out, nil
+// entityWork is one entity's part of an Apply.
+type entityWork struct {
+	key    string
+	units  []int // indexes of its units, in order
+	fields []string
+	res    []Result
 }
 
-func (r *Redis) run(ctx context.Context, calls []call, out []status) error {
+// applyRound reads, merges and writes every pending entity once; it returns
+// the entities whose write lost a race and must go again.
+func (r *Redis) applyRound(ctx context.Context, l *aggregate.Layout, units []Unit, pending []*entityWork, out []Result) ([]*entityWork, error) {
 	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(calls))
-	for i, c := range calls {
-		cmds[i] = applyScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	reads := make([]*redis.SliceCmd, len(pending))
+	for i, w := range pending {
+		w.fields = readFields(l, units, w)
+		reads[i] = pipe.HMGet(ctx, w.key, w.fields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return err
+		return nil, fmt.Errorf("read state: %w", err)
 	}
-	for i, c := range calls {
-		res, err := cmds[i].Int64Slice()
+	ttl := strconv.FormatInt(l.View.TTL, 10)
+	var writing []*entityWork
+	var args [][]any
+	for i, w := range pending {
+		a, err := merge(l, units, w, reads[i].Val(), ttl)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("entity key %s: %w", w.key, err)
 		}
-		if len(res) != len(c.units) {
-			return fmt.Errorf("apply script returned %d statuses for %d units", len(res), len(c.units))
+		if a == nil { // every unit a duplicate: nothing to write
+			w.commit(out)
+			continue
 		}
-		for j, s := range res {
-			out[c.units[j]] = status(s)
+		writing = append(writing, w)
+		args = append(args, a)
+	}
+	if len(writing) == 0 {
+		return nil, nil
+	}
+	ok, err := r.write(ctx, writing, args)
+	if err != nil && isNoScript(err) {
+		// The script cache is empty (a restarted or failed-over Redis):
+		// load it everywhere and write again; the version check makes a
+		// repeated write safe.
+		if lerr := r.loadScript(ctx); lerr != nil {
+			return nil, fmt.Errorf("load script: %w", lerr)
+		}
+		ok, err = r.write(ctx, writing, args)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write state: %w", err)
+	}
+	var again []*entityWork
+	for i, w := range writing {
+		if ok[i] {
+			w.commit(out)
+		} else {
+			again = append(again, w)
 		}
 	}
-	return nil
+	return again, nil
+}
+
+func (w *entityWork) commit(out []Result) {
+	for j, ui := range w.units {
+		out[ui] = w.res[j]
+	}
+}
+
+func (r *Redis) write(ctx context.Context, writing []*entityWork, args [][]any) ([]bool, error) {
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(writing))
+	for i, w := range writing {
+		cmds[i] = casScript.EvalSha(ctx, pipe, []string{w.key}, args[i]...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	ok := make([]bool, len(cmds))
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			return nil, err
+		}
+		ok[i] = n == 1
+	}
+	return ok, nil
 }
 
 func (r *Redis) loadScript(ctx context.Context) error {
 	if cc, ok := r.client.(*redis.ClusterClient); ok {
 		return cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-			return applyScript.Load(ctx, c).Err()
+			return casScript.Load(ctx, c).Err()
 		})
 	}
-	return applyScript.Load(ctx, r.client).Err()
+	return casScript.Load(ctx, r.client).Err()
 }
 
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-// plan groups units by entity into script calls of at most maxKeys keys;
-// in a cluster, one call's keys share a slot.
-func (r *Redis) plan(l *aggregate.Layout, units []Unit) []call {
-	layout, ttl := layoutArg(l), strconv.FormatInt(l.View.TTL, 10)
-	type entry struct {
-		key   string
-		units []int
-	}
-	var order []string
-	byEntity := map[string]*entry{}
-	for i, u := range units {
-		e := byEntity[u.Entity]
-		if e == nil {
-			e = &entry{key: r.Key(l, u.Entity)}
-			byEntity[u.Entity] = e
-			order = append(order, u.Entity)
+// Bookkeeping fields of an entity hash; tiles are "<group>:<index>".
+const (
+	fieldVersion = "_v" // incremented by every write
+	fieldNewest  = "_e" // newest event time applied
+	fieldLows    = "_s" // lowest tile index written per group, "l0,l1,..."
+	offsetPrefix = "_o:"
+)
+
+func tileField(group int, index int64) string {
+	return strconv.Itoa(group) + ":" + strconv.FormatInt(index, 10)
+}
+
+// readFields lists what merging w's units needs, without repeats: the
+// bookkeeping fields first, then offsets and tiles. Entities touch a handful
+// of fields per batch, so linear search beats maps here.
+func readFields(l *aggregate.Layout, units []Unit, w *entityWork) []string {
+	fields := append(w.fields[:0], fieldVersion, fieldNewest, fieldLows)
+	add := func(f string) {
+		if !slices.Contains(fields, f) {
+			fields = append(fields, f)
 		}
-		e.units = append(e.units, i)
 	}
-	open := map[int]*call{} // by slot; one bucket when not a cluster
-	var calls []call
-	flush := func(slot int) {
-		if c := open[slot]; c != nil {
-			calls = append(calls, *c)
-			delete(open, slot)
+	for _, ui := range w.units {
+		u := &units[ui]
+		add(offsetPrefix + u.Source)
+		for _, t := range u.Tiles.Tiles() {
+			add(tileField(t.Group, t.Index))
 		}
+	}
+	return fields
+}
+
+// changedTile is a tile being merged for a write.
+type changedTile struct {
+	field string
+	group int
+	accs  []aggregate.Acc
+}
+
+// merge applies w's units to the state read (vals, in the order of
+// w.fields) and returns the script's arguments, or nil when nothing changes.
+// It records each unit's result in w.res.
+func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl string) ([]any, error) {
+	read := func(f string) (string, bool) {
+		i := slices.Index(w.fields, f)
+		if i < 0 {
+			return "", false
+		}
+		s, ok := vals[i].(string)
+		return s, ok
+	}
+	version, _ := vals[0].(string)
+	var newest int64
+	hasNewest := false
+	if s, ok := vals[1].(string); ok {
+		t, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", fieldNewest, err)
+		}
+		newest, hasNewest = int64(t), true
+	}
+	lows := make([]int64, len(l.Groups))
+	hasLow := make([]bool, len(l.Groups))
+	if s, _ := vals[2].(string); s != "" {
+		for g := 0; s != "" && g < len(lows); g++ {
+			var p string
+			p, s, _ = strings.Cut(s, ",")
+			if p == "" {
+				continue
+			}
+			x, err := strconv.ParseInt(p, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", fieldLows, err)
+			}
+			lows[g], hasLow[g] = x, true
+		}
+	}
+
+	var tiles []changedTile
+	type offset struct {
+		source string
+		last   int64
+	}
+	var offsets []offset
+	w.res = make([]Result, len(w.units))
+	changed := false
+	for j, ui := range w.units {
+		u := &units[ui]
+		done := int64(-1)
+		if k := slices.IndexFunc(offsets, func(o offset) bool { return o.source == u.Source }); k >= 0 {
+			done = offsets[k].last
+		} else if s, ok := read(offsetPrefix + u.Source); ok {
+			x, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("field %s%s: %w", offsetPrefix, u.Source, err)
+			}
+			done = x
+		}
+		ts := u.Tiles
+		switch {
+		case done >= u.last():
+			w.res[j].Duplicates = len(u.Offsets)
+			continue
+		case done >= u.first():
+			// A redelivery cut at other batch boundaries straddles what
+			// was applied: take exactly the events after it.
+			ts = l.NewTiles()
+			for k, off := range u.Offsets {
+				if off > done {
+					ts.Add(u.Events[k])
+				}
+			}
+			w.res[j] = Result{Applied: ts.Events, Duplicates: len(u.Offsets) - ts.Events}
+		default:
+			w.res[j].Applied = len(u.Offsets)
+		}
+		changed = true
+		if k := slices.IndexFunc(offsets, func(o offset) bool { return o.source == u.Source }); k >= 0 {
+			offsets[k].last = u.last()
+		} else {
+			offsets = append(offsets, offset{u.Source, u.last()})
+		}
+		if !hasNewest || ts.MaxTime > newest {
+			newest, hasNewest = ts.MaxTime, true
+		}
+		for _, t := range ts.Tiles() {
+			g := &l.Groups[t.Group]
+			// Tiles older than the retention before the newest event are
+			// never read exactly again: don't write them.
+			if t.Index < aggregate.FloorDiv(newest, g.Hop)-g.Keep {
+				continue
+			}
+			f := tileField(t.Group, t.Index)
+			k := slices.IndexFunc(tiles, func(c changedTile) bool { return c.field == f })
+			if k < 0 {
+				c := changedTile{field: f, group: t.Group}
+				if s, had := read(f); had {
+					old, err := l.DecodePacked(t.Group, s)
+					if err != nil {
+						return nil, fmt.Errorf("field %s: %w", f, err)
+					}
+					c.accs = old
+				} else {
+					c.accs = make([]aggregate.Acc, len(t.Accs))
+				}
+				k = len(tiles)
+				tiles = append(tiles, c)
+			}
+			for c := range tiles[k].accs {
+				tiles[k].accs[c].Merge(t.Accs[c])
+			}
+			if !hasLow[t.Group] || t.Index < lows[t.Group] {
+				lows[t.Group], hasLow[t.Group] = t.Index, true
+			}
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+
+	// Drop tiles past the retention in one sweep once the oldest is a
+	// quarter of the retention behind, so the sweep's cost is amortized.
+	sweep := ""
+	for g := range l.Groups {
+		grp := &l.Groups[g]
+		cutoff := aggregate.FloorDiv(newest, grp.Hop) - grp.Keep
+		if hasLow[g] && lows[g] < cutoff-max(1, grp.Keep/4) {
+			var b strings.Builder
+			for g2 := range l.Groups {
+				c := aggregate.FloorDiv(newest, l.Groups[g2].Hop) - l.Groups[g2].Keep
+				if hasLow[g2] {
+					lows[g2] = max(lows[g2], c)
+				}
+				if g2 > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(strconv.FormatInt(c, 10))
+			}
+			sweep = b.String()
+			break
+		}
+	}
+
+	next := int64(1)
+	if version != "" {
+		v, err := strconv.ParseInt(version, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", fieldVersion, err)
+		}
+		next = v + 1
+	}
+	args := make([]any, 0, 9+2*(len(offsets)+len(tiles)))
+	var lb []byte
+	for g := range lows {
+		if g > 0 {
+			lb = append(lb, ',')
+		}
+		if hasLow[g] {
+			lb = strconv.AppendInt(lb, lows[g], 10)
+		}
+	}
+	args = append(args, version, ttl, sweep,
+		fieldVersion, strconv.FormatInt(next, 10),
+		fieldNewest, strconv.FormatInt(newest, 10),
+		fieldLows, string(lb))
+	for _, o := range offsets {
+		args = append(args, offsetPrefix+o.source, strconv.FormatInt(o.last, 10))
 	}
 	var packed []byte
-	for _, ent := range order {
-		e := byEntity[ent]
-		slot := 0
-		if r.cluster {
-			slot = Slot(e.key)
-		}
-		c := open[slot]
-		if c == nil {
-			c = &call{args: []any{layout, ttl}}
-			open[slot] = c
-		}
-		c.keys = append(c.keys, e.key)
-		c.args = append(c.args, len(e.units))
-		for _, ui := range e.units {
-			u := units[ui]
-			tiles := u.Tiles.Tiles()
-			c.args = append(c.args, u.Source, u.first(), u.last(), u.Tiles.MaxTime, len(tiles))
-			for _, t := range tiles {
-				packed = l.AppendPacked(packed[:0], t.Group, t.Accs)
-				c.args = append(c.args, t.Group, t.Index, string(packed))
-			}
-			c.units = append(c.units, ui)
-		}
-		if len(c.keys) >= r.maxKeys {
-			flush(slot)
-		}
+	for _, c := range tiles {
+		packed = l.AppendPacked(packed[:0], c.group, c.accs)
+		args = append(args, c.field, string(packed))
 	}
-	for slot := range open {
-		flush(slot)
-	}
-	return calls
+	return args, nil
 }
 
 // Read implements Online.
@@ -323,7 +491,7 @@ func decodeState(l *aggregate.Layout, h map[string]string) (*aggregate.State, er
 			st.EventTime, st.Found = int64(t), true
 			continue
 		}
-		if f[0] == '_' {
+		if f == "" || f[0] == '_' {
 			continue
 		}
 		gs, is, ok := strings.Cut(f, ":")

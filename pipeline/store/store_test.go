@@ -27,6 +27,7 @@ feature_views:
   v:
     source: e
     entity: k
+    ttl: 1h # the windows are milliseconds long; the wall-clock TTL must outlive a slow test run
     features:
       n:     {agg: count, window: 50ms, hop: 10ms}
       si:    {agg: sum, field: i, window: 50ms, hop: 10ms}
@@ -272,10 +273,33 @@ func TestReadMissingEntity(t *testing.T) {
 	})
 }
 
-func TestSlot(t *testing.T) {
-	// Values from the Redis Cluster specification and CLUSTER KEYSLOT.
-	require.Equal(t, 12739, Slot("123456789"))
-	require.Equal(t, Slot("user1000"), Slot("{user1000}.following"))
-	require.Equal(t, Slot("foo{}{bar}"), Slot("foo{}{bar}"))
-	require.Equal(t, 12182, Slot("foo"))
+// TestConcurrentWritersLoseNothing has two writers, as two featurize
+// processes sharing entities across partitions would, apply interleaved
+// batches of the same entities at once: the version check must make every
+// read-merge-write atomic.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	backends(t, func(t *testing.T, r *Redis) {
+		l := testLayout(t)
+		s := stream(t, l, rand.New(rand.NewPCG(5, 5)), 600)
+		bySource := map[string][]sourced{}
+		for _, x := range s {
+			bySource[x.source] = append(bySource[x.source], x)
+		}
+		require.Len(t, bySource, 2)
+		errs := make(chan error, 2)
+		for _, part := range bySource {
+			go func() {
+				for i := 0; i < len(part); i += 7 {
+					if _, err := r.Apply(context.Background(), l, units(l, part[i:min(i+7, len(part))])); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		require.NoError(t, <-errs)
+		require.NoError(t, <-errs)
+		requireStateMatches(t, r, l, s)
+	})
 }
