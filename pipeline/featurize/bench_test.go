@@ -23,12 +23,18 @@ func exampleMessages(tb testing.TB, reg *schemas.Registry, topic string, n, user
 	ev := reg.Events["transaction"]
 	rng := rand.New(rand.NewPCG(1, 2))
 	msgs := make([]kafka.Message, n)
+	next := make([]int64, 6)
 	for i := range msgs {
 		raw := fmt.Sprintf(`{"txn_id":"t%d","user_id":"u%d","merchant_id":"m%d","amount":%d.25,"items":%d,"card_present":true,"ts":%d}`,
 			i, rng.IntN(users), rng.IntN(merchants), rng.IntN(500), 1+rng.IntN(5), int64(1_717_000_000_000)+int64(i)*spacing)
 		e, err := events.Decode(ev, []byte(raw))
 		require.NoError(tb, err)
-		msgs[i] = kafka.Message{Topic: topic, Partition: i % 6, Offset: int64(i / 6), Key: []byte(e.Key()), Value: e.AppendJSON(nil)}
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte(e.Key()), Value: e.AppendJSON(nil)}
+		// Partitioned by key as ingest's producer does, with offsets
+		// increasing per partition.
+		msgs[i].Partition = (&kafka.Murmur2Balancer{}).Balance(msgs[i], 0, 1, 2, 3, 4, 5)
+		msgs[i].Offset = next[msgs[i].Partition]
+		next[msgs[i].Partition]++
 	}
 	return msgs
 }
