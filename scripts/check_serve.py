@@ -18,8 +18,8 @@ plus one lookup of an entity that never appeared (must be NOT_FOUND).
 
 Rules: status PRESENT; integer features (count, sums/min/max/last of int
 fields) must be JSON integers and equal; float features within --rtol
-relative or --atol absolute (a float may come back as a JSON integer, as Go
-writes 12.0 as 12); null == null; strings and bools exact. event_time may be
+relative or --atol absolute, and written as JSON floats (3.0, never 3, as
+the API promises); null == null; strings and bools exact. event_time may be
 epoch ms or an RFC 3339 string naming the same millisecond.
 
 Exit status: 0 all equal, 1 any mismatch, 2 serve unreachable / bad usage.
@@ -106,7 +106,9 @@ def same_value(ref: Any, got: Any, rtol: float, atol: float) -> bool:
         # Ints must come back as JSON integers: 5.0 for a count is a bug.
         return is_json_int(got) and got == ref
     if isinstance(ref, float):
-        if not (is_json_int(got) or type(got) is float):
+        # The API writes floats with a decimal point or exponent (3.0, not
+        # 3), so a float feature must come back as a JSON float.
+        if type(got) is not float:
             return False
         diff = abs(float(got) - ref)
         return diff <= atol or diff <= rtol * max(abs(ref), abs(float(got)))

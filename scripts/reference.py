@@ -597,13 +597,14 @@ def decode_event(line: bytes | str, ev: EventDef) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# Go-like JSON text of a value, for the `last` tie-break
+# freshet's JSON text of a value, for the `last` tie-break
 # ---------------------------------------------------------------------------
 
 def go_json(v: Any) -> bytes:
-    """The bytes Go's encoding/json would write for v. Only used to break
-    ties between events with the same event time, where the spec compares
-    the JSON encodings of the values."""
+    """The bytes freshet's normalized JSON holds for v (encoding/json's
+    format, except that a float always shows a decimal point or exponent and
+    <, >, & are not escaped). Only used to break ties between events with the
+    same event time, where the spec compares the JSON texts of the values."""
     if v is True:
         return b"true"
     if v is False:
@@ -611,7 +612,10 @@ def go_json(v: Any) -> bytes:
     if _is_int(v):
         return str(v).encode()
     if isinstance(v, float):
-        return _go_float(v).encode()
+        t = _go_float(v)
+        if not any(c in t for c in ".eE"):
+            t += ".0"  # 3.0, not 3
+        return t.encode()
     if isinstance(v, str):
         return _go_string(v).encode("utf-8", "surrogatepass")
     raise TypeError(type(v))
@@ -647,7 +651,11 @@ def _go_string(s: str) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif c < 0x20 or ch in "<>&" or c in (0x2028, 0x2029):
+        elif ch == "\b":
+            out.append("\\b")
+        elif ch == "\f":
+            out.append("\\f")
+        elif c < 0x20 or c in (0x2028, 0x2029):
             out.append(f"\\u{c:04x}")
         else:
             out.append(ch)

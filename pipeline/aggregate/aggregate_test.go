@@ -287,3 +287,68 @@ func TestFloorDiv(t *testing.T) {
 		require.Equal(t, c.want, FloorDiv(c.a, c.b), "%d/%d", c.a, c.b)
 	}
 }
+
+func benchLayout(b *testing.B) (*Layout, []events.Event) {
+	reg, err := schemas.Load("../../schemas/example")
+	require.NoError(b, err)
+	l, err := NewLayout(reg.Views["user_spend"])
+	require.NoError(b, err)
+	rng := rand.New(rand.NewPCG(1, 1))
+	evs := make([]events.Event, 1000)
+	for i := range evs {
+		raw := fmt.Sprintf(`{"txn_id":"t%d","user_id":"u1","merchant_id":"m%d","amount":%d.5,"items":%d,"ts":%d}`,
+			i, rng.IntN(50), rng.IntN(300), rng.IntN(5), 1_717_000_000_000+int64(i)*60_000)
+		evs[i], err = events.Decode(l.View.Source, []byte(raw))
+		require.NoError(b, err)
+	}
+	return l, evs
+}
+
+// BenchmarkTileUpdate folds one event into an entity's tiles (every group
+// of the example user_spend view), as featurize does per event and view; an
+// entity gets a few events per micro-batch.
+func BenchmarkTileUpdate(b *testing.B) {
+	l, evs := benchLayout(b)
+	t := l.NewTiles()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%8 == 0 {
+			t = l.NewTiles()
+		}
+		t.Add(&evs[i%len(evs)])
+	}
+}
+
+// BenchmarkTileMerge computes every feature of user_spend as of a time from
+// a week of tiles, as serve does per entity after reading them.
+func BenchmarkTileMerge(b *testing.B) {
+	l, evs := benchLayout(b)
+	t := l.NewTiles()
+	for i := range evs {
+		t.Add(&evs[i])
+	}
+	st := t.State()
+	at := evs[len(evs)-1].Time
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range l.View.Features {
+			_ = l.Value(st, i, at)
+		}
+	}
+}
+
+// BenchmarkTileCodec packs and unpacks a tile as the store writes and reads it.
+func BenchmarkTileCodec(b *testing.B) {
+	l, evs := benchLayout(b)
+	t := l.NewTiles()
+	t.Add(&evs[0])
+	tl := t.Tiles()[len(t.Tiles())-1]
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = l.AppendPacked(buf[:0], tl.Group, tl.Accs)
+		if _, err := l.DecodePacked(tl.Group, string(buf)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

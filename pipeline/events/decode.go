@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -48,8 +49,13 @@ func Decode(t *schemas.Event, data []byte) (Event, error) {
 		return Event{}, s.syntaxError("")
 	}
 	if c := data[s.pos]; c != '{' {
-		if k := jsonKind(c); k != "" {
+		// Only a valid JSON value is named by its kind: "not json" is
+		// invalid JSON, not a null. This path is the error path only.
+		if k := jsonKind(c); k != "" && json.Valid(data) {
 			return Event{}, &FieldError{Reason: "expected a JSON object, got " + k}
+		}
+		if err := json.Unmarshal(data, new(any)); err != nil {
+			return Event{}, &FieldError{Reason: "invalid JSON: " + err.Error()}
 		}
 		return Event{}, s.syntaxError(" looking for beginning of value")
 	}

@@ -43,5 +43,10 @@ func (c *Config) Open() (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-url: %w", err)
 	}
+	if opt.DialerRetries == 0 {
+		// go-redis redials 5 times by default: with Redis down, a lookup
+		// would wait half a second for its 503.
+		opt.DialerRetries = 1
+	}
 	return NewRedis(redis.NewClient(opt), c.Prefix), nil
 }
