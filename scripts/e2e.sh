@@ -74,12 +74,14 @@ ingest_port=$(free_port) serve_port=$(free_port) feat_port=$(free_port)
 ingest="http://127.0.0.1:$ingest_port" serve="http://127.0.0.1:$serve_port" feat="http://127.0.0.1:$feat_port"
 
 FRESHET_HTTP_ADDR="127.0.0.1:$ingest_port" "$bin/ingest" >"$work/ingest.log" 2>&1 &
-pids+=($!)
+ingest_pid=$!
+pids+=($ingest_pid)
 FRESHET_HTTP_ADDR="127.0.0.1:$feat_port" "$bin/featurize" >"$work/featurize.log" 2>&1 &
 feat_pid=$!
 pids+=($feat_pid)
 FRESHET_HTTP_ADDR="127.0.0.1:$serve_port" "$bin/serve" >"$work/serve.log" 2>&1 &
-pids+=($!)
+serve_pid=$!
+pids+=($serve_pid)
 wait_http "$ingest/readyz" ingest
 wait_http "$feat/healthz" featurize
 wait_http "$serve/readyz" serve
@@ -141,9 +143,14 @@ PY
 echo "e2e: comparing served features with the reference at ${ats[*]}"
 python3 scripts/check_serve.py --ref "$work/ref.json" --serve "$serve"
 
-echo "e2e: SIGTERM featurize: it must exit 0 within 10s"
-kill -TERM "$feat_pid"
-for _ in $(seq 1 100); do kill -0 "$feat_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$feat_pid" 2>/dev/null; then echo "e2e: featurize still running 10s after SIGTERM" >&2; exit 1; fi
-wait "$feat_pid" || { echo "e2e: featurize exited $? after SIGTERM" >&2; exit 1; }
+echo "e2e: SIGTERM to every service: each must exit 0 within 10s"
+for svc_pid in "featurize:$feat_pid" "ingest:$ingest_pid" "serve:$serve_pid"; do
+	svc=${svc_pid%%:*} pid=${svc_pid##*:}
+	kill -TERM "$pid"
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then echo "e2e: $svc still running 10s after SIGTERM" >&2; exit 1; fi
+	rc=0
+	wait "$pid" || rc=$?
+	[ $rc -eq 0 ] || { echo "e2e: $svc exited $rc after SIGTERM" >&2; exit 1; }
+done
 echo "e2e: OK"

@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/testenv"
+)
+
+func defaults(tb testing.TB) Config {
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(tb, fs.Parse(nil))
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		err  string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, "at least one broker"},
+		{"bad broker", func(c *Config) { c.Brokers = []string{"kafka"} }, `"kafka" is not host:port`},
+		{"partitions", func(c *Config) { c.Partitions = 0 }, "partitions: 0"},
+		{"replication", func(c *Config) { c.Replication = 0 }, "replication-factor: 0"},
+		{"batch timeout", func(c *Config) { c.BatchTimeout = 0 }, "kafka-batch-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaults(t)
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+		})
+	}
+}
+
+func TestWriterDefaultsAreSafe(t *testing.T) {
+	c := defaults(t)
+	w := c.NewWriter()
+	require.Equal(t, kafka.RequireAll, w.RequiredAcks, "acks from all in-sync replicas, not the zero value (none)")
+	require.Equal(t, 2*time.Millisecond, w.BatchTimeout, "not kafka-go's 1s default")
+	require.IsType(t, &kafka.Murmur2Balancer{}, w.Balancer, "partitioned as the Java client does")
+}
+
+func TestEnsureTopics(t *testing.T) {
+	c := defaults(t)
+	c.Brokers = testenv.Kafka(t)
+	c.TopicPrefix = testenv.Unique("broker-test.")
+	c.Partitions = 4
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topics := []string{c.Topic("a"), c.Topic("b")}
+	require.ErrorContains(t, c.CheckTopics(ctx, topics), "topics not ready")
+	require.NoError(t, c.EnsureTopics(ctx, topics))
+	require.NoError(t, c.EnsureTopics(ctx, topics), "creating existing topics is a no-op")
+	require.NoError(t, c.CheckTopics(ctx, topics))
+	conn, err := kafka.DialContext(ctx, "tcp", c.Brokers[0])
+	require.NoError(t, err)
+	defer conn.Close()
+	parts, err := conn.ReadPartitions(topics[0])
+	require.NoError(t, err)
+	require.Len(t, parts, 4)
+}
+
+func TestUnreachable(t *testing.T) {
+	c := defaults(t)
+	c.Brokers = []string{"127.0.0.1:1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.ErrorContains(t, c.CheckTopics(ctx, []string{"x"}), "kafka metadata")
+}
