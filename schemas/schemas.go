@@ -291,3 +291,15 @@ func DefaultHop(window int64) int64 {
 	}
 	return min(1_000, window)
 }
+
+// ValueType is the type of the feature's values: count is an int; sum, min,
+// max and last keep the field's type; mean and stddev are floats.
+func (f Feature) ValueType() FieldType {
+	switch f.Agg {
+	case Count:
+		return Int
+	case Mean, Stddev:
+		return Float
+	}
+	return f.FieldType
+}
