@@ -702,7 +702,10 @@ def entity_text(v: Any) -> str:
 
 
 def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAULT_PARTITIONS,
-           event_name: str | None = None) -> Replay:
+           event_name: str | None = None, lateness: bool = True) -> Replay:
+    """Validate and route the events as the live pipeline does. lateness=False
+    keeps every valid event, as a point-in-time backfill does (it sees all of
+    history at once, so no event is late)."""
     if event_name is None:
         if len(schema.events) != 1:
             raise ValueError(f"several event types ({', '.join(sorted(schema.events))}): name one")
@@ -732,7 +735,7 @@ def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAU
             if ent is None:
                 continue  # belongs to no entity of this view (not counted late either)
             # Lateness is judged against the watermark *before* this event.
-            if wm is not None and t < wm - v.max_lateness:
+            if lateness and wm is not None and t < wm - v.max_lateness:
                 late[v.name] += 1
                 continue
             accepted[v.name].setdefault(entity_text(ent), []).append(Accepted(t, values))
@@ -831,10 +834,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--at", action="append", required=True, type=parse_time_arg,
                     help="as-of time, RFC 3339 or epoch ms (repeatable)")
     ap.add_argument("--out", help="output file (default stdout)")
+    ap.add_argument("--no-lateness", action="store_true",
+                    help="keep late events, as a point-in-time backfill does")
     args = ap.parse_args(argv)
 
     schema = load_schema(args.schemas)
-    rep = replay(schema, iter_lines(args.events), args.partitions, args.event)
+    rep = replay(schema, iter_lines(args.events), args.partitions, args.event, lateness=not args.no_lateness)
     if rep.event.id_field:
         print(f"reference: warning: event {rep.event.name} declares id {rep.event.id_field}; "
               "de-duplication is NOT modelled here", file=sys.stderr)

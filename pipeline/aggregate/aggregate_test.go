@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -351,4 +353,43 @@ func BenchmarkTileCodec(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestTimelineMatchesBruteForce replays events in time order and reads every
+// feature as of times between them, as a backfill does: exact values, also
+// after old tiles fell off the front.
+func TestTimelineMatchesBruteForce(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		v := randomView(t, rng)
+		l, err := NewLayout(v)
+		require.NoError(t, err)
+		evs := randomEvents(t, rng, v.Source, 1+rng.IntN(400), 200_000)
+		slices.SortStableFunc(evs, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
+		tl := l.NewTimeline()
+		for i := range evs {
+			require.NoError(t, tl.Add(&evs[i]))
+			if i+1 < len(evs) && evs[i+1].Time == evs[i].Time {
+				continue // read once every event at this time is in
+			}
+			// Any time from this event up to (not including) the next.
+			at := evs[i].Time
+			if i+1 < len(evs) {
+				at += rng.Int64N(evs[i+1].Time - evs[i].Time)
+			}
+			for fi, f := range v.Features {
+				requireSameValue(t, bruteForce(f, evs[:i+1], at, at), l.Value(tl.State(), fi, at), fmt.Sprintf("seed %d %s at %d", seed, f.Name, at))
+			}
+		}
+		for gi, g := range l.Groups {
+			require.LessOrEqual(t, int64(len(tl.State().Groups[gi])), g.Keep+2, "tiles past the retention are dropped")
+		}
+	}
+	l, err := NewLayout(randomView(t, rand.New(rand.NewPCG(1, 1))))
+	require.NoError(t, err)
+	tl := l.NewTimeline()
+	evs := randomEvents(t, rand.New(rand.NewPCG(1, 1)), l.View.Source, 2, 10)
+	evs[0].Time, evs[1].Time = 5, 4
+	require.NoError(t, tl.Add(&evs[0]))
+	require.Error(t, tl.Add(&evs[1]), "out of order")
 }

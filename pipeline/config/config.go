@@ -121,3 +121,41 @@ func (l *List) Set(s string) error {
 	}
 	return nil
 }
+
+// Strings is a repeatable flag: each use adds a value.
+type Strings []string
+
+// String implements flag.Value.
+func (s *Strings) String() string { return strings.Join(*s, ",") }
+
+// Set implements flag.Value.
+func (s *Strings) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// ParseInterspersed parses args into fs like Parse, but lets positional
+// arguments stand between flags ("--events a.parquet b.parquet --spine s"),
+// returning them in order.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		for len(rest) > 0 && (rest[0] == "-" || !strings.HasPrefix(rest[0], "-")) {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			pos = append(pos, rest[1:]...)
+			break
+		}
+	}
+	return pos, parse(fs, nil, os.LookupEnv)
+}

@@ -62,3 +62,15 @@ func TestList(t *testing.T) {
 	require.Equal(t, List{"a:1", "b:2"}, l)
 	require.Equal(t, "a:1,b:2", l.String())
 }
+
+func TestParseInterspersed(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var evs Strings
+	fs.Var(&evs, "events", "event files")
+	spine := fs.String("spine", "", "spine")
+	pos, err := ParseInterspersed(fs, []string{"--events", "a.parquet", "b.parquet", "--spine", "s.csv", "c.parquet", "--events=d.csv"})
+	require.NoError(t, err)
+	require.Equal(t, Strings{"a.parquet", "d.csv"}, evs)
+	require.Equal(t, []string{"b.parquet", "c.parquet"}, pos)
+	require.Equal(t, "s.csv", *spine)
+}

@@ -4,13 +4,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // Config is the online store's settings.
 type Config struct {
-	// URL is redis://[:password@]host:port/db (rediss:// for TLS).
+	// URL is redis://[:password@]host:port/db (rediss:// for TLS). A Redis
+	// Cluster is named by several comma-separated seed URLs, or by one
+	// seed with the scheme redis+cluster:// (rediss+cluster:// for TLS).
 	URL string
 	// Prefix starts every key freshet writes.
 	Prefix string
@@ -18,7 +21,7 @@ type Config struct {
 
 // RegisterFlags registers the settings with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.URL, "redis-url", "redis://localhost:6379/0", "Redis URL of the online store (the password in it is never logged)")
+	fs.StringVar(&c.URL, "redis-url", "redis://localhost:6379/0", "Redis URL of the online store; a cluster: comma-separated seed URLs or redis+cluster://host:port (passwords are never logged)")
 	fs.StringVar(&c.Prefix, "redis-prefix", "freshet:", "prefix of every online store key")
 }
 
@@ -27,7 +30,7 @@ func (c *Config) Validate() error {
 	if c.URL == "" {
 		return errors.New("redis-url: must not be empty")
 	}
-	if _, err := redis.ParseURL(c.URL); err != nil {
+	if _, err := c.options(); err != nil {
 		return fmt.Errorf("redis-url: %w", err)
 	}
 	if c.Prefix == "" {
@@ -39,7 +42,7 @@ func (c *Config) Validate() error {
 // Open connects to the store. It does not wait for Redis to answer: callers
 // check readiness with Ping.
 func (c *Config) Open() (*Redis, error) {
-	opt, err := redis.ParseURL(c.URL)
+	opt, err := c.options()
 	if err != nil {
 		return nil, fmt.Errorf("redis-url: %w", err)
 	}
@@ -48,5 +51,42 @@ func (c *Config) Open() (*Redis, error) {
 		// would wait half a second for its 503.
 		opt.DialerRetries = 1
 	}
-	return NewRedis(redis.NewClient(opt), c.Prefix), nil
+	if len(opt.Addrs) > 1 || opt.IsClusterMode {
+		return NewRedis(redis.NewClusterClient(opt.Cluster()), c.Prefix), nil
+	}
+	return NewRedis(redis.NewClient(opt.Simple()), c.Prefix), nil
+}
+
+// options parses URL, for a single server or a cluster.
+func (c *Config) options() (*redis.UniversalOptions, error) {
+	var opt *redis.UniversalOptions
+	for _, u := range strings.Split(c.URL, ",") {
+		u = strings.TrimSpace(u)
+		cluster := false
+		for _, scheme := range []string{"redis", "rediss"} {
+			if rest, ok := strings.CutPrefix(u, scheme+"+cluster://"); ok {
+				u, cluster = scheme+"://"+rest, true
+			}
+		}
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, err
+		}
+		if opt == nil {
+			opt = &redis.UniversalOptions{
+				Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig,
+				DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+				PoolSize: o.PoolSize, MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries,
+			}
+		}
+		opt.Addrs = append(opt.Addrs, o.Addr)
+		opt.IsClusterMode = opt.IsClusterMode || cluster
+	}
+	if opt == nil {
+		return nil, errors.New("no address")
+	}
+	if (len(opt.Addrs) > 1 || opt.IsClusterMode) && opt.DB != 0 {
+		return nil, fmt.Errorf("a Redis Cluster has only database 0, not %d", opt.DB)
+	}
+	return opt, nil
 }

@@ -49,10 +49,18 @@ func testLayout(tb testing.TB) *aggregate.Layout {
 }
 
 // backends runs a test against the Redis of testenv (a real server where
-// there is one) and against miniredis, which dev mode uses.
+// there is one), a Redis Cluster when one is given, and miniredis, which dev
+// mode uses.
 func backends(t *testing.T, fn func(t *testing.T, r *Redis)) {
 	t.Run("redis", func(t *testing.T) {
 		_, c := testenv.Redis(t)
+		fn(t, NewRedis(c, testenv.Unique("freshet-test:")))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c, ok := testenv.RedisCluster(t)
+		if !ok {
+			t.Skip("FRESHET_TEST_REDIS_CLUSTER is not set (scripts/redis-local.sh start cluster)")
+		}
 		fn(t, NewRedis(c, testenv.Unique("freshet-test:")))
 	})
 	t.Run("miniredis", func(t *testing.T) {

@@ -117,3 +117,22 @@ func RepoRoot(tb testing.TB) string {
 		dir = parent
 	}
 }
+
+// RedisCluster returns a client on the Redis Cluster named by
+// FRESHET_TEST_REDIS_CLUSTER (comma-separated seed addresses), and false
+// when it is not set: scripts/redis-local.sh start cluster provides one.
+func RedisCluster(tb testing.TB) (*redis.ClusterClient, bool) {
+	tb.Helper()
+	seeds := os.Getenv("FRESHET_TEST_REDIS_CLUSTER")
+	if seeds == "" {
+		return nil, false
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(seeds, ",")})
+	tb.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		tb.Fatalf("redis cluster at %s does not answer: %v", seeds, err)
+	}
+	return c, true
+}
