@@ -111,7 +111,64 @@ type Processor struct {
 	// marks is the highest event time seen per partition: lateness is
 	// judged in event time against it, never against the wall clock.
 	marks map[partition]int64
-	Stats Stats
+	// next is the offset expected next per partition; another offset
+	// means the partition was consumed elsewhere in between.
+	next      map[partition]int64
+	markStore MarkStore // nil: watermarks live in memory only
+	group     string
+	Stats     Stats
+}
+
+// MarkStore keeps partition watermarks across restarts and rebalances, so
+// that a redelivered event is judged late or not exactly as the first time.
+// *store.Redis is one.
+type MarkStore interface {
+	LoadMarks(ctx context.Context, group, topic string) (map[int]store.Mark, error)
+	SaveMarks(ctx context.Context, group, topic string, marks map[int]store.Mark) error
+}
+
+var _ MarkStore = (*store.Redis)(nil)
+
+// KeepMarks makes the processor load and save its partitions' watermarks
+// in ms under the consumer group's name.
+func (p *Processor) KeepMarks(ms MarkStore, group string) { p.markStore, p.group = ms, group }
+
+// Prepare loads the saved watermark of each partition of msgs that this
+// process has not been following: seen for the first time, or resumed at an
+// offset other than the next one (it was consumed elsewhere in between).
+// Call it before Plan; without a MarkStore it does nothing.
+func (p *Processor) Prepare(ctx context.Context, msgs []kafka.Message) error {
+	if p.markStore == nil {
+		return nil
+	}
+	need := map[string][]int{}
+	checked := map[partition]bool{}
+	for i := range msgs {
+		pk := partition{msgs[i].Topic, msgs[i].Partition}
+		if checked[pk] {
+			continue
+		}
+		checked[pk] = true
+		if next, ok := p.next[pk]; ok && next == msgs[i].Offset {
+			continue
+		}
+		need[pk.topic] = append(need[pk.topic], pk.id)
+	}
+	for topic, parts := range need {
+		saved, err := p.markStore.LoadMarks(ctx, p.group, topic)
+		if err != nil {
+			return err
+		}
+		for _, id := range parts {
+			pk := partition{topic, id}
+			if m, ok := saved[id]; ok {
+				if cur, has := p.marks[pk]; !has || m.Time > cur {
+					p.marks[pk] = m.Time
+				}
+			}
+		}
+	}
+	return nil
 }
 
 type partition struct {
@@ -121,7 +178,7 @@ type partition struct {
 
 // NewProcessor plans the views of every event type that has one.
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
-	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}}
+	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}}
 	for _, name := range reg.EventNames() {
 		views := reg.ViewsOf(name)
 		if len(views) == 0 {
@@ -167,15 +224,19 @@ type Batch struct {
 	late     int64
 	noEntity int64
 	events   []events.Event
+	// marks are the partitions' watermarks after the batch, saved with it.
+	marks map[partition]store.Mark
 }
 
 // Plan decodes and coalesces a micro-batch. It advances the partitions'
 // watermarks, so each message must be planned exactly once, in order.
 func (p *Processor) Plan(msgs []kafka.Message) *Batch {
-	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs))}
+	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}}
 	index := map[unitKey]int{}
 	for i := range msgs {
 		m := &msgs[i]
+		pk := partition{m.Topic, m.Partition}
+		p.next[pk] = m.Offset + 1
 		route := p.routes[m.Topic]
 		if route == nil {
 			continue
@@ -188,7 +249,6 @@ func (p *Processor) Plan(msgs []kafka.Message) *Batch {
 		}
 		b.events[i] = ev
 		evp := &b.events[i]
-		pk := partition{m.Topic, m.Partition}
 		mark, seen := p.marks[pk]
 		source := m.Topic + "/" + strconv.Itoa(m.Partition)
 		for _, vi := range route.views {
@@ -217,6 +277,7 @@ func (p *Processor) Plan(msgs []kafka.Message) *Batch {
 		if !seen || evp.Time > mark {
 			p.marks[pk] = evp.Time
 		}
+		b.marks[pk] = store.Mark{Offset: m.Offset, Time: p.marks[pk]}
 	}
 	return b
 }
@@ -253,6 +314,20 @@ func (p *Processor) Apply(ctx context.Context, b *Batch) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if p.markStore != nil {
+		byTopic := map[string]map[int]store.Mark{}
+		for pk, m := range b.marks {
+			if byTopic[pk.topic] == nil {
+				byTopic[pk.topic] = map[int]store.Mark{}
+			}
+			byTopic[pk.topic][pk.id] = m
+		}
+		for topic, marks := range byTopic {
+			if err := p.markStore.SaveMarks(ctx, p.group, topic, marks); err != nil {
+				return err
+			}
+		}
 	}
 	p.Stats.Messages.Add(int64(b.messages))
 	p.Stats.Late.Add(b.late)
@@ -321,6 +396,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		batch = batch[:0]
 		err := c.fill(ctx, &batch)
 		if len(batch) > 0 {
+			if perr := c.prepare(ctx, batch); perr != nil {
+				return nil // shutting down before the batch could be judged
+			}
 			c.flush(ctx, c.proc.Plan(batch), batch)
 		}
 		if err != nil {
@@ -355,6 +433,25 @@ func (c *Consumer) fill(ctx context.Context, batch *[]kafka.Message) error {
 		}
 	}
 	return nil
+}
+
+// prepare loads watermarks for the batch, retrying store errors until ctx
+// ends.
+func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.proc.Prepare(ctx, batch)
+		if err == nil {
+			return nil
+		}
+		c.log.Error("load partition watermarks; retrying", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // flush applies a planned batch, retrying store errors with backoff for as
@@ -414,6 +511,9 @@ func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Lo
 	proc, err := NewProcessor(reg, st, cfg.Kafka, log)
 	if err != nil {
 		return nil, err
+	}
+	if ms, ok := st.(MarkStore); ok {
+		proc.KeepMarks(ms, cfg.GroupID)
 	}
 	return &Service{cfg: cfg, reg: reg, st: st, log: log, Proc: proc}, nil
 }

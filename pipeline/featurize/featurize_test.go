@@ -247,3 +247,34 @@ func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"0@1", "1@1", "0@3", "1@3", "0@4", "1@4"}, got)
 }
+
+// TestWatermarkSurvivesRestart: a new process that resumes a partition
+// judges lateness against the watermark its predecessor saved, not against
+// an empty one, so a redelivered or resumed stream is judged the same way.
+func TestWatermarkSurvivesRestart(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	st := store.NewRedis(rc, testenv.Unique("marks-test:"))
+	kc := defaultConfig(t).Kafka
+	topic := kc.Topic("transaction")
+	msg := func(off int64, ts string) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: 2, Offset: off,
+			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
+	}
+	ctx := context.Background()
+	run := func(keep bool, msgs ...kafka.Message) *Batch {
+		p, err := NewProcessor(reg, st, kc, quiet())
+		require.NoError(t, err)
+		if keep {
+			p.KeepMarks(st, "group-a")
+		}
+		require.NoError(t, p.Prepare(ctx, msgs))
+		b := p.Plan(msgs)
+		require.NoError(t, p.Apply(ctx, b))
+		return b
+	}
+	run(true, msg(0, "2019-01-02T12:00:00Z"))
+	require.Equal(t, int64(1), run(true, msg(1, "2019-01-02T10:30:00Z")).late, "1.5h behind the saved mark: late for user_spend")
+	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")).late, "without saved marks a new process cannot know")
+}

@@ -33,6 +33,11 @@ var casSource string
 
 var casScript = redis.NewScript(casSource)
 
+//go:embed marks.lua
+var marksSource string
+
+var marksScript = redis.NewScript(marksSource)
+
 // Unit is the events of one entity from one source partition, in offset
 // order, and their tiles coalesced.
 type Unit struct {

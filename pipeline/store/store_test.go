@@ -311,3 +311,20 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 		requireStateMatches(t, r, l, s)
 	})
 }
+
+func TestMarksNeverMoveBack(t *testing.T) {
+	backends(t, func(t *testing.T, r *Redis) {
+		ctx := context.Background()
+		got, err := r.LoadMarks(ctx, "g", "topic")
+		require.NoError(t, err)
+		require.Empty(t, got)
+		require.NoError(t, r.SaveMarks(ctx, "g", "topic", map[int]Mark{0: {Offset: 10, Time: 500}, 1: {Offset: 3, Time: 90}}))
+		require.NoError(t, r.SaveMarks(ctx, "g", "topic", map[int]Mark{0: {Offset: 7, Time: 400}, 1: {Offset: 4, Time: 95}}))
+		got, err = r.LoadMarks(ctx, "g", "topic")
+		require.NoError(t, err)
+		require.Equal(t, map[int]Mark{0: {Offset: 10, Time: 500}, 1: {Offset: 4, Time: 95}}, got)
+		other, err := r.LoadMarks(ctx, "other-group", "topic")
+		require.NoError(t, err)
+		require.Empty(t, other)
+	})
+}

@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Mark is a partition's watermark (the highest event time seen on it) as of
+// an offset: lateness is judged against it, so a consumer that takes over
+// the partition must start from the mark its predecessor left, or it would
+// judge redelivered events against a lower one.
+type Mark struct {
+	Offset int64
+	Time   int64
+}
+
+func (r *Redis) marksKey(group, topic string) string {
+	return r.prefix + "_marks:" + group + ":" + topic
+}
+
+// LoadMarks returns the saved marks of a topic's partitions for a consumer
+// group.
+func (r *Redis) LoadMarks(ctx context.Context, group, topic string) (map[int]Mark, error) {
+	h, err := r.client.HGetAll(ctx, r.marksKey(group, topic)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load watermarks of %s: %w", topic, err)
+	}
+	out := make(map[int]Mark, len(h))
+	for f, v := range h {
+		p, err1 := strconv.Atoi(f)
+		o, t, ok := strings.Cut(v, ":")
+		off, err2 := strconv.ParseInt(o, 10, 64)
+		tm, err3 := strconv.ParseInt(t, 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || !ok {
+			return nil, fmt.Errorf("load watermarks of %s: field %q=%q is not partition=offset:time", topic, f, v)
+		}
+		out[p] = Mark{Offset: off, Time: tm}
+	}
+	return out, nil
+}
+
+// SaveMarks records marks of a topic's partitions, never moving one back to
+// an earlier offset (another consumer of the group may have got further
+// after a rebalance).
+func (r *Redis) SaveMarks(ctx context.Context, group, topic string, marks map[int]Mark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(marks))
+	for p, m := range marks {
+		args = append(args, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10)+":"+strconv.FormatInt(m.Time, 10))
+	}
+	if err := marksScript.Run(ctx, r.client, []string{r.marksKey(group, topic)}, args...).Err(); err != nil {
+		return fmt.Errorf("save watermarks of %s: %w", topic, err)
+	}
+	return nil
+}
