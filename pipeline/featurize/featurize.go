@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +118,11 @@ type Processor struct {
 	markStore MarkStore // nil: watermarks live in memory only
 	group     string
 	Stats     Stats
+
+	// progress guards applied: the next offset per partition whose
+	// predecessors are all in the store, read while the loop runs.
+	progress sync.Mutex
+	applied  map[partition]int64
 }
 
 // MarkStore keeps partition watermarks across restarts and rebalances, so
@@ -178,7 +184,7 @@ type partition struct {
 
 // NewProcessor plans the views of every event type that has one.
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
-	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}}
+	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, applied: map[partition]int64{}}
 	for _, name := range reg.EventNames() {
 		views := reg.ViewsOf(name)
 		if len(views) == 0 {
@@ -226,17 +232,20 @@ type Batch struct {
 	events   []events.Event
 	// marks are the partitions' watermarks after the batch, saved with it.
 	marks map[partition]store.Mark
+	// ends are the last offset of each partition in the batch.
+	ends map[partition]int64
 }
 
 // Plan decodes and coalesces a micro-batch. It advances the partitions'
 // watermarks, so each message must be planned exactly once, in order.
 func (p *Processor) Plan(msgs []kafka.Message) *Batch {
-	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}}
+	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}, ends: map[partition]int64{}}
 	index := map[unitKey]int{}
 	for i := range msgs {
 		m := &msgs[i]
 		pk := partition{m.Topic, m.Partition}
 		p.next[pk] = m.Offset + 1
+		b.ends[pk] = m.Offset
 		route := p.routes[m.Topic]
 		if route == nil {
 			continue
@@ -277,7 +286,11 @@ func (p *Processor) Plan(msgs []kafka.Message) *Batch {
 		if !seen || evp.Time > mark {
 			p.marks[pk] = evp.Time
 		}
-		b.marks[pk] = store.Mark{Offset: m.Offset, Time: p.marks[pk]}
+	}
+	for pk, off := range b.ends {
+		if t, ok := p.marks[pk]; ok {
+			b.marks[pk] = store.Mark{Offset: off, Time: t}
+		}
 	}
 	return b
 }
@@ -329,6 +342,11 @@ func (p *Processor) Apply(ctx context.Context, b *Batch) error {
 			}
 		}
 	}
+	p.progress.Lock()
+	for pk, off := range b.ends {
+		p.applied[pk] = max(p.applied[pk], off+1)
+	}
+	p.progress.Unlock()
 	p.Stats.Messages.Add(int64(b.messages))
 	p.Stats.Late.Add(b.late)
 	p.Stats.NoEntity.Add(b.noEntity)

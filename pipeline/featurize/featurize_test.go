@@ -25,8 +25,9 @@ import (
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type fixture struct {
-	reg   *schemas.Registry
-	st    *store.Redis
+	reg    *schemas.Registry
+	st     *store.Redis
+	prefix string
 	cfg   Config
 	evs   []events.Event
 	valid []events.Event // what featurize must apply (valid, not late)
@@ -38,7 +39,8 @@ func newFixture(t *testing.T, n int) *fixture {
 	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
 	require.NoError(t, err)
 	_, rc := testenv.Redis(t)
-	f := &fixture{reg: reg, st: store.NewRedis(rc, testenv.Unique("featurize-test:"))}
+	prefix := testenv.Unique("featurize-test:")
+	f := &fixture{reg: reg, st: store.NewRedis(rc, prefix), prefix: prefix}
 	f.cfg = defaultConfig(t)
 	f.cfg.Kafka.Brokers = testenv.Kafka(t)
 	f.cfg.Kafka.TopicPrefix = testenv.Unique("featurize-test.")
@@ -277,4 +279,47 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 	run(true, msg(0, "2019-01-02T12:00:00Z"))
 	require.Equal(t, int64(1), run(true, msg(1, "2019-01-02T10:30:00Z")).late, "1.5h behind the saved mark: late for user_spend")
 	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")).late, "without saved marks a new process cannot know")
+}
+
+// TestRebuild loses the online state (all of it, then half the entities)
+// and rebuilds it from the events Kafka retains: the result must equal what
+// featurize had computed, with nothing counted twice.
+func TestRebuild(t *testing.T) {
+	f := newFixture(t, 1500)
+	total := int64(len(f.evs) + 2*((len(f.evs)+49)/50))
+	f.run(t, total)
+	f.requireServed(t)
+	ctx := context.Background()
+	rc := f.st.Client()
+
+	keys := func() []string {
+		var out []string
+		it := rc.Scan(ctx, 0, f.prefix+"*", 1000).Iterator()
+		for it.Next(ctx) {
+			out = append(out, it.Val())
+		}
+		require.NoError(t, it.Err())
+		return out
+	}
+	for _, tc := range []struct {
+		lose  string
+		clear bool
+	}{{"all", false}, {"half", false}, {"half", true}} {
+		ks := keys()
+		require.NotEmpty(t, ks)
+		for i, k := range ks {
+			if tc.lose == "all" || i%2 == 0 {
+				require.NoError(t, rc.Del(ctx, k).Err())
+			}
+		}
+		stats, err := Rebuild(ctx, f.cfg, f.reg, f.st, RebuildOptions{Clear: tc.clear}, quiet())
+		require.NoError(t, err, tc.lose)
+		require.Equal(t, total, stats["messages"], "every retained message read again (%s lost)", tc.lose)
+		if tc.lose == "half" && !tc.clear {
+			require.Positive(t, stats["duplicates"], "entities that survived skip what they hold")
+		} else {
+			require.Zero(t, stats["duplicates"])
+		}
+		f.requireServed(t)
+	}
 }

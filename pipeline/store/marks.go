@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Mark is a partition's watermark (the highest event time seen on it) as of
@@ -56,4 +59,60 @@ func (r *Redis) SaveMarks(ctx context.Context, group, topic string, marks map[in
 		return fmt.Errorf("save watermarks of %s: %w", topic, err)
 	}
 	return nil
+}
+
+// ClearMarks forgets a topic's saved marks for a consumer group, as a
+// rebuild from the earliest offsets must.
+func (r *Redis) ClearMarks(ctx context.Context, group, topic string) error {
+	if err := r.client.Del(ctx, r.marksKey(group, topic)).Err(); err != nil {
+		return fmt.Errorf("clear watermarks of %s: %w", topic, err)
+	}
+	return nil
+}
+
+// ClearView deletes every entity's state of a view (of its current layout)
+// and returns how many keys went.
+func (r *Redis) ClearView(ctx context.Context, view, fingerprint string) (int64, error) {
+	pattern := r.prefix + view + ":" + fingerprint + ":*"
+	var n atomic.Int64
+	clear := func(ctx context.Context, c redis.UniversalClient) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			// One key per call: in a cluster the keys of a batch span slots.
+			pipe := c.Pipeline()
+			for _, k := range batch {
+				pipe.Unlink(ctx, k)
+			}
+			_, err := pipe.Exec(ctx)
+			n.Add(int64(len(batch)))
+			batch = batch[:0]
+			return err
+		}
+		for it.Next(ctx) {
+			batch = append(batch, it.Val())
+			if len(batch) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return clear(ctx, c) })
+	} else {
+		err = clear(ctx, r.client)
+	}
+	if err != nil {
+		return n.Load(), fmt.Errorf("clear view %s: %w", view, err)
+	}
+	return n.Load(), nil
 }

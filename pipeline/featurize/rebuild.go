@@ -1,0 +1,156 @@
+package featurize
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Rebuilder is what a rebuild needs of the online store besides Online:
+// forgetting the saved watermarks, and optionally the views' state.
+type Rebuilder interface {
+	store.Online
+	MarkStore
+	ClearMarks(ctx context.Context, group, topic string) error
+	ClearView(ctx context.Context, view, fingerprint string) (int64, error)
+}
+
+var _ Rebuilder = (*store.Redis)(nil)
+
+// RebuildOptions says how to rebuild.
+type RebuildOptions struct {
+	// Clear deletes the views' online state first. Without it, entities
+	// that survived keep what they have (their saved offsets skip it) and
+	// the others are recomputed.
+	Clear bool
+}
+
+// Rebuild recomputes the online store from the events Kafka still holds:
+// it resets the consumer group to the earliest retained offsets, forgets
+// the saved watermarks (they belong to later offsets), consumes until it
+// has caught up with the end offsets seen at its start, commits and returns.
+// The group must have no other active member.
+func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilder, opt RebuildOptions, log *slog.Logger) (map[string]int64, error) {
+	proc, err := NewProcessor(reg, st, cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	proc.KeepMarks(st, cfg.GroupID)
+	topics := proc.Topics()
+	if err := cfg.Kafka.EnsureTopics(ctx, topics); err != nil {
+		return nil, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
+	ends, err := resetToEarliest(ctx, client, cfg.GroupID, topics)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		if err := st.ClearMarks(ctx, cfg.GroupID, t); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Clear {
+		for _, l := range proc.views {
+			n, err := st.ClearView(ctx, l.View.Name, l.Fingerprint)
+			if err != nil {
+				return nil, err
+			}
+			log.Info("cleared online state", "view", l.View.Name, "keys", n)
+		}
+	}
+	total := int64(0)
+	for _, e := range ends {
+		total += e.last - e.first
+	}
+	log.Info("rebuilding from the earliest retained offsets", "group", cfg.GroupID, "messages", total)
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reader := NewReader(cfg, topics)
+	done := make(chan error, 1)
+	go func() { done <- NewConsumer(cfg, reader, proc, log).Run(rctx) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !proc.caughtUp(ends) {
+		select {
+		case err := <-done:
+			_ = reader.Close()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("rebuild stopped before catching up: %w", err)
+		case <-tick.C:
+		}
+	}
+	cancel()
+	err = <-done
+	if cerr := reader.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return proc.Stats.Snapshot(), err
+}
+
+// span is a partition's retained offsets when the rebuild started.
+type span struct{ first, last int64 }
+
+// resetToEarliest commits the earliest retained offset of every partition
+// for the group and returns each partition's span.
+func resetToEarliest(ctx context.Context, c *kafka.Client, group string, topics []string) (map[partition]span, error) {
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: kafka metadata: %w", err)
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			req.Topics[t.Name] = append(req.Topics[t.Name], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+		}
+	}
+	res, err := c.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: list offsets: %w", err)
+	}
+	ends := map[partition]span{}
+	commit := &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{}}
+	for topic, parts := range res.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				return nil, fmt.Errorf("rebuild: offsets of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			ends[partition{topic, p.Partition}] = span{p.FirstOffset, p.LastOffset}
+			commit.Topics[topic] = append(commit.Topics[topic], kafka.OffsetCommit{Partition: p.Partition, Offset: p.FirstOffset})
+		}
+	}
+	cres, err := c.OffsetCommit(ctx, commit)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: reset offsets of group %s: %w", group, err)
+	}
+	for topic, parts := range cres.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
+				return nil, fmt.Errorf("rebuild: reset offsets of group %s on %s/%d (stop every featurize of the group first): %w", group, topic, p.Partition, p.Error)
+			}
+		}
+	}
+	return ends, nil
+}
+
+// caughtUp reports whether the processor has applied every partition up to
+// the end offsets seen when the rebuild started.
+func (p *Processor) caughtUp(ends map[partition]span) bool {
+	p.progress.Lock()
+	defer p.progress.Unlock()
+	for pk, e := range ends {
+		if e.last > e.first && p.applied[pk] < e.last {
+			return false
+		}
+	}
+	return true
+}
