@@ -3,9 +3,9 @@ package aggregate
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 

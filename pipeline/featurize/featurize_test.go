@@ -28,9 +28,9 @@ type fixture struct {
 	reg    *schemas.Registry
 	st     *store.Redis
 	prefix string
-	cfg   Config
-	evs   []events.Event
-	valid []events.Event // what featurize must apply (valid, not late)
+	cfg    Config
+	evs    []events.Event
+	valid  []events.Event // what featurize must apply (valid, not late)
 }
 
 // newFixture publishes a stream of example transactions, out of order, with
