@@ -174,10 +174,12 @@ func (l *loader) event(file, name string, kn, n *yaml.Node) {
 		return
 	}
 	ev := &Event{Name: name, byName: map[string]int{}, pos: Pos{File: file, Line: kn.Line}}
-	var keyN, tsN, idN *yaml.Node
+	var keyN, tsN, idN, dedupeN *yaml.Node
 	var required []*yaml.Node
-	l.mapping(file, n, key, []string{"key", "timestamp", "fields", "required", "id"}, func(k string, _, vn *yaml.Node) {
+	l.mapping(file, n, key, []string{"key", "timestamp", "fields", "required", "id", "dedupe_window"}, func(k string, _, vn *yaml.Node) {
 		switch k {
+		case "dedupe_window":
+			dedupeN = vn
 		case "key":
 			keyN = vn
 		case "timestamp":
@@ -246,6 +248,17 @@ func (l *loader) event(file, name string, kn, n *yaml.Node) {
 			ev.ID = id
 		}
 	}
+	if dedupeN != nil {
+		if idN == nil {
+			l.add(file, dedupeN, key+".dedupe_window", "needs an id field to de-duplicate by")
+		} else if s, ok := l.scalar(file, dedupeN, key+".dedupe_window"); ok {
+			d, err := ParseDuration(s)
+			if err != nil {
+				l.add(file, dedupeN, key+".dedupe_window", "%v", err)
+			}
+			ev.DedupeWindow = d
+		}
+	}
 	for _, rn := range required {
 		r, ok := l.scalar(file, rn, key+".required")
 		if !ok {
@@ -306,6 +319,17 @@ func (l *loader) link() {
 		l.linkView(p)
 	}
 	l.pending = nil
+	// An id is remembered, by default, as long as the longest window that
+	// could count its event twice.
+	for _, ev := range l.reg.Events {
+		if ev.ID != "" && ev.DedupeWindow == 0 {
+			for _, v := range l.reg.Views {
+				if v.Source == ev {
+					ev.DedupeWindow = max(ev.DedupeWindow, v.MaxWindow())
+				}
+			}
+		}
+	}
 }
 
 func (l *loader) linkView(p pendingView) {

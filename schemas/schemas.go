@@ -73,8 +73,12 @@ type Event struct {
 	Timestamp string
 	// Fields in declaration order.
 	Fields []Field
-	// ID optionally names a field that identifies an event for de-duplication.
+	// ID optionally names a field that identifies an event: featurize then
+	// ignores a second event with the same id within DedupeWindow.
 	ID string
+	// DedupeWindow in ms: how long an id is remembered, in event time.
+	// Defaults to the largest window of the views on the event.
+	DedupeWindow int64
 
 	byName map[string]int
 	pos    Pos

@@ -3,8 +3,10 @@
 -- KEYS[1]: the entity hash.
 -- ARGV[1]: the version ("_v") the writer read, '' when the hash had none.
 -- ARGV[2]: ttl in ms, 0 for none.
--- ARGV[3]: '' or the tile cutoffs per group, "c0,c1,...": tiles "<g>:<i>"
---          with i below their group's cutoff are deleted (past retention).
+-- ARGV[3]: '' or the tile cutoffs per group, "c0,c1,...[;t]": tiles "<g>:<i>"
+--          with i below their group's cutoff are deleted (past retention),
+--          and with ";t", remembered ids "_i:<id>" whose event time is
+--          below t (past the de-duplication window).
 -- ARGV[4..]: field, value pairs to set, the new version among them.
 -- Returns 1 when written, 0 when the version changed (read and merge again).
 --
@@ -20,18 +22,24 @@ if #ARGV > 3 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
 if ARGV[3] ~= '' then
+  local tiles, idcut = string.match(ARGV[3], '^([^;]*);?(.*)$')
   local cut = {}
-  for c in string.gmatch(ARGV[3], '[^,]+') do
+  for c in string.gmatch(tiles, '[^,]+') do
     cut[#cut + 1] = tonumber(c)
   end
+  idcut = tonumber(idcut)
   local gone = {}
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local f = all[i]
     local g, idx = string.match(f, '^(%d+):(%-?%d+)$')
     if g then
       local c = cut[tonumber(g) + 1]
       if c == nil or tonumber(idx) < c then
         gone[#gone + 1] = f
       end
+    elseif idcut and string.sub(f, 1, 3) == '_i:' and tonumber(all[i + 1]) < idcut then
+      gone[#gone + 1] = f
     end
   end
   -- In chunks: unpack's arguments are bounded by the Lua stack.

@@ -248,9 +248,29 @@ func isNoScript(err error) bool {
 const (
 	fieldVersion = "_v" // incremented by every write
 	fieldNewest  = "_e" // newest event time applied
-	fieldLows    = "_s" // lowest tile index written per group, "l0,l1,..."
-	offsetPrefix = "_o:"
+	fieldLows     = "_s" // lowest tile index written per group, "l0,l1,..."
+	fieldOldestID = "_d" // earliest event time of a remembered id
+	offsetPrefix  = "_o:"
+	idPrefix      = "_i:" // an event id and its event time
 )
+
+// idField returns the index of the source event's id field (-1 without one)
+// and how long ids are remembered.
+func idField(l *aggregate.Layout) (int, int64) {
+	src := l.View.Source
+	if src.ID == "" {
+		return -1, 0
+	}
+	f, _ := src.Field(src.ID)
+	return f.Index, src.DedupeWindow
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
 
 func tileField(group int, index int64) string {
 	return strconv.Itoa(group) + ":" + strconv.FormatInt(index, 10)
@@ -260,7 +280,8 @@ func tileField(group int, index int64) string {
 // bookkeeping fields first, then offsets and tiles. Entities touch a handful
 // of fields per batch, so linear search beats maps here.
 func readFields(l *aggregate.Layout, units []Unit, w *entityWork) []string {
-	fields := append(w.fields[:0], fieldVersion, fieldNewest, fieldLows)
+	fields := append(w.fields[:0], fieldVersion, fieldNewest, fieldLows, fieldOldestID)
+	idIdx, _ := idField(l)
 	add := func(f string) {
 		if !slices.Contains(fields, f) {
 			fields = append(fields, f)
@@ -271,6 +292,13 @@ func readFields(l *aggregate.Layout, units []Unit, w *entityWork) []string {
 		add(offsetPrefix + u.Source)
 		for _, t := range u.Tiles.Tiles() {
 			add(tileField(t.Group, t.Index))
+		}
+		if idIdx >= 0 {
+			for _, ev := range u.Events {
+				if id := ev.Values[idIdx]; id.Present() {
+					add(idPrefix + id.Text())
+				}
+			}
 		}
 	}
 	return fields
@@ -330,6 +358,28 @@ func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl str
 	var offsets []offset
 	w.res = make([]Result, len(w.units))
 	changed := false
+
+	// Ids, when the event declares one: those read, and those applied now.
+	idIdx, window := idField(l)
+	type seenAt struct {
+		id string
+		t  int64
+	}
+	var ids []seenAt
+	seenID := func(id string, t int64) bool {
+		for _, s := range ids {
+			if s.id == id && abs(t-s.t) <= window {
+				return true
+			}
+		}
+		if s, ok := read(idPrefix + id); ok {
+			if x, err := strconv.ParseInt(s, 10, 64); err == nil && abs(t-x) <= window {
+				return true
+			}
+		}
+		return false
+	}
+	var pick []int
 	for j, ui := range w.units {
 		u := &units[ui]
 		done := int64(-1)
@@ -342,31 +392,44 @@ func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl str
 			}
 			done = x
 		}
-		ts := u.Tiles
-		switch {
-		case done >= u.last():
+		if done >= u.last() {
 			w.res[j].Duplicates = len(u.Offsets)
 			continue
-		case done >= u.first():
-			// A redelivery cut at other batch boundaries straddles what
-			// was applied: take exactly the events after it.
-			ts = l.NewTiles()
-			for k, off := range u.Offsets {
-				if off > done {
-					ts.Add(u.Events[k])
+		}
+		// The events to apply: those after the offset applied before (a
+		// redelivery cut at other batch boundaries can straddle it), and
+		// with an id, those whose id was not seen within the window.
+		pick := pick[:0]
+		for k, off := range u.Offsets {
+			if off <= done {
+				continue
+			}
+			if idIdx >= 0 {
+				if id := u.Events[k].Values[idIdx]; id.Present() {
+					key := id.Text()
+					if seenID(key, u.Events[k].Time) {
+						continue
+					}
+					ids = append(ids, seenAt{key, u.Events[k].Time})
 				}
 			}
-			w.res[j] = Result{Applied: ts.Events, Duplicates: len(u.Offsets) - ts.Events}
-		default:
-			w.res[j].Applied = len(u.Offsets)
+			pick = append(pick, k)
 		}
+		ts := u.Tiles
+		if len(pick) < len(u.Offsets) {
+			ts = l.NewTiles()
+			for _, k := range pick {
+				ts.Add(u.Events[k])
+			}
+		}
+		w.res[j] = Result{Applied: len(pick), Duplicates: len(u.Offsets) - len(pick)}
 		changed = true
 		if k := slices.IndexFunc(offsets, func(o offset) bool { return o.source == u.Source }); k >= 0 {
 			offsets[k].last = u.last()
 		} else {
 			offsets = append(offsets, offset{u.Source, u.last()})
 		}
-		if !hasNewest || ts.MaxTime > newest {
+		if ts.Events > 0 && (!hasNewest || ts.MaxTime > newest) {
 			newest, hasNewest = ts.MaxTime, true
 		}
 		for _, t := range ts.Tiles() {
@@ -404,13 +467,26 @@ func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl str
 		return nil, nil
 	}
 
-	// Drop tiles past the retention in one sweep once the oldest is a
-	// quarter of the retention behind, so the sweep's cost is amortized.
+	// Drop tiles past the retention (and ids past the window) in one sweep
+	// once the oldest is a quarter of the retention behind, so the sweep's
+	// cost is amortized.
+	oldestID, hasOldestID := int64(0), false
+	if s, ok := vals[3].(string); ok && s != "" {
+		if x, err := strconv.ParseInt(s, 10, 64); err == nil {
+			oldestID, hasOldestID = x, true
+		}
+	}
+	for _, s := range ids {
+		if !hasOldestID || s.t < oldestID {
+			oldestID, hasOldestID = s.t, true
+		}
+	}
+	idsStale := hasOldestID && oldestID < newest-window-max(1, window/4)
 	sweep := ""
 	for g := range l.Groups {
 		grp := &l.Groups[g]
 		cutoff := aggregate.FloorDiv(newest, grp.Hop) - grp.Keep
-		if hasLow[g] && lows[g] < cutoff-max(1, grp.Keep/4) {
+		if idsStale || (hasLow[g] && lows[g] < cutoff-max(1, grp.Keep/4)) {
 			var b strings.Builder
 			for g2 := range l.Groups {
 				c := aggregate.FloorDiv(newest, l.Groups[g2].Hop) - l.Groups[g2].Keep
@@ -421,6 +497,10 @@ func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl str
 					b.WriteByte(',')
 				}
 				b.WriteString(strconv.FormatInt(c, 10))
+			}
+			if idIdx >= 0 {
+				fmt.Fprintf(&b, ";%d", newest-window)
+				oldestID = max(oldestID, newest-window)
 			}
 			sweep = b.String()
 			break
@@ -451,6 +531,12 @@ func merge(l *aggregate.Layout, units []Unit, w *entityWork, vals []any, ttl str
 		fieldLows, string(lb))
 	for _, o := range offsets {
 		args = append(args, offsetPrefix+o.source, strconv.FormatInt(o.last, 10))
+	}
+	for _, s := range ids {
+		args = append(args, idPrefix+s.id, strconv.FormatInt(s.t, 10))
+	}
+	if hasOldestID {
+		args = append(args, fieldOldestID, strconv.FormatInt(oldestID, 10))
 	}
 	var packed []byte
 	for _, c := range tiles {

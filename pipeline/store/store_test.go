@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -326,5 +327,77 @@ func TestMarksNeverMoveBack(t *testing.T) {
 		other, err := r.LoadMarks(ctx, "other-group", "topic")
 		require.NoError(t, err)
 		require.Empty(t, other)
+	})
+}
+
+const dedupeSchema = `
+events:
+  e:
+    key: k
+    timestamp: ts
+    id: id
+    dedupe_window: 100ms
+    fields: {k: string, id: string, f: float}
+feature_views:
+  v:
+    source: e
+    entity: k
+    ttl: 1h
+    features:
+      n:  {agg: count, window: 50ms, hop: 10ms}
+      sf: {agg: sum, field: f, window: 100ms, hop: 10ms}
+`
+
+// TestDuplicateIDsAreIgnored sends every event twice at new offsets, as a
+// producer retry or a file replayed twice would, in the same batch and in
+// later ones: each id counts once within the window, and ids past the window
+// are forgotten.
+func TestDuplicateIDsAreIgnored(t *testing.T) {
+	backends(t, func(t *testing.T, r *Redis) {
+		reg, err := schemas.Parse("d.yaml", []byte(dedupeSchema))
+		require.NoError(t, err)
+		l, err := aggregate.NewLayout(reg.Views["v"])
+		require.NoError(t, err)
+		ev := l.View.Source
+		mk := func(id string, ts int64, off int64) sourced {
+			e, err := events.Decode(ev, []byte(fmt.Sprintf(`{"k":"a","id":%q,"f":1.5,"ts":%d}`, id, ts)))
+			require.NoError(t, err)
+			return sourced{ev: e, source: "t/0", offset: off}
+		}
+		var s []sourced
+		var unique []sourced
+		off := int64(0)
+		for i := range 400 {
+			e := mk(fmt.Sprintf("id-%d", i), 1000+int64(i)*5, off)
+			s = append(s, e)
+			unique = append(unique, e)
+			off++
+			// The retry: same id and time, a later offset; sometimes in the
+			// same batch, sometimes a few batches later.
+			s = append(s, mk(fmt.Sprintf("id-%d", i), 1000+int64(i)*5, off))
+			off++
+		}
+		// Reorder a little so retries land in later batches, keeping
+		// offsets increasing per source.
+		applied, dups := applyInBatches(t, r, l, s, []int{7, 100, 101, 350, 600})
+		require.Equal(t, 400, applied)
+		require.Equal(t, 400, dups)
+		requireStateMatches(t, r, l, unique)
+		// Ids are remembered for the window only: the entity's hash holds
+		// a bounded number of them however long the stream.
+		fields, err := r.Client().HKeys(context.Background(), r.Key(l, "a")).Result()
+		require.NoError(t, err)
+		ids := 0
+		for _, f := range fields {
+			if strings.HasPrefix(f, "_i:") {
+				ids++
+			}
+		}
+		require.LessOrEqual(t, ids, 2*100/5+10, "ids of a 100ms window at one event per 5ms, plus the sweep's slack")
+		// Past the window, the same id counts again.
+		late := mk("id-0", 1000+400*5+500, off)
+		a2, d2 := applyInBatches(t, r, l, []sourced{late}, nil)
+		require.Equal(t, 1, a2)
+		require.Zero(t, d2)
 	})
 }
