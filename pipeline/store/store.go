@@ -246,8 +246,8 @@ func isNoScript(err error) bool {
 
 // Bookkeeping fields of an entity hash; tiles are "<group>:<index>".
 const (
-	fieldVersion = "_v" // incremented by every write
-	fieldNewest  = "_e" // newest event time applied
+	fieldVersion  = "_v" // incremented by every write
+	fieldNewest   = "_e" // newest event time applied
 	fieldLows     = "_s" // lowest tile index written per group, "l0,l1,..."
 	fieldOldestID = "_d" // earliest event time of a remembered id
 	offsetPrefix  = "_o:"
