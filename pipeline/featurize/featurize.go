@@ -36,11 +36,12 @@ import (
 
 // Config is featurize's settings.
 type Config struct {
-	HTTPAddr  string
-	GroupID   string
-	BatchSize int
-	BatchWait time.Duration
-	Kafka     broker.Config
+	HTTPAddr    string
+	GroupID     string
+	BatchSize   int
+	BatchWait   time.Duration
+	CommitDelay time.Duration
+	Kafka       broker.Config
 }
 
 // RegisterFlags registers the settings with their defaults.
@@ -49,6 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GroupID, "group-id", "freshet-featurize", "Kafka consumer group")
 	fs.IntVar(&c.BatchSize, "batch-size", 10000, "most events applied to the store in one micro-batch")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 50*time.Millisecond, "longest a micro-batch waits to fill once it has an event")
+	fs.DurationVar(&c.CommitDelay, "commit-delay", 2*time.Second, "how long offsets wait after their batch is in Redis before they are committed to Kafka: longer than Redis's fsync interval (1s under appendfsync everysec), so a hard Redis crash cannot lose a write whose offset Kafka no longer redelivers")
 	c.Kafka.RegisterFlags(fs)
 }
 
@@ -62,6 +64,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchWait <= 0 {
 		return fmt.Errorf("batch-wait: %s, must be positive", c.BatchWait)
+	}
+	if c.CommitDelay < 0 || c.CommitDelay > 8*time.Second {
+		return fmt.Errorf("commit-delay: %s, must be between 0 and 8s (shutdown waits it out within 10s)", c.CommitDelay)
 	}
 	return c.Kafka.Validate()
 }
@@ -374,10 +379,11 @@ func shard(units []store.Unit, n int) [][]store.Unit {
 
 // Consumer runs the fetch → apply → commit loop.
 type Consumer struct {
-	cfg  Config
-	src  Source
-	proc *Processor
-	log  *slog.Logger
+	cfg     Config
+	src     Source
+	proc    *Processor
+	log     *slog.Logger
+	pending []pendingCommit // oldest first
 }
 
 // NewConsumer returns a consumer of src feeding proc.
@@ -415,10 +421,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		err := c.fill(ctx, &batch)
 		if len(batch) > 0 {
 			if perr := c.prepare(ctx, batch); perr != nil {
+				c.commitPending(ctx, true)
 				return nil // shutting down before the batch could be judged
 			}
 			c.flush(ctx, c.proc.Plan(batch), batch)
 		}
+		c.commitPending(ctx, ctx.Err() != nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -432,6 +440,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 // message, or ctx ends.
 func (c *Consumer) fill(ctx context.Context, batch *[]kafka.Message) error {
 	fetchCtx := ctx
+	if len(c.pending) > 0 {
+		// Wake up when the oldest commit is due, even with no traffic.
+		var cancel context.CancelFunc
+		fetchCtx, cancel = context.WithDeadline(ctx, c.pending[0].at.Add(c.cfg.CommitDelay))
+		defer cancel()
+	}
 	for len(*batch) < c.cfg.BatchSize {
 		m, err := c.src.FetchMessage(fetchCtx)
 		if err != nil {
@@ -506,6 +520,39 @@ func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) {
 	for _, m := range lastOf {
 		commits = append(commits, m)
 	}
+	c.pending = append(c.pending, pendingCommit{at: time.Now(), msgs: commits})
+}
+
+// pendingCommit is a batch's offsets, held back for CommitDelay.
+type pendingCommit struct {
+	at   time.Time
+	msgs []kafka.Message
+}
+
+// commitPending commits the offsets of batches applied at least CommitDelay
+// ago; with all, it waits out the delay of the rest first (shutdown).
+//
+// The delay covers Redis's fsync interval: under appendfsync everysec a hard
+// Redis crash loses up to a second of writes, offsets and tiles together
+// (they share the entity hash). An offset committed to Kafka before its
+// write was on disk would leave nothing to redeliver it; one committed after
+// the delay always is.
+func (c *Consumer) commitPending(ctx context.Context, all bool) {
+	n := 0
+	for n < len(c.pending) && (all || time.Since(c.pending[n].at) >= c.cfg.CommitDelay) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if wait := c.cfg.CommitDelay - time.Since(c.pending[n-1].at); all && wait > 0 {
+		time.Sleep(wait)
+	}
+	var commits []kafka.Message
+	for _, p := range c.pending[:n] {
+		commits = append(commits, p.msgs...)
+	}
+	c.pending = append(c.pending[:0], c.pending[n:]...)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	if err := c.src.CommitMessages(cctx, commits...); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	f.cfg.Kafka.Partitions = 3
 	f.cfg.GroupID = testenv.Unique("group-")
 	f.cfg.BatchSize = 97 // odd, so batches straddle entities and partitions
+	f.cfg.CommitDelay = 100 * time.Millisecond
 	require.NoError(t, f.cfg.Validate())
 
 	ev := reg.Events["transaction"]
@@ -174,9 +176,16 @@ func TestFeaturizeAppliesEveryEventOnce(t *testing.T) {
 
 // fakeSource replays messages and records commits, for the loop's logic.
 type fakeSource struct {
+	mu      sync.Mutex
 	msgs    []kafka.Message
 	next    int
 	commits []kafka.Message
+}
+
+func (s *fakeSource) committed() []kafka.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]kafka.Message(nil), s.commits...)
 }
 
 func (s *fakeSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
@@ -189,6 +198,8 @@ func (s *fakeSource) FetchMessage(ctx context.Context) (kafka.Message, error) {
 }
 
 func (s *fakeSource) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.commits = append(s.commits, msgs...)
 	return nil
 }
@@ -244,7 +255,7 @@ func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
 	require.NoError(t, <-done)
 	// Batches of 4: {0..3}, {4..7}, {8,9}: one commit per partition each.
 	var got []string
-	for _, m := range src.commits {
+	for _, m := range src.committed() {
 		got = append(got, fmt.Sprintf("%d@%d", m.Partition, m.Offset))
 	}
 	require.ElementsMatch(t, []string{"0@1", "1@1", "0@3", "1@3", "0@4", "1@4"}, got)
@@ -322,4 +333,32 @@ func TestRebuild(t *testing.T) {
 		}
 		f.requireServed(t)
 	}
+}
+
+// TestCommitsWaitForTheDelay: offsets are committed only once their batch
+// has been in Redis for the commit delay, and all of them at shutdown.
+func TestCommitsWaitForTheDelay(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	cfg := defaultConfig(t)
+	cfg.CommitDelay = 3 * time.Second
+	p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("delay-test:")), cfg.Kafka, quiet())
+	require.NoError(t, err)
+	src := &fakeSource{}
+	for i := range 4 {
+		src.msgs = append(src.msgs, kafka.Message{Topic: cfg.Kafka.Topic("transaction"), Offset: int64(i),
+			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1000+i))})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- NewConsumer(cfg, src, p, quiet()).Run(ctx) }()
+	for p.Stats.Messages.Load() < 4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.Empty(t, src.committed(), "applied a moment ago: not committed yet")
+	cancel()
+	require.NoError(t, <-done)
+	require.Len(t, src.committed(), 1, "committed at shutdown, after the delay")
+	require.Equal(t, int64(3), src.committed()[0].Offset)
 }
