@@ -116,11 +116,13 @@ func (c *Config) CheckTopics(ctx context.Context, topics []string) error {
 }
 
 func (c *Config) missing(ctx context.Context, topics []string) ([]string, error) {
-	md, err := c.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	client := c.client()
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("kafka metadata from %v: %w", c.Brokers, err)
 	}
 	found := map[string]bool{}
+	offsets := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, t := range md.Topics {
 		if t.Error != nil || len(t.Partitions) == 0 {
 			continue
@@ -128,8 +130,24 @@ func (c *Config) missing(ctx context.Context, topics []string) ([]string, error)
 		ok := true
 		for _, p := range t.Partitions {
 			ok = ok && p.Error == nil && p.Leader.Host != ""
+			offsets.Topics[t.Name] = append(offsets.Topics[t.Name], kafka.LastOffsetOf(p.ID))
 		}
 		found[t.Name] = ok
+	}
+	// A real broker names a new partition's leader a moment before the
+	// leader serves it: ready means every partition answers for its offsets.
+	if len(offsets.Topics) > 0 {
+		res, err := client.ListOffsets(ctx, offsets)
+		if err != nil {
+			return nil, fmt.Errorf("kafka offsets from %v: %w", c.Brokers, err)
+		}
+		for t, parts := range res.Topics {
+			for _, p := range parts {
+				if p.Error != nil {
+					found[t] = false
+				}
+			}
+		}
 	}
 	var missing []string
 	for _, t := range topics {

@@ -68,6 +68,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events/{event}", s.postEvents)
 	httpx.Health(mux, func(ctx context.Context) error {
+		if s.starting.Load() {
+			return errors.New("topics are being created")
+		}
 		return s.cfg.Kafka.CheckTopics(ctx, s.topics)
 	})
 	return httpx.Recover(s.log, mux)

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Runs real Redis servers for tests, on loopback only:
+#   standalone  one redis-server, append-only file fsynced every second (as
+#               production runs it)           -> FRESHET_TEST_REDIS_URL
+#   cluster     three masters, no replicas, all 16384 slots assigned
+#                                             -> FRESHET_TEST_REDIS_CLUSTER
+# Without these variables the tests use a throw-away redis-server or
+# miniredis (pipeline/testenv); the cluster is the only way to exercise
+# cross-slot behaviour (CROSSSLOT, MOVED, hash tags) before production does.
+#
+#   scripts/redis-local.sh start [standalone|cluster]   # prints the export line when ready
+#   scripts/redis-local.sh env   [standalone|cluster]
+#   scripts/redis-local.sh status [standalone|cluster]
+#   scripts/redis-local.sh stop  [standalone|cluster]   # no mode: stops both
+#
+# Typical use:  eval "$(scripts/redis-local.sh start)"; eval "$(scripts/redis-local.sh start cluster)"
+#
+# Settings (environment):
+#   FRESHET_REDIS_DIR           work dir                          default /tmp/freshet-redis
+#   FRESHET_REDIS_PORT          standalone port                   default 6379
+#   FRESHET_REDIS_CLUSTER_PORT  first cluster port (3 in a row)   default 7000
+#   FRESHET_REDIS_START_TIMEOUT seconds to wait for readiness     default 30
+#
+# Exit codes: 0 ok, 1 failure, 2 usage, 3 redis-server missing and not
+# installable; status: 1 when not running.
+#
+# Progress goes to stderr; stdout carries only the export line, so the output
+# of `start` and `env` can be eval'd.
+set -euo pipefail
+
+base=${FRESHET_REDIS_DIR:-/tmp/freshet-redis}
+port=${FRESHET_REDIS_PORT:-6379}
+cport=${FRESHET_REDIS_CLUSTER_PORT:-7000}
+timeout_s=${FRESHET_REDIS_START_TIMEOUT:-30}
+host=127.0.0.1
+cluster_ports=("$cport" "$((cport + 1))" "$((cport + 2))")
+
+say() { echo "redis-local: $*" >&2; }
+
+usage() {
+	cat >&2 <<EOF
+usage: $0 start|stop|status|env [standalone|cluster]
+  standalone: redis-server on $host:$port
+  cluster:    3 masters on $host:${cluster_ports[0]}..${cluster_ports[2]}
+  stop with no mode stops both. Work dir: $base. See the header of this script for the settings.
+EOF
+	exit 2
+}
+
+now_ms() { date +%s%3N; }
+secs_since() { # start_ms -> "1.234"
+	local d=$(($(now_ms) - $1))
+	printf '%d.%03d' $((d / 1000)) $((d % 1000))
+}
+
+# ensure_redis: install redis-server (which brings redis-cli) from Debian when
+# missing. Non-interactive throughout: CI has no standard input, and a
+# debconf prompt would hang the run.
+ensure_redis() {
+	if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+		return 0
+	fi
+	if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+		say "ERROR: redis-server/redis-cli not found, and apt-get as root is not available to install them"
+		exit 3
+	fi
+	say "redis-server not found; installing it with apt-get"
+	# Lock::Timeout: wait for a concurrent apt/dpkg rather than fail at once.
+	if ! {
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq \
+				--no-install-recommends redis-server
+	} </dev/null >"${TMPDIR:-/tmp}/freshet-redis-apt.log" 2>&1; then
+		say "ERROR: apt-get install redis-server failed; last lines of ${TMPDIR:-/tmp}/freshet-redis-apt.log:"
+		tail -n 20 "${TMPDIR:-/tmp}/freshet-redis-apt.log" >&2
+		exit 3
+	fi
+	# On a machine with systemd, the package also starts a system-wide
+	# redis-server on 6379; start then reports the port as taken.
+	if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+		say "ERROR: apt-get installed redis-server, but redis-server/redis-cli are still not on PATH ($PATH)"
+		exit 3
+	fi
+	say "installed Redis $(redis_version)"
+}
+
+redis_version() { redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'; }
+
+cli() { # port args... : redis-cli on loopback, never waiting for input
+	local p=$1
+	shift
+	timeout 10 redis-cli -h "$host" -p "$p" "$@" </dev/null
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$host/$1" 2>/dev/null; }
+
+# alive PID: running and not a zombie. kill -0 alone is not enough: where
+# PID 1 reaps orphans slowly (some containers), an exited server lingers as a
+# zombie for seconds and would look alive.
+alive() {
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# our_pid DIR PORT: the pid in DIR/redis.pid when it is a live redis-server
+# serving PORT. Checked against the process title ("redis-server
+# 127.0.0.1:PORT"), so a recycled pid or a stale file is never signalled and
+# a foreign Redis on the same port is never shut down by stop.
+our_pid() {
+	local dir=$1 p=$2 pid
+	[ -f "$dir/redis.pid" ] || return 1
+	pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[ -r "/proc/$pid/cmdline" ] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "^redis-server [^ ]*:$p( |$)" || return 1
+	echo "$pid"
+}
+
+# start_server DIR PORT EXTRA_ARGS...: one daemonized redis-server.
+# appendonly+everysec is the persistence production runs, so fsync timing
+# and AOF rewrite happen here too; RDB snapshots are off (save "") so no
+# background fork competes with the tests.
+start_server() {
+	local dir=$1 p=$2
+	shift 2
+	mkdir -p "$dir"
+	rm -f "$dir/redis.pid"
+	redis-server --port "$p" --bind "$host" --protected-mode yes \
+		--daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+		--appendonly yes --appendfsync everysec --save "" \
+		"$@" </dev/null >/dev/null 9>&-
+}
+
+# wait_ping PORT DIR: PONG within the timeout (LOADING while replaying the
+# AOF is not ready yet).
+wait_ping() {
+	local p=$1 dir=$2 deadline=$(($(date +%s) + timeout_s))
+	until [ "$(cli "$p" ping 2>/dev/null)" = PONG ]; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			say "ERROR: redis on $host:$p did not answer PING within ${timeout_s}s; last lines of $dir/redis.log:"
+			tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+stop_server() { # DIR PORT
+	local dir=$1 p=$2 pid i
+	pid=$(our_pid "$dir" "$p") || return 0
+	# SHUTDOWN NOSAVE: no RDB dump on the way out (the AOF is still flushed);
+	# TERM, then KILL, if the server does not answer.
+	cli "$p" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	if alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		sleep 2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$dir/redis.pid"
+	say "stopped redis on $host:$p (pid $pid)"
+}
+
+# refuse_busy PORT...: a port already served by something that is not ours
+# (the system's redis-server service, another test run) would make
+# redis-server fail to bind, or worse, make the checks talk to the wrong server.
+refuse_busy() {
+	local p
+	for p in "$@"; do
+		if port_open "$p"; then
+			say "ERROR: $host:$p is already in use by another process:"
+			{ ss -ltnp 2>/dev/null | grep -E "[:.]$p\b" || true; } >&2
+			say "       stop it (the system service: systemctl stop redis-server), or choose other ports"
+			say "       with FRESHET_REDIS_PORT / FRESHET_REDIS_CLUSTER_PORT"
+			exit 1
+		fi
+	done
+}
+
+env_standalone() { echo "export FRESHET_TEST_REDIS_URL=redis://$host:$port/0"; }
+env_cluster() {
+	local IFS=,
+	echo "export FRESHET_TEST_REDIS_CLUSTER=${cluster_ports[*]/#/$host:}"
+}
+
+sa_dir="$base/standalone"
+cl_dir="$base/cluster"
+
+start_standalone() {
+	local t0 pid
+	if pid=$(our_pid "$sa_dir" "$port") && [ "$(cli "$port" ping 2>/dev/null)" = PONG ]; then
+		say "standalone already running (pid $pid) on $host:$port"
+		env_standalone
+		return 0
+	fi
+	stop_server "$sa_dir" "$port" # a hung leftover of ours
+	refuse_busy "$port"
+	t0=$(now_ms)
+	# The data dir is kept across restarts: that is what the AOF is for, and
+	# tests use unique key prefixes rather than a flushed server.
+	start_server "$sa_dir" "$port"
+	wait_ping "$port" "$sa_dir"
+	say "standalone ready on $host:$port in $(secs_since "$t0")s (Redis $(redis_version), dir $sa_dir)"
+	env_standalone
+}
+
+# cluster_ok: every node reports cluster_state:ok with all slots assigned and
+# sees all three nodes, so a client may seed from any of them.
+cluster_ok() {
+	local p info
+	for p in "${cluster_ports[@]}"; do
+		info=$(cli "$p" cluster info 2>/dev/null | tr -d '\r') || return 1
+		grep -qx 'cluster_state:ok' <<<"$info" || return 1
+		grep -qx 'cluster_slots_ok:16384' <<<"$info" || return 1
+		grep -qx 'cluster_known_nodes:3' <<<"$info" || return 1
+	done
+}
+
+cluster_running() {
+	local p
+	for p in "${cluster_ports[@]}"; do
+		our_pid "$cl_dir/$p" "$p" >/dev/null || return 1
+	done
+	cluster_ok
+}
+
+stop_cluster() {
+	local p
+	for p in "${cluster_ports[@]}"; do
+		stop_server "$cl_dir/$p" "$p"
+	done
+}
+
+start_cluster() {
+	local t0 p seeds=() deadline
+	if cluster_running; then
+		say "cluster already running on $host:${cluster_ports[0]}..${cluster_ports[2]}"
+		env_cluster
+		return 0
+	fi
+	# Half a cluster (a node died, or the last create failed) cannot be
+	# repaired reliably: stop what is ours and build it again.
+	stop_cluster
+	for p in "${cluster_ports[@]}"; do
+		refuse_busy "$p" "$((p + 10000))" # client port and cluster bus port
+	done
+	t0=$(now_ms)
+	# Fresh dirs every time: a stale nodes-PORT.conf makes each node remember
+	# old node ids and slots, and `--cluster create` then refuses ("Node is
+	# not empty").
+	rm -rf "$cl_dir"
+	for p in "${cluster_ports[@]}"; do
+		start_server "$cl_dir/$p" "$p" --cluster-enabled yes --cluster-config-file "nodes-$p.conf"
+		seeds+=("$host:$p")
+	done
+	for p in "${cluster_ports[@]}"; do
+		wait_ping "$p" "$cl_dir/$p" || {
+			stop_cluster
+			exit 1
+		}
+	done
+	# --cluster-yes: accept the proposed slot layout without asking (no stdin in CI).
+	if ! redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes \
+		</dev/null >"$cl_dir/create.log" 2>&1; then
+		say "ERROR: redis-cli --cluster create failed:"
+		cat "$cl_dir/create.log" >&2
+		stop_cluster
+		exit 1
+	fi
+	# create returns once slots are assigned, but the nodes learn each
+	# other's slots through gossip a moment later: wait until all agree.
+	deadline=$(($(date +%s) + timeout_s))
+	until cluster_ok; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			say "ERROR: the cluster did not reach cluster_state:ok on every node within ${timeout_s}s"
+			for p in "${cluster_ports[@]}"; do
+				say "--- $host:$p"
+				cli "$p" cluster info 2>&1 | head -n 7 >&2 || true
+			done
+			stop_cluster
+			exit 1
+		fi
+		sleep 0.1
+	done
+	say "cluster ready on $host:${cluster_ports[0]}..${cluster_ports[2]} in $(secs_since "$t0")s (3 masters, no replicas, dir $cl_dir)"
+	env_cluster
+}
+
+status_standalone() {
+	local pid
+	if pid=$(our_pid "$sa_dir" "$port"); then
+		say "standalone running: pid $pid on $host:$port, PING $(cli "$port" ping 2>&1 || true)"
+		return 0
+	fi
+	say "standalone not running"
+	return 1
+}
+
+status_cluster() {
+	local p pid rc=0
+	for p in "${cluster_ports[@]}"; do
+		if pid=$(our_pid "$cl_dir/$p" "$p"); then
+			say "cluster node $host:$p running (pid $pid), $(cli "$p" cluster info 2>/dev/null | tr -d '\r' | grep '^cluster_state:' || echo 'no answer')"
+		else
+			say "cluster node $host:$p not running"
+			rc=1
+		fi
+	done
+	return "$rc"
+}
+
+# One start/stop at a time per work dir: concurrent starts (parallel CI
+# steps) must not both create the cluster. The servers are started with
+# 9>&- so they never hold this lock.
+lock() {
+	mkdir -p "$base"
+	exec 9>"$base/.lock"
+	if command -v flock >/dev/null 2>&1; then
+		flock -w 120 9 || { say "ERROR: timed out waiting for the lock on $base"; exit 1; }
+	fi
+}
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
+action=$1
+mode=${2:-}
+case "$mode" in
+"" | standalone | cluster) ;;
+*) usage ;;
+esac
+
+case "$action" in
+start)
+	ensure_redis
+	lock
+	if [ "$mode" = cluster ]; then start_cluster; else start_standalone; fi
+	;;
+stop)
+	command -v redis-cli >/dev/null 2>&1 || { say "redis-cli not installed: nothing to stop"; exit 0; }
+	lock
+	case "$mode" in
+	standalone) stop_server "$sa_dir" "$port" ;;
+	cluster) stop_cluster ;;
+	"") stop_server "$sa_dir" "$port"; stop_cluster ;;
+	esac
+	;;
+status)
+	case "$mode" in
+	cluster) status_cluster ;;
+	*) status_standalone ;;
+	esac
+	;;
+env)
+	if [ "$mode" = cluster ]; then env_cluster; else env_standalone; fi
+	;;
+*) usage ;;
+esac
