@@ -69,10 +69,15 @@ func runKafka(args []string) error {
 	fs := flag.NewFlagSet("freshet kafka", flag.ContinueOnError)
 	port := fs.Int("port", 9092, "port to listen on (loopback)")
 	partitions := fs.Int("default-partitions", 6, "partitions of auto-created topics")
+	dataDir := fs.String("data-dir", "", "keep topics and committed offsets in this directory across restarts (default: in memory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(*partitions))
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(*partitions)}
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return fmt.Errorf("start kfake on port %d: %w", *port, err)
 	}

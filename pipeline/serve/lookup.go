@@ -126,6 +126,10 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if wantsArrow(r) {
+		s.writeArrow(w, r, v, entities, states, feats, at)
+		return
+	}
 	bp := getBuf()
 	b := append(*bp, `{"view":`...)
 	b = appendString(b, v.name)

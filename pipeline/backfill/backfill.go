@@ -1,0 +1,519 @@
+// Package backfill builds point-in-time training data: for each row of a
+// spine (an entity, a time, and any other columns such as labels), every
+// feature of the chosen views as of the row's time, computed from event files
+// with the window arithmetic the online path uses. Only events at or before a
+// row's time count, whatever their order in the files, so no label leaks into
+// its own features.
+//
+// Both inputs are walked in time order: events through an external sort that
+// spills sorted runs to disk, spine rows sorted in memory (a spine row is a
+// few dozen bytes). Memory grows with entities × tiles, not with events.
+// The package owns that walk; file formats are pipeline/arrowio's.
+package backfill
+
+import (
+	"bufio"
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/arrowio"
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Options says what to compute.
+type Options struct {
+	// Events are the event files, read in order (any replay format).
+	Events []string
+	// Spine is the file of rows to compute features for.
+	Spine string
+	// Out is the output file: .parquet, .arrow/.feather, .arrows or .csv.
+	Out string
+	// Views to compute; empty means every view. They must share a source.
+	Views []string
+	// EntityColumn names the spine's entity column; empty means each
+	// view's entity field.
+	EntityColumn string
+	// AtColumn names the spine's time column; empty means the event's
+	// timestamp field.
+	AtColumn string
+	// MaxErrors is how many invalid event rows are tolerated.
+	MaxErrors int
+	// Rejects, when set, receives every invalid event row.
+	Rejects string
+	// Stderr receives the first invalid rows and the summary.
+	Stderr io.Writer
+	// RunSize is how many events are sorted in memory before a run is
+	// spilled to disk; 0 means DefaultRunSize.
+	RunSize int
+	// TempDir holds the spilled runs; empty means the system's.
+	TempDir string
+}
+
+// DefaultRunSize bounds the events held in memory while sorting.
+const DefaultRunSize = 500_000
+
+// shownRejects is how many invalid rows go to Stderr.
+const shownRejects = 10
+
+// Summary is what a backfill did.
+type Summary struct {
+	Events, Invalid, SpineRows int
+	Elapsed                    time.Duration
+}
+
+// TooManyInvalidError is returned when more event rows were invalid than
+// Options.MaxErrors; the output is still written.
+type TooManyInvalidError struct{ Invalid, MaxErrors int }
+
+func (e *TooManyInvalidError) Error() string {
+	return fmt.Sprintf("%d invalid event rows exceed --max-errors %d", e.Invalid, e.MaxErrors)
+}
+
+// view is one view being computed.
+type view struct {
+	l         *aggregate.Layout
+	entityCol string
+	entity    int // index of the entity field in the event
+	timelines map[string]*aggregate.Timeline
+	// rows of the spine in time order, for this view's entity column
+	rows []spineRow
+	// values[feature][spine row]
+	values [][]events.Value
+}
+
+type spineRow struct {
+	entity string
+	at     int64
+	row    int // position in the spine file
+	valid  bool
+}
+
+// Run computes the training set and writes it to opt.Out.
+func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, error) {
+	start := time.Now()
+	if opt.Stderr == nil {
+		opt.Stderr = io.Discard
+	}
+	views, source, err := pick(reg, opt)
+	if err != nil {
+		return Summary{}, err
+	}
+	at := opt.AtColumn
+	if at == "" {
+		at = source.Timestamp
+	}
+	// Spine: one pass per distinct entity column, keeping (entity, time,
+	// row) in time order.
+	n := -1
+	byCol := map[string][]spineRow{}
+	for _, v := range views {
+		if _, done := byCol[v.entityCol]; !done {
+			rows, err := readSpine(opt.Spine, v.entityCol, at)
+			if err != nil {
+				return Summary{}, err
+			}
+			byCol[v.entityCol] = rows
+			n = len(rows)
+		}
+		v.rows = byCol[v.entityCol]
+		v.values = make([][]events.Value, len(v.l.View.Features))
+		for i := range v.values {
+			v.values[i] = make([]events.Value, n)
+		}
+	}
+
+	sorted, sum, err := sortEvents(ctx, source, opt)
+	if err != nil {
+		return sum, err
+	}
+	defer sorted.Close()
+	if err := walk(ctx, sorted, views); err != nil {
+		return sum, err
+	}
+	if err := write(opt, at, views); err != nil {
+		return sum, err
+	}
+	sum.SpineRows = n
+	sum.Elapsed = time.Since(start)
+	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events in %s, %d invalid event rows\n",
+		n, len(views), sum.Events, sum.Elapsed.Round(time.Millisecond), sum.Invalid)
+	if sum.Invalid > opt.MaxErrors {
+		return sum, &TooManyInvalidError{Invalid: sum.Invalid, MaxErrors: opt.MaxErrors}
+	}
+	return sum, nil
+}
+
+// pick resolves the views to compute and their common source event.
+func pick(reg *schemas.Registry, opt Options) ([]*view, *schemas.Event, error) {
+	names := opt.Views
+	if len(names) == 0 {
+		names = reg.ViewNames()
+	}
+	var out []*view
+	var source *schemas.Event
+	for _, name := range names {
+		v := reg.Views[name]
+		if v == nil {
+			return nil, nil, fmt.Errorf("unknown view %q", name)
+		}
+		if source != nil && v.Source != source {
+			return nil, nil, fmt.Errorf("views %s and %s read different events (%s, %s): backfill them separately with --view", out[0].l.View.Name, name, source.Name, v.Source.Name)
+		}
+		source = v.Source
+		l, err := aggregate.NewLayout(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		col := v.Entity
+		if opt.EntityColumn != "" {
+			col = opt.EntityColumn
+		}
+		out = append(out, &view{l: l, entityCol: col, entity: l.EntityIndex(), timelines: map[string]*aggregate.Timeline{}})
+	}
+	if len(out) == 0 {
+		return nil, nil, errors.New("no feature views to backfill")
+	}
+	return out, source, nil
+}
+
+func readSpine(path, entityCol, atCol string) ([]spineRow, error) {
+	r, err := arrowio.OpenSpine(path, entityCol, atCol)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var rows []spineRow
+	for {
+		b, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range b.Times {
+			rows = append(rows, spineRow{entity: b.Entities[i], at: b.Times[i], row: len(rows), valid: b.Valid[i]})
+		}
+	}
+	// Stable: rows at the same time keep their file order.
+	slices.SortStableFunc(rows, func(a, b spineRow) int { return cmp.Compare(a.at, b.at) })
+	return rows, nil
+}
+
+// walk feeds events in time order into each view's timelines and reads every
+// spine row's features once the events at or before its time are in.
+func walk(ctx context.Context, evs *sortedEvents, views []*view) error {
+	next, err := evs.Next()
+	// Views may read different entity columns, so each has its own spine
+	// order; one pass over the events serves them all, advancing to the
+	// earliest pending row of any view.
+	cursor := make([]int, len(views))
+	for {
+		// The earliest pending spine row across views decides how far the
+		// events advance.
+		t, any := int64(0), false
+		for vi, v := range views {
+			if cursor[vi] < len(v.rows) && (!any || v.rows[cursor[vi]].at < t) {
+				t, any = v.rows[cursor[vi]].at, true
+			}
+		}
+		if !any {
+			return nil
+		}
+		for err == nil && next.Time <= t {
+			for _, v := range views {
+				ent := next.Values[v.entity]
+				if !ent.Present() {
+					continue
+				}
+				tl := v.timelines[ent.Text()]
+				if tl == nil {
+					tl = v.l.NewTimeline()
+					v.timelines[ent.Text()] = tl
+				}
+				if aerr := tl.Add(&next); aerr != nil {
+					return aerr
+				}
+			}
+			next, err = evs.Next()
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for vi, v := range views {
+			for cursor[vi] < len(v.rows) && v.rows[cursor[vi]].at == t {
+				r := v.rows[cursor[vi]]
+				cursor[vi]++
+				if !r.valid {
+					continue // nulls in the output
+				}
+				var st *aggregate.State
+				if tl := v.timelines[r.entity]; tl != nil {
+					st = tl.State()
+				}
+				for fi := range v.l.View.Features {
+					v.values[fi][r.row] = v.l.Value(st, fi, r.at)
+				}
+			}
+		}
+	}
+}
+
+// write copies the spine to opt.Out with the feature columns appended.
+func write(opt Options, at string, views []*view) error {
+	var cols []arrowio.Column
+	for _, v := range views {
+		for _, f := range v.l.View.Features {
+			cols = append(cols, arrowio.Column{Name: v.l.View.Name + "__" + f.Name, Type: f.ValueType()})
+		}
+	}
+	sr, err := arrowio.OpenSpine(opt.Spine, views[0].entityCol, at)
+	if err != nil {
+		return err
+	}
+	defer sr.Close()
+	w, err := arrowio.CreateOutput(opt.Out, sr, cols)
+	if err != nil {
+		return err
+	}
+	row := 0
+	vals := make([][]events.Value, len(cols))
+	for {
+		b, err := sr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			_ = w.Close()
+			return err
+		}
+		c := 0
+		for _, v := range views {
+			for fi := range v.l.View.Features {
+				vals[c] = v.values[fi][row : row+len(b.Times)]
+				c++
+			}
+		}
+		if err := w.Write(b, vals); err != nil {
+			_ = w.Close()
+			return err
+		}
+		row += len(b.Times)
+	}
+	return w.Close()
+}
+
+// sortedEvents yields the valid events of the files in event-time order
+// (file order among equal times), merging runs sorted in memory and, when
+// the events do not fit in one run, spilled to disk.
+type sortedEvents struct {
+	mem   []events.Event // the single in-memory run, when nothing spilled
+	pos   int
+	runs  runHeap
+	files []*os.File
+}
+
+func sortEvents(ctx context.Context, t *schemas.Event, opt Options) (*sortedEvents, Summary, error) {
+	var sum Summary
+	runSize := opt.RunSize
+	if runSize <= 0 {
+		runSize = DefaultRunSize
+	}
+	var rejects *bufio.Writer
+	if opt.Rejects != "" {
+		f, err := os.Create(opt.Rejects)
+		if err != nil {
+			return nil, sum, fmt.Errorf("create rejects file: %w", err)
+		}
+		defer f.Close()
+		rejects = bufio.NewWriter(f)
+		defer rejects.Flush()
+	}
+	out := &sortedEvents{}
+	run := make([]events.Event, 0, min(runSize, 1<<16))
+	spill := func() error {
+		slices.SortStableFunc(run, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
+		f, err := os.CreateTemp(opt.TempDir, "freshet-backfill-run-*.ndjson")
+		if err != nil {
+			return fmt.Errorf("spill sorted events: %w", err)
+		}
+		_ = os.Remove(f.Name()) // unlinked: the space is freed when closed
+		w := bufio.NewWriterSize(f, 1<<20)
+		var line []byte
+		for i := range run {
+			line = run[i].AppendJSON(line[:0])
+			line = append(line, '\n')
+			if _, err := w.Write(line); err != nil {
+				return fmt.Errorf("spill sorted events: %w", err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("spill sorted events: %w", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		out.files = append(out.files, f)
+		run = run[:0]
+		return nil
+	}
+	for _, path := range opt.Events {
+		r, err := arrowio.OpenEvents(path, t)
+		if err != nil {
+			out.Close()
+			return nil, sum, err
+		}
+		for {
+			ev, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			var rowErr *arrowio.RowError
+			if errors.As(err, &rowErr) {
+				sum.Invalid++
+				if sum.Invalid <= shownRejects {
+					fmt.Fprintf(opt.Stderr, "invalid row: %v\n", rowErr)
+				}
+				if rejects != nil {
+					fmt.Fprintln(rejects, rowErr)
+				}
+				continue
+			}
+			if err != nil {
+				r.Close()
+				out.Close()
+				return nil, sum, err
+			}
+			sum.Events++
+			run = append(run, ev)
+			if len(run) >= runSize {
+				if err := spill(); err != nil {
+					r.Close()
+					out.Close()
+					return nil, sum, err
+				}
+			}
+			if sum.Events%65536 == 0 && ctx.Err() != nil {
+				r.Close()
+				out.Close()
+				return nil, sum, ctx.Err()
+			}
+		}
+		if err := r.Close(); err != nil {
+			out.Close()
+			return nil, sum, err
+		}
+	}
+	if len(out.files) == 0 {
+		slices.SortStableFunc(run, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
+		out.mem = run
+		return out, sum, nil
+	}
+	if len(run) > 0 {
+		if err := spill(); err != nil {
+			out.Close()
+			return nil, sum, err
+		}
+	}
+	for i, f := range out.files {
+		rr := &runReader{r: bufio.NewReaderSize(f, 1<<20), t: t, order: i}
+		if err := rr.advance(); err != nil {
+			if errors.Is(err, io.EOF) {
+				continue
+			}
+			out.Close()
+			return nil, sum, err
+		}
+		heap.Push(&out.runs, rr)
+	}
+	return out, sum, nil
+}
+
+// Next returns the next event in time order, or io.EOF.
+func (s *sortedEvents) Next() (events.Event, error) {
+	if s.files == nil {
+		if s.pos >= len(s.mem) {
+			return events.Event{}, io.EOF
+		}
+		s.pos++
+		return s.mem[s.pos-1], nil
+	}
+	if s.runs.Len() == 0 {
+		return events.Event{}, io.EOF
+	}
+	rr := s.runs[0]
+	ev := rr.head
+	if err := rr.advance(); err != nil {
+		if !errors.Is(err, io.EOF) {
+			return events.Event{}, err
+		}
+		heap.Pop(&s.runs)
+	} else {
+		heap.Fix(&s.runs, 0)
+	}
+	return ev, nil
+}
+
+// Close releases the spilled runs.
+func (s *sortedEvents) Close() {
+	for _, f := range s.files {
+		_ = f.Close()
+	}
+	s.files = nil
+}
+
+// runReader reads one spilled run back.
+type runReader struct {
+	r     *bufio.Reader
+	t     *schemas.Event
+	head  events.Event
+	order int // runs hold earlier file positions first: ties go by run
+}
+
+func (rr *runReader) advance() error {
+	line, err := rr.r.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			return io.EOF
+		}
+		if !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read spilled events: %w", err)
+		}
+	}
+	ev, derr := events.Decode(rr.t, line)
+	if derr != nil {
+		return fmt.Errorf("read spilled events: %w", derr)
+	}
+	rr.head = ev
+	return nil
+}
+
+type runHeap []*runReader
+
+func (h runHeap) Len() int { return len(h) }
+func (h runHeap) Less(i, j int) bool {
+	if h[i].head.Time != h[j].head.Time {
+		return h[i].head.Time < h[j].head.Time
+	}
+	return h[i].order < h[j].order
+}
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)   { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,59 @@
+package serve
+
+import (
+	"bytes"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/arrowio"
+	"github.com/freshet-ml/freshet/pipeline/events"
+)
+
+// ArrowStream is the media type of an Arrow IPC stream answer.
+const ArrowStream = "application/vnd.apache.arrow.stream"
+
+// wantsArrow reports whether the client asked for an Arrow IPC stream.
+func wantsArrow(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == ArrowStream {
+			return true
+		}
+	}
+	return false
+}
+
+// writeArrow answers a batch lookup as an Arrow IPC stream: the entity
+// column (named after the view's entity field), event_time, and one typed
+// column per feature, null where the window is empty or the entity unknown.
+func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, entities []string, states []*aggregate.State, feats []int, at int64) {
+	cols := make([]arrowio.Column, len(feats))
+	values := make([][]events.Value, len(feats))
+	for j, i := range feats {
+		f := v.layout.View.Features[i]
+		cols[j] = arrowio.Column{Name: f.Name, Type: f.ValueType()}
+		values[j] = make([]events.Value, len(entities))
+	}
+	found := make([]bool, len(entities))
+	times := make([]int64, len(entities))
+	for k, st := range states {
+		if found[k] = st != nil && st.Found; !found[k] {
+			continue
+		}
+		times[k] = st.EventTime
+		for j, i := range feats {
+			values[j][k] = v.layout.Value(st, i, at)
+		}
+	}
+	// Encode fully before writing, so an encoding failure is still a
+	// clean error answer.
+	var buf bytes.Buffer
+	if err := arrowio.WriteStream(&buf, v.entity, entities, found, times, cols, values); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", ArrowStream)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
