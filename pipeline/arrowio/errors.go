@@ -17,6 +17,9 @@ type RowError struct {
 	Field string
 	// Reason says what is wrong, e.g. `expected float, got "abc"`.
 	Reason string
+	// Raw is the row as text, for text formats (the NDJSON line, the CSV
+	// cells joined by commas); nil for Parquet and Arrow.
+	Raw []byte
 }
 
 // Error returns e.g. `events.csv:12: field amount: expected float, got "abc"`,

@@ -395,8 +395,9 @@ func (c *csvEvents) next() (events.Event, error) {
 	}
 	l, _ := c.r.FieldPos(0)
 	line := int64(l)
+	raw := func() []byte { return []byte(strings.Join(rec, ",")) }
 	if len(rec) != c.width {
-		return events.Event{}, &RowError{File: c.path, Row: line,
+		return events.Event{}, &RowError{File: c.path, Row: line, Raw: raw(),
 			Reason: fmt.Sprintf("row has %d cells, the header has %d", len(rec), c.width)}
 	}
 	vals := make([]events.Value, len(c.t.Fields))
@@ -406,7 +407,7 @@ func (c *csvEvents) next() (events.Event, error) {
 		if j := c.cells[k]; j >= 0 {
 			var reason string
 			if v, reason = parseCell(fd.Type, rec[j]); reason != "" {
-				return events.Event{}, &RowError{File: c.path, Row: line, Field: fd.Name, Reason: reason}
+				return events.Event{}, &RowError{File: c.path, Row: line, Field: fd.Name, Reason: reason, Raw: raw()}
 			}
 		}
 		if fd.Required && !v.Present() {
@@ -414,7 +415,7 @@ func (c *csvEvents) next() (events.Event, error) {
 			if c.cells[k] < 0 {
 				reason = "required field is missing"
 			}
-			return events.Event{}, &RowError{File: c.path, Row: line, Field: fd.Name, Reason: reason}
+			return events.Event{}, &RowError{File: c.path, Row: line, Field: fd.Name, Reason: reason, Raw: raw()}
 		}
 		vals[fd.Index] = v
 	}
@@ -453,7 +454,7 @@ func (n *ndjsonEvents) next() (events.Event, error) {
 		}
 		ev, err := events.Decode(n.t, line)
 		if err != nil {
-			re := &RowError{File: n.path, Row: n.line, Reason: err.Error()}
+			re := &RowError{File: n.path, Row: n.line, Reason: err.Error(), Raw: bytes.Clone(line)}
 			var fe *events.FieldError
 			if errors.As(err, &fe) {
 				re.Field, re.Reason = fe.Field, fe.Reason

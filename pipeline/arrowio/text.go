@@ -42,6 +42,11 @@ func parseCell(ft schemas.FieldType, cell string) (events.Value, string) {
 	}
 	switch ft {
 	case schemas.Int:
+		// pandas writes an int column holding missing values as floats:
+		// "12.0" is the integer 12, "12.5" is no integer.
+		if whole, frac, ok := strings.Cut(s, "."); ok && whole != "" && strings.Trim(frac, "0") == "" && isDecimalInt(whole) {
+			s = whole
+		}
 		if !isDecimalInt(s) {
 			return events.Value{}, "expected int, got " + strconv.Quote(clip(cell))
 		}

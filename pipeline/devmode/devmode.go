@@ -156,19 +156,10 @@ func Rebase(evs []events.Event, now int64) []events.Event {
 		latest = max(latest, e.Time)
 	}
 	out := make([]events.Event, len(evs))
-	for i, e := range evs {
-		out[i] = at(e, e.Time+now-latest)
+	for i := range evs {
+		out[i] = evs[i].At(evs[i].Time + now - latest)
 	}
 	return out
-}
-
-// at returns a copy of e at event time t.
-func at(e events.Event, t int64) events.Event {
-	vals := make([]events.Value, len(e.Values))
-	copy(vals, e.Values)
-	f, _ := e.Type.Field(e.Type.Timestamp)
-	vals[f.Index] = events.Value{Kind: events.Time, I: t}
-	return events.Event{Type: e.Type, Time: t, Values: vals}
 }
 
 // liveFeed sends a few sample events at the current time, forever, so the
@@ -185,7 +176,7 @@ func liveFeed(ctx context.Context, pub *ingest.Publisher, sample []events.Event,
 		}
 		batch := make([]events.Event, 1+rng.IntN(5))
 		for i := range batch {
-			batch[i] = at(sample[rng.IntN(len(sample))], time.Now().UnixMilli())
+			batch[i] = sample[rng.IntN(len(sample))].At(time.Now().UnixMilli())
 		}
 		if err := pub.Publish(ctx, batch); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("live feed: %w", err)

@@ -266,3 +266,13 @@ func (e *FieldError) Error() string {
 	}
 	return "field " + e.Field + ": " + e.Reason
 }
+
+// At returns a copy of e moved to event time t: its timestamp field too.
+func (e *Event) At(t int64) Event {
+	vals := make([]Value, len(e.Values))
+	copy(vals, e.Values)
+	if f, ok := e.Type.Field(e.Type.Timestamp); ok {
+		vals[f.Index] = Value{Kind: Time, I: t}
+	}
+	return Event{Type: e.Type, Time: t, Values: vals}
+}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/broker"
-	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -38,8 +38,18 @@ type ReplayOptions struct {
 	// Rejects, when set, is a file that receives every invalid row, one
 	// line each: "file:line: reason<TAB>raw row".
 	Rejects string
-	// Files are read in order: .ndjson or .jsonl, optionally gzipped (.gz).
+	// Files are read in order, in any format pipeline/arrowio reads:
+	// Parquet, Arrow IPC file or stream, CSV, NDJSON (CSV and NDJSON
+	// optionally .gz or .zst).
 	Files []string
+	// RebaseTime shifts every event time by the same amount so that the
+	// latest event is now (a live demo from history). It reads the files
+	// twice.
+	RebaseTime bool
+	// Limit stops the replay after this many valid events; 0 means all.
+	Limit int
+	// Now is the clock RebaseTime uses; nil means time.Now.
+	Now func() time.Time
 	// Stderr receives the first invalid rows and the closing summary; nil
 	// discards them.
 	Stderr io.Writer
@@ -47,8 +57,8 @@ type ReplayOptions struct {
 	Batch int
 }
 
-// ReplayFlags registers the replay flags event, speed, max-errors and
-// rejects on fs and returns the options they fill, with Stderr set to
+// ReplayFlags registers the replay flags event, speed, max-errors,
+// rejects, rebase-time and limit on fs and returns the options they fill, with Stderr set to
 // os.Stderr and the default Batch. The caller sets Files from fs.Args().
 func ReplayFlags(fs *flag.FlagSet) *ReplayOptions {
 	o := &ReplayOptions{Stderr: os.Stderr, Batch: DefaultBatch}
@@ -56,6 +66,8 @@ func ReplayFlags(fs *flag.FlagSet) *ReplayOptions {
 	fs.Float64Var(&o.Speed, "speed", 0, "replay at this multiple of real time, by event time; 0 = as fast as possible")
 	fs.IntVar(&o.MaxErrors, "max-errors", 0, "invalid rows tolerated before the replay fails (invalid rows are skipped either way)")
 	fs.StringVar(&o.Rejects, "rejects", "", "file receiving every invalid row as file:line: reason<TAB>row")
+	fs.BoolVar(&o.RebaseTime, "rebase-time", false, "shift every event time so that the latest event is now")
+	fs.IntVar(&o.Limit, "limit", 0, "stop after this many valid events (0: all)")
 	return o
 }
 
@@ -107,8 +119,23 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		cfg:        &pub.cfg,
 		files:      opt.Files,
 		batch:      opt.Batch,
+		limit:      opt.Limit,
 		maxMessage: pub.maxMessage(),
 		stderr:     stderr,
+		progress:   newProgress(stderr, opt.Files),
+	}
+	if opt.RebaseTime {
+		now := time.Now
+		if opt.Now != nil {
+			now = opt.Now
+		}
+		latest, found, err := latestTime(ctx, typ, opt.Files, opt.Limit)
+		if err != nil {
+			return ReplaySummary{}, fmt.Errorf("replay: find the latest event time: %w", err)
+		}
+		if found {
+			rd.shift = now().UnixMilli() - latest
+		}
 	}
 	if rd.batch <= 0 {
 		rd.batch = DefaultBatch
@@ -132,7 +159,7 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		readErr = rd.run(rctx, batches)
 	}()
 
-	s := sender{pub: pub}
+	s := sender{pub: pub, progress: rd.progress}
 	if opt.Speed > 0 {
 		s.pace = &pacer{speed: opt.Speed}
 	}
@@ -166,6 +193,7 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 	if rd.invalid > opt.MaxErrors {
 		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
 	}
+	rd.progress.done()
 	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start)}
 	fmt.Fprintf(stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows\n",
 		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid)
@@ -191,8 +219,11 @@ func (o *ReplayOptions) check(reg *schemas.Registry) (*schemas.Event, error) {
 		return nil, errors.New("no files to replay")
 	}
 	// Fail on any bad file before publishing anything.
+	if o.Limit < 0 {
+		return nil, fmt.Errorf("--limit: %d, must be at least 0", o.Limit)
+	}
 	for _, path := range o.Files {
-		if _, _, err := formatOf(path); err != nil {
+		if err := arrowio.Supported(path); err != nil {
 			return nil, err
 		}
 		st, err := os.Stat(path)
@@ -201,6 +232,17 @@ func (o *ReplayOptions) check(reg *schemas.Registry) (*schemas.Event, error) {
 		}
 		if st.IsDir() {
 			return nil, fmt.Errorf("%s: is a directory", path)
+		}
+	}
+	// Opening checks a file's columns against the schema (and that it is
+	// what its extension says): every file, before publishing anything.
+	for _, path := range o.Files {
+		src, err := arrowio.OpenEvents(path, typ)
+		if err != nil {
+			return nil, err
+		}
+		if err := src.Close(); err != nil {
+			return nil, err
 		}
 	}
 	return typ, nil
@@ -220,7 +262,11 @@ type rowReader struct {
 	cfg        *broker.Config
 	files      []string
 	batch      int
+	limit      int   // 0: no limit
+	shift      int64 // ms added to every event time (--rebase-time)
 	maxMessage int64
+	progress   *progress
+	valid      int
 
 	stderr      io.Writer
 	rejects     *bufio.Writer // nil without a rejects file
@@ -245,50 +291,58 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 		return nil
 	}
 	for _, path := range r.files {
-		src, c, err := openSource(path)
+		src, err := arrowio.OpenEvents(path, r.typ)
 		if err != nil {
 			return err
 		}
+		r.progress.file(src)
 		for rows := 0; ; rows++ {
-			if rows%4096 == 0 && ctx.Err() != nil {
-				_ = c.Close()
-				return ctx.Err()
+			if rows%4096 == 0 {
+				if ctx.Err() != nil {
+					_ = src.Close()
+					return ctx.Err()
+				}
+				r.progress.tick()
 			}
-			raw, line, err := src.Next()
+			ev, err := src.Next()
 			if err == io.EOF {
 				break
 			}
-			var bad *rowError
+			var bad *arrowio.RowError
 			if errors.As(err, &bad) {
-				r.reject(path, line, bad.reason, bad.raw)
+				r.reject(bad)
 				continue
 			}
 			if err != nil {
-				_ = c.Close()
-				return fmt.Errorf("read %s after line %d: %w", path, line, err)
+				_ = src.Close()
+				return fmt.Errorf("read %s: %w", path, err)
 			}
-			ev, err := events.Decode(r.typ, raw)
-			if err != nil {
-				r.reject(path, line, err.Error(), raw)
-				continue
+			if r.shift != 0 {
+				ev = ev.At(ev.Time + r.shift)
 			}
 			m := enc.message(r.cfg, &ev)
 			if size := int64(len(m.Key) + len(m.Value) + messageOverhead); size > r.maxMessage {
-				r.reject(path, line, fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, r.maxMessage), raw)
+				r.reject(&arrowio.RowError{File: path, Row: src.Rows(), Reason: fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, r.maxMessage)})
 				continue
 			}
 			if len(b.msgs) == 0 {
-				b.from = fmt.Sprintf("%s:%d", path, line)
+				b.from = fmt.Sprintf("%s:%d", path, src.Rows())
 			}
 			b.msgs = append(b.msgs, m)
-			if len(b.msgs) == r.batch {
+			r.valid++
+			done := r.limit > 0 && r.valid >= r.limit
+			if len(b.msgs) == r.batch || (done && len(b.msgs) > 0) {
 				if err := flush(); err != nil {
-					_ = c.Close()
+					_ = src.Close()
 					return err
 				}
 			}
+			if done {
+				return src.Close()
+			}
 		}
-		if err := c.Close(); err != nil {
+		r.progress.fileDone()
+		if err := src.Close(); err != nil {
 			return fmt.Errorf("close %s: %w", path, err)
 		}
 	}
@@ -302,20 +356,22 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 const messageOverhead = 64
 
 // reject reports an invalid row: on stderr for the first few, in the
-// rejects file for all.
-func (r *rowReader) reject(path string, line int, reason string, raw []byte) {
+// rejects file for all (with the row's text, where the format has one).
+func (r *rowReader) reject(bad *arrowio.RowError) {
 	r.invalid++
+	r.progress.clear()
 	switch {
 	case r.invalid <= shownRejects:
-		fmt.Fprintf(r.stderr, "%s:%d: %s\n", path, line, reason)
+		fmt.Fprintln(r.stderr, bad.Error())
 	case r.invalid == shownRejects+1 && r.rejects != nil:
 		fmt.Fprintf(r.stderr, "further invalid rows are only written to %s\n", r.rejectsName)
 	case r.invalid == shownRejects+1:
 		fmt.Fprintf(r.stderr, "further invalid rows are not shown (see --rejects)\n")
 	}
 	if r.rejects != nil {
-		fmt.Fprintf(r.rejects, "%s:%d: %s\t", path, line, reason)
-		_, _ = r.rejects.Write(raw)
+		_, _ = r.rejects.WriteString(bad.Error())
+		_ = r.rejects.WriteByte('\t')
+		_, _ = r.rejects.Write(bad.Raw)
 		_ = r.rejects.WriteByte('\n')
 	}
 }
@@ -325,6 +381,7 @@ type sender struct {
 	pub       *Publisher
 	pace      *pacer // nil: as fast as possible
 	published int
+	progress  *progress
 }
 
 func (s *sender) send(ctx context.Context, b batch) error {
@@ -336,6 +393,7 @@ func (s *sender) send(ctx context.Context, b batch) error {
 			return err
 		}
 		s.published += len(b.msgs)
+		s.progress.published(len(b.msgs))
 		return nil
 	}
 	msgs := b.msgs
@@ -356,6 +414,7 @@ func (s *sender) send(ctx context.Context, b batch) error {
 			return err
 		}
 		s.published += n
+		s.progress.published(n)
 		msgs, offs = msgs[n:], offs[n:]
 	}
 	return nil
@@ -427,4 +486,45 @@ func ready(offs []time.Duration, elapsed time.Duration) (n int, wait time.Durati
 		wait = offs[0] - elapsed
 	}
 	return n, wait
+}
+
+// latestTime returns the greatest event time among the valid events the
+// replay will publish (the first limit of them, when limit > 0).
+func latestTime(ctx context.Context, typ *schemas.Event, files []string, limit int) (int64, bool, error) {
+	var latest int64
+	found, n := false, 0
+	for _, path := range files {
+		src, err := arrowio.OpenEvents(path, typ)
+		if err != nil {
+			return 0, false, err
+		}
+		for {
+			ev, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			var bad *arrowio.RowError
+			if errors.As(err, &bad) {
+				continue
+			}
+			if err != nil {
+				_ = src.Close()
+				return 0, false, err
+			}
+			if !found || ev.Time > latest {
+				latest, found = ev.Time, true
+			}
+			if n++; limit > 0 && n >= limit {
+				return latest, found, src.Close()
+			}
+			if n%4096 == 0 && ctx.Err() != nil {
+				_ = src.Close()
+				return 0, false, ctx.Err()
+			}
+		}
+		if err := src.Close(); err != nil {
+			return 0, false, err
+		}
+	}
+	return latest, found, nil
 }

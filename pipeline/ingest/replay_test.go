@@ -4,22 +4,23 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
+	"github.com/segmentio/kafka-go"
 )
 
 // replayRows is an NDJSON file of valid, invalid and blank lines.
@@ -93,7 +94,7 @@ func TestReplay(t *testing.T) {
 			if tt.err == "" {
 				require.NoError(t, err)
 			} else {
-				require.EqualError(t, err, tt.err)
+				require.ErrorContains(t, err, tt.err)
 				var tooMany *TooManyInvalidError
 				require.ErrorAs(t, err, &tooMany)
 				require.Equal(t, TooManyInvalidError{Invalid: 3, MaxErrors: 2}, *tooMany)
@@ -196,6 +197,12 @@ func TestReplayRefusesBeforePublishing(t *testing.T) {
 	t.Chdir(t.TempDir())
 	require.NoError(t, os.WriteFile("a.ndjson", []byte(replayRows[0]+"\n"), 0o644))
 	require.NoError(t, os.WriteFile("c.csv", []byte("txn_id\n"), 0o644))
+	require.NoError(t, os.WriteFile("d.csv", []byte("txn_id,user_id,amount,ts\nt,u,1.5,2024-01-01T00:00:00Z\n"), 0o644))
+	typ := reg.Events["transaction"]
+	ev, err := events.Decode(typ, []byte(`{"txn_id":"t","user_id":"u","amount":1.5,"ts":1}`))
+	require.NoError(t, err)
+	require.NoError(t, arrowio.WriteEvents("e.parquet", typ, []events.Event{ev}, 0))
+	require.NoError(t, os.WriteFile("junk.parquet", []byte("not parquet at all"), 0o644))
 	require.NoError(t, os.Mkdir("dir.ndjson", 0o755))
 	// Nothing listens: any attempt to publish would fail differently.
 	cfg := kafkaConfig([]string{closedAddr(t)})
@@ -205,12 +212,16 @@ func TestReplayRefusesBeforePublishing(t *testing.T) {
 		opt  ReplayOptions
 		err  string
 	}{
-		{"unknown extension", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "c.csv"}},
-			`replay: c.csv: unknown file format ".csv" (expected .ndjson or .jsonl, optionally .gz)`},
+		{"unknown extension", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "c.txt"}},
+			`replay: c.txt: unsupported file format (supported: .parquet, .arrow, .feather, .arrows, .csv, .ndjson and .jsonl; .csv, .ndjson and .jsonl may be followed by .gz or .zst)`},
 		{"no extension", ReplayOptions{Event: "transaction", Files: []string{"events"}},
-			`replay: events: unknown file format "" (expected .ndjson or .jsonl, optionally .gz)`},
-		{"gzipped unknown", ReplayOptions{Event: "transaction", Files: []string{"c.csv.gz"}},
-			`replay: c.csv.gz: unknown file format ".csv" (expected .ndjson or .jsonl, optionally .gz)`},
+			`replay: events: unsupported file format (supported: .parquet, .arrow, .feather, .arrows, .csv, .ndjson and .jsonl; .csv, .ndjson and .jsonl may be followed by .gz or .zst)`},
+		// Columns are checked against the schema before anything is
+		// published, for every file.
+		{"missing required column", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "d.csv", "c.csv"}},
+			"replay: c.csv: no column for required field user_id"},
+		{"corrupt parquet", ReplayOptions{Event: "transaction", Files: []string{"e.parquet", "junk.parquet"}},
+			"replay: junk.parquet: not a valid Parquet file"},
 		{"missing file", ReplayOptions{Event: "transaction", Files: []string{"a.ndjson", "gone.ndjson"}},
 			"replay: stat gone.ndjson: no such file or directory"},
 		{"directory", ReplayOptions{Event: "transaction", Files: []string{"dir.ndjson"}},
@@ -228,7 +239,7 @@ func TestReplayRefusesBeforePublishing(t *testing.T) {
 			var stderr bytes.Buffer
 			tt.opt.Stderr = &stderr
 			sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), tt.opt)
-			require.EqualError(t, err, tt.err)
+			require.ErrorContains(t, err, tt.err)
 			require.Equal(t, ReplaySummary{}, sum)
 			require.Empty(t, stderr.String())
 		})
@@ -352,118 +363,6 @@ func TestPacerKeepsTheFirstEventAcrossBatches(t *testing.T) {
 	require.Equal(t, []time.Duration{2 * time.Second, 0}, p.offsets(batch(14_000, 9_000).msgs))
 }
 
-func TestReplayFromLongLines(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
-	t.Chdir(t.TempDir())
-	cfg := kafkaConfig(brokers)
-	ensureTopics(t, cfg, reg)
-	// A line longer than the read buffer is fine, one longer than maxLine
-	// is an invalid row, and one too large for a Kafka message is another.
-	long := `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000,"pad":"` + strings.Repeat("x", 300<<10) + `"}`
-	tooLong := `{"txn_id":"t2","pad":"` + strings.Repeat("y", maxLine) + `"}`
-	tooLarge := `{"txn_id":"t3","user_id":"` + strings.Repeat("z", 2<<20) + `","amount":1.5,"ts":1717027202000}`
-	last := `{"txn_id":"t4","user_id":"u_1","amount":1.5,"ts":1717027202000}`
-	require.NoError(t, os.WriteFile("long.ndjson", []byte(long+"\n"+tooLong+"\n"+tooLarge+"\n"+last), 0o644))
-
-	var stderr bytes.Buffer
-	sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
-		Event: "transaction", MaxErrors: 2, Files: []string{"long.ndjson"}, Stderr: &stderr, Rejects: "rejects.txt",
-	})
-	require.NoError(t, err)
-	require.Equal(t, 2, sum.Published)
-	require.Equal(t, 2, sum.Invalid)
-	lines := strings.Split(stderr.String(), "\n")
-	require.Equal(t, fmt.Sprintf("long.ndjson:2: line longer than %d bytes", maxLine), lines[0])
-	require.Equal(t, "long.ndjson:3: event of about 4194428 bytes exceeds the 1048576-byte message limit", lines[1])
-	rejects, err := os.ReadFile("rejects.txt")
-	require.NoError(t, err)
-	require.True(t, bytes.HasPrefix(rejects, []byte(fmt.Sprintf("long.ndjson:2: line longer than %d bytes\t{\"txn_id\":\"t2\",\"pad\":\"yyy", maxLine))))
-
-	var ids []string
-	for _, msgs := range readTopic(t, cfg, cfg.Topic("transaction")) {
-		for _, m := range msgs {
-			ids = append(ids, txnID(t, m.Value))
-		}
-	}
-	require.Equal(t, []string{"t1", "t4"}, ids)
-}
-
-func TestFormatOf(t *testing.T) {
-	tests := []struct {
-		path string
-		gz   bool
-		err  string
-	}{
-		{path: "a.ndjson"},
-		{path: "dir.d/A.NDJSON"},
-		{path: "a.jsonl"},
-		{path: "a.ndjson.gz", gz: true},
-		{path: "a.jsonl.GZ", gz: true},
-		{path: "a.json", err: `a.json: unknown file format ".json" (expected .ndjson or .jsonl, optionally .gz)`},
-		{path: "a.gz", err: `a.gz: unknown file format "" (expected .ndjson or .jsonl, optionally .gz)`},
-		{path: "a.parquet", err: `a.parquet: unknown file format ".parquet" (expected .ndjson or .jsonl, optionally .gz)`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			f, gz, err := formatOf(tt.path)
-			if tt.err != "" {
-				require.EqualError(t, err, tt.err)
-				return
-			}
-			require.NoError(t, err)
-			require.NotNil(t, f)
-			require.Equal(t, tt.gz, gz)
-		})
-	}
-}
-
-func TestLineSource(t *testing.T) {
-	type row struct {
-		raw  string
-		line int
-		err  string
-	}
-	tests := []struct {
-		name, data string
-		want       []row
-	}{
-		{"empty", "", nil},
-		{"blank lines", "\n \n\r\n\t\n", nil},
-		{"no final newline", "{}\n{\"a\":1}", []row{{raw: "{}", line: 1}, {raw: `{"a":1}`, line: 2}}},
-		{"crlf and spaces", "\r\n  {} \r\n\n[1]\r\n", []row{{raw: "{}", line: 2}, {raw: "[1]", line: 4}}},
-		{"long line", "{}\n\"" + strings.Repeat("x", 600<<10) + "\"\n{}", []row{
-			{raw: "{}", line: 1}, {raw: `"` + strings.Repeat("x", 600<<10) + `"`, line: 2}, {raw: "{}", line: 3},
-		}},
-		{"too long line", strings.Repeat("x", maxLine+1) + "\n{}\n" + strings.Repeat("y", maxLine+5), []row{
-			{line: 1, err: "line longer than 16777216 bytes"}, {raw: "{}", line: 2}, {line: 3, err: "line longer than 16777216 bytes"},
-		}},
-		{"exactly maxLine", strings.Repeat("x", maxLine) + "\n", []row{{raw: strings.Repeat("x", maxLine), line: 1}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			src := newLineSource(strings.NewReader(tt.data))
-			var got []row
-			for {
-				raw, line, err := src.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				r := row{raw: string(raw), line: line}
-				if err != nil {
-					var bad *rowError
-					require.ErrorAs(t, err, &bad)
-					r.err = bad.reason
-				}
-				got = append(got, r)
-			}
-			require.Equal(t, tt.want, got)
-		})
-	}
-}
-
-// BenchmarkReplayNDJSON replays 50,000 events (the example file, repeated)
-// to the test broker and reports the throughput.
 func BenchmarkReplayNDJSON(b *testing.B) {
 	brokers := testenv.Kafka(b)
 	reg := exampleRegistry(b)
@@ -490,4 +389,79 @@ func BenchmarkReplayNDJSON(b *testing.B) {
 		published += sum.Published
 	}
 	b.ReportMetric(float64(published)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestReplayFormatsPublishTheSame writes the same events as NDJSON, Parquet,
+// Arrow IPC file and stream, CSV and zstd NDJSON, replays each to its own
+// topic and requires the same messages (keys, normalized values, partitions,
+// order), hence the same features, as from NDJSON.
+func TestReplayFormatsPublishTheSame(t *testing.T) {
+	reg := exampleRegistry(t)
+	typ := reg.Events["transaction"]
+	dir := t.TempDir()
+	var evs []events.Event
+	lines, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "schemas", "example", "events.ndjson"))
+	require.NoError(t, err)
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n")[:1500] {
+		evs = append(evs, decode(t, reg, l))
+	}
+	brokers := testenv.Kafka(t)
+	var want [][]kafka.Message
+	for _, ext := range []string{"ndjson", "parquet", "arrow", "arrows", "csv", "ndjson.zst", "csv.gz"} {
+		path := filepath.Join(dir, "events."+ext)
+		require.NoError(t, arrowio.WriteEvents(path, typ, evs, 400))
+		cfg := kafkaConfig(brokers)
+		cfg.TopicPrefix = testenv.Unique("formats.")
+		ensureTopics(t, cfg, reg)
+		sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{Event: "transaction", Files: []string{path}})
+		require.NoError(t, err, ext)
+		require.Equal(t, len(evs), sum.Published, ext)
+		got := readTopic(t, cfg, cfg.Topic("transaction"))
+		if want == nil {
+			want = got
+			continue
+		}
+		require.Equal(t, len(want), len(got), ext)
+		for p := range want {
+			require.Len(t, got[p], len(want[p]), "%s partition %d", ext, p)
+			for i := range want[p] {
+				require.Equal(t, string(want[p][i].Key), string(got[p][i].Key), "%s partition %d message %d", ext, p, i)
+				require.Equal(t, string(want[p][i].Value), string(got[p][i].Value), "%s partition %d message %d", ext, p, i)
+			}
+		}
+	}
+}
+
+func TestReplayLimitAndRebaseTime(t *testing.T) {
+	reg := exampleRegistry(t)
+	writeReplayFiles(t)
+	cfg := kafkaConfig(testenv.Kafka(t))
+	ensureTopics(t, cfg, reg)
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
+		Event: "transaction", Files: []string{"a.ndjson", "b.jsonl.gz"}, MaxErrors: 10,
+		Limit: 3, RebaseTime: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	require.Equal(t, 3, sum.Published, "--limit counts valid events")
+	var times []int64
+	for _, msgs := range readTopic(t, cfg, cfg.Topic("transaction")) {
+		for _, m := range msgs {
+			ev := decode(t, reg, string(m.Value))
+			require.Equal(t, ev.Time, m.Time.UnixMilli(), "the message time moves with the event")
+			times = append(times, ev.Time)
+		}
+	}
+	require.Len(t, times, 3)
+	slices.Sort(times)
+	require.Equal(t, now.UnixMilli(), times[2], "the latest of the replayed events is now")
+	// The spacing of the original events is kept.
+	orig := []int64{}
+	for _, l := range replayRows {
+		if e, err := events.Decode(reg.Events["transaction"], []byte(l)); err == nil && len(orig) < 3 {
+			orig = append(orig, e.Time)
+		}
+	}
+	slices.Sort(orig)
+	require.Equal(t, orig[1]-orig[0], times[1]-times[0])
+	require.Equal(t, orig[2]-orig[1], times[2]-times[1])
 }
