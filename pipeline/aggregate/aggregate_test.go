@@ -382,7 +382,7 @@ func TestTimelineMatchesBruteForce(t *testing.T) {
 			}
 		}
 		for gi, g := range l.Groups {
-			require.LessOrEqual(t, int64(len(tl.State().Groups[gi])), g.Keep+2, "tiles past the retention are dropped")
+			require.LessOrEqual(t, int64(len(tl.State().Groups[gi])), g.Reach+1, "tiles past the group's largest window are dropped")
 		}
 	}
 	l, err := NewLayout(randomView(t, rand.New(rand.NewPCG(1, 1))))

@@ -85,7 +85,11 @@ type Group struct {
 	// Keep is how many tiles before the newest one are kept per entity:
 	// enough for exact lookups as of any time within the view's retention
 	// before the entity's newest event.
-	Keep    int64
+	Keep int64
+	// Reach is how many tiles before the newest one a lookup at or after
+	// the newest event can read: the group's largest window in tiles, and
+	// one. A timeline that only moves forward needs no more.
+	Reach   int64
 	Columns []Column
 }
 
@@ -148,6 +152,7 @@ func NewLayout(v *schemas.View) (*Layout, error) {
 			if f.Hop != h {
 				continue
 			}
+			g.Reach = max(g.Reach, (f.Window+h-1)/h+1)
 			c := cols[f.Field]
 			if c == nil {
 				c = &Column{Field: f.Field, Index: -1, Type: f.FieldType}

@@ -8,11 +8,13 @@ import (
 
 // Timeline is one entity's tiles built from events in event-time order, as
 // a backfill replays history: tiles are appended at the end and fall off the
-// front once they are past the view's retention, so its memory is bounded by
-// the retention, not by the history.
+// front once no lookup at or after the newest event can read them (each
+// group keeps its largest window), so its memory is bounded by the windows,
+// not by the history.
 //
 // A value read from it as of time t, after adding exactly the events at or
-// before t, is exact: no later event can lie in t's own tile.
+// before t, is exact: no later event can lie in t's own tile. Lookups as of
+// times before the newest event are not supported.
 type Timeline struct {
 	l    *Layout
 	st   State
@@ -39,7 +41,7 @@ func (tl *Timeline) Add(ev *events.Event) error {
 			// slice is compacted in place, so it never grows beyond the
 			// tiles one retention holds.
 			cut := 0
-			for cut < len(tiles) && tiles[cut].Index < idx-g.Keep {
+			for cut < len(tiles) && tiles[cut].Index < idx-g.Reach {
 				cut++
 			}
 			if cut > 0 {

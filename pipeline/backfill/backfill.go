@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
@@ -67,7 +68,10 @@ const shownRejects = 10
 // Summary is what a backfill did.
 type Summary struct {
 	Events, Invalid, SpineRows int
-	Elapsed                    time.Duration
+	// Sorted says the events were out of time order in the files, so they
+	// were sorted (through runs spilled to disk when large).
+	Sorted  bool
+	Elapsed time.Duration
 }
 
 // TooManyInvalidError is returned when more event rows were invalid than
@@ -126,17 +130,29 @@ func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, erro
 		}
 		v.rows = byCol[v.entityCol]
 		v.values = make([][]events.Value, len(v.l.View.Features))
-		for i := range v.values {
-			v.values[i] = make([]events.Value, n)
-		}
 	}
 
-	sorted, sum, err := sortEvents(ctx, source, opt)
-	if err != nil {
-		return sum, err
+	// Event history is usually kept in time order: walk it as it is read,
+	// and sort (spilling to disk) only if an event turns out of order.
+	w := newWalker(views, n)
+	var last int64
+	sum, err := readEvents(ctx, source, opt, func(ev *events.Event) error {
+		if w.added > 0 && ev.Time < last {
+			return errUnsorted
+		}
+		last = ev.Time
+		return w.event(ev)
+	})
+	if errors.Is(err, errUnsorted) {
+		_ = w.finish() // what it computed is discarded
+		w = newWalker(views, n)
+		sum, err = sortedWalk(ctx, source, opt, w)
+		sum.Sorted = true
 	}
-	defer sorted.Close()
-	if err := walk(ctx, sorted, views); err != nil {
+	if ferr := w.finish(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return sum, err
 	}
 	if err := write(opt, at, views); err != nil {
@@ -144,8 +160,12 @@ func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, erro
 	}
 	sum.SpineRows = n
 	sum.Elapsed = time.Since(start)
-	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events in %s, %d invalid event rows\n",
-		n, len(views), sum.Events, sum.Elapsed.Round(time.Millisecond), sum.Invalid)
+	order := "in time order"
+	if sum.Sorted {
+		order = "sorted by time"
+	}
+	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events (%s) in %s, %d invalid event rows\n",
+		n, len(views), sum.Events, order, sum.Elapsed.Round(time.Millisecond), sum.Invalid)
 	if sum.Invalid > opt.MaxErrors {
 		return sum, &TooManyInvalidError{Invalid: sum.Invalid, MaxErrors: opt.MaxErrors}
 	}
@@ -209,64 +229,117 @@ func readSpine(path, entityCol, atCol string) ([]spineRow, error) {
 	return rows, nil
 }
 
-// walk feeds events in time order into each view's timelines and reads every
-// spine row's features once the events at or before its time are in.
-func walk(ctx context.Context, evs *sortedEvents, views []*view) error {
-	next, err := evs.Next()
-	// Views may read different entity columns, so each has its own spine
-	// order; one pass over the events serves them all, advancing to the
-	// earliest pending row of any view.
-	cursor := make([]int, len(views))
-	for {
-		// The earliest pending spine row across views decides how far the
-		// events advance.
-		t, any := int64(0), false
-		for vi, v := range views {
-			if cursor[vi] < len(v.rows) && (!any || v.rows[cursor[vi]].at < t) {
-				t, any = v.rows[cursor[vi]].at, true
-			}
+var errUnsorted = errors.New("events out of time order")
+
+// walker feeds events in time order into each view's timelines and reads
+// every spine row's features once the events at or before its time are in.
+// Each view has its own spine order (views may read different entity
+// columns) and its own goroutine: events go to all of them in batches.
+type walker struct {
+	views []*view
+	batch []events.Event
+	chans []chan []events.Event
+	wg    sync.WaitGroup
+	errs  []error
+	added int
+}
+
+// walkBatch is how many events travel to the views' goroutines at once.
+const walkBatch = 4096
+
+func newWalker(views []*view, rows int) *walker {
+	w := &walker{views: views, errs: make([]error, len(views))}
+	for vi, v := range views {
+		v.timelines = map[string]*aggregate.Timeline{}
+		for i := range v.values {
+			v.values[i] = make([]events.Value, rows)
 		}
-		if !any {
-			return nil
-		}
-		for err == nil && next.Time <= t {
-			for _, v := range views {
-				ent := next.Values[v.entity]
-				if !ent.Present() {
-					continue
+		ch := make(chan []events.Event, 4)
+		w.chans = append(w.chans, ch)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			cursor := 0
+			for b := range ch {
+				if w.errs[vi] != nil {
+					continue // drain
 				}
-				tl := v.timelines[ent.Text()]
-				if tl == nil {
-					tl = v.l.NewTimeline()
-					v.timelines[ent.Text()] = tl
-				}
-				if aerr := tl.Add(&next); aerr != nil {
-					return aerr
-				}
-			}
-			next, err = evs.Next()
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for vi, v := range views {
-			for cursor[vi] < len(v.rows) && v.rows[cursor[vi]].at == t {
-				r := v.rows[cursor[vi]]
-				cursor[vi]++
-				if !r.valid {
-					continue // nulls in the output
-				}
-				var st *aggregate.State
-				if tl := v.timelines[r.entity]; tl != nil {
-					st = tl.State()
-				}
-				for fi := range v.l.View.Features {
-					v.values[fi][r.row] = v.l.Value(st, fi, r.at)
+				for i := range b {
+					v.emit(&cursor, b[i].Time, false)
+					if err := v.add(&b[i]); err != nil {
+						w.errs[vi] = err
+						break
+					}
 				}
 			}
+			if w.errs[vi] == nil {
+				v.emit(&cursor, 0, true)
+			}
+		}()
+	}
+	return w
+}
+
+// event adds the next event (copied: the caller may reuse it).
+func (w *walker) event(ev *events.Event) error {
+	w.batch = append(w.batch, *ev)
+	w.added++
+	if len(w.batch) == walkBatch {
+		w.dispatch()
+	}
+	return nil
+}
+
+func (w *walker) dispatch() {
+	if len(w.batch) == 0 {
+		return
+	}
+	for _, ch := range w.chans {
+		ch <- w.batch
+	}
+	w.batch = make([]events.Event, 0, walkBatch)
+}
+
+// finish sends the last events, reads the spine rows after them, and waits.
+func (w *walker) finish() error {
+	w.dispatch()
+	for _, ch := range w.chans {
+		close(ch)
+	}
+	w.wg.Wait()
+	return errors.Join(w.errs...)
+}
+
+// add folds an event into its entity's timeline.
+func (v *view) add(ev *events.Event) error {
+	ent := ev.Values[v.entity]
+	if !ent.Present() {
+		return nil
+	}
+	key := ent.Text()
+	tl := v.timelines[key]
+	if tl == nil {
+		tl = v.l.NewTimeline()
+		v.timelines[key] = tl
+	}
+	return tl.Add(ev)
+}
+
+// emit computes the spine rows from *cursor on that lie strictly before t
+// (every remaining row with all).
+func (v *view) emit(cursor *int, t int64, all bool) {
+	for *cursor < len(v.rows) && (all || v.rows[*cursor].at < t) {
+		r := v.rows[*cursor]
+		*cursor++
+		if !r.valid {
+			continue // nulls in the output
+		}
+		var st *aggregate.State
+		if tl := v.timelines[r.entity]; tl != nil {
+			st = tl.State()
+		}
+		for fi := range v.l.View.Features {
+			v.values[fi][r.row] = v.l.Value(st, fi, r.at)
 		}
 	}
 }
@@ -325,55 +398,25 @@ type sortedEvents struct {
 	files []*os.File
 }
 
-func sortEvents(ctx context.Context, t *schemas.Event, opt Options) (*sortedEvents, Summary, error) {
+// readEvents reads every valid event of the files in file order and hands
+// it to visit; invalid rows are counted and reported. It stops at visit's
+// first error.
+func readEvents(ctx context.Context, t *schemas.Event, opt Options, visit func(*events.Event) error) (Summary, error) {
 	var sum Summary
-	runSize := opt.RunSize
-	if runSize <= 0 {
-		runSize = DefaultRunSize
-	}
 	var rejects *bufio.Writer
 	if opt.Rejects != "" {
 		f, err := os.Create(opt.Rejects)
 		if err != nil {
-			return nil, sum, fmt.Errorf("create rejects file: %w", err)
+			return sum, fmt.Errorf("create rejects file: %w", err)
 		}
 		defer f.Close()
 		rejects = bufio.NewWriter(f)
 		defer rejects.Flush()
 	}
-	out := &sortedEvents{}
-	run := make([]events.Event, 0, min(runSize, 1<<16))
-	spill := func() error {
-		slices.SortStableFunc(run, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
-		f, err := os.CreateTemp(opt.TempDir, "freshet-backfill-run-*.ndjson")
-		if err != nil {
-			return fmt.Errorf("spill sorted events: %w", err)
-		}
-		_ = os.Remove(f.Name()) // unlinked: the space is freed when closed
-		w := bufio.NewWriterSize(f, 1<<20)
-		var line []byte
-		for i := range run {
-			line = run[i].AppendJSON(line[:0])
-			line = append(line, '\n')
-			if _, err := w.Write(line); err != nil {
-				return fmt.Errorf("spill sorted events: %w", err)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			return fmt.Errorf("spill sorted events: %w", err)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		out.files = append(out.files, f)
-		run = run[:0]
-		return nil
-	}
 	for _, path := range opt.Events {
 		r, err := arrowio.OpenEvents(path, t)
 		if err != nil {
-			out.Close()
-			return nil, sum, err
+			return sum, err
 		}
 		for {
 			ev, err := r.Next()
@@ -391,54 +434,102 @@ func sortEvents(ctx context.Context, t *schemas.Event, opt Options) (*sortedEven
 				}
 				continue
 			}
-			if err != nil {
-				r.Close()
-				out.Close()
-				return nil, sum, err
-			}
-			sum.Events++
-			run = append(run, ev)
-			if len(run) >= runSize {
-				if err := spill(); err != nil {
-					r.Close()
-					out.Close()
-					return nil, sum, err
+			if err == nil {
+				sum.Events++
+				err = visit(&ev)
+				if err == nil && sum.Events%65536 == 0 {
+					err = ctx.Err()
 				}
 			}
-			if sum.Events%65536 == 0 && ctx.Err() != nil {
-				r.Close()
-				out.Close()
-				return nil, sum, ctx.Err()
+			if err != nil {
+				_ = r.Close()
+				return sum, err
 			}
 		}
 		if err := r.Close(); err != nil {
-			out.Close()
-			return nil, sum, err
+			return sum, err
 		}
+	}
+	return sum, nil
+}
+
+// sortedWalk sorts the events through runs spilled to disk and walks them.
+func sortedWalk(ctx context.Context, t *schemas.Event, opt Options, w *walker) (Summary, error) {
+	runSize := opt.RunSize
+	if runSize <= 0 {
+		runSize = DefaultRunSize
+	}
+	out := &sortedEvents{}
+	defer out.Close()
+	run := make([]events.Event, 0, min(runSize, 1<<16))
+	spill := func() error {
+		slices.SortStableFunc(run, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
+		f, err := os.CreateTemp(opt.TempDir, "freshet-backfill-run-*.ndjson")
+		if err != nil {
+			return fmt.Errorf("spill sorted events: %w", err)
+		}
+		_ = os.Remove(f.Name()) // unlinked: the space is freed when closed
+		out.files = append(out.files, f)
+		bw := bufio.NewWriterSize(f, 1<<20)
+		var line []byte
+		for i := range run {
+			line = run[i].AppendJSON(line[:0])
+			line = append(line, '\n')
+			if _, err := bw.Write(line); err != nil {
+				return fmt.Errorf("spill sorted events: %w", err)
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("spill sorted events: %w", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		run = run[:0]
+		return nil
+	}
+	sum, err := readEvents(ctx, t, opt, func(ev *events.Event) error {
+		run = append(run, *ev)
+		if len(run) >= runSize {
+			return spill()
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
 	}
 	if len(out.files) == 0 {
 		slices.SortStableFunc(run, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
 		out.mem = run
-		return out, sum, nil
-	}
-	if len(run) > 0 {
-		if err := spill(); err != nil {
-			out.Close()
-			return nil, sum, err
-		}
-	}
-	for i, f := range out.files {
-		rr := &runReader{r: bufio.NewReaderSize(f, 1<<20), t: t, order: i}
-		if err := rr.advance(); err != nil {
-			if errors.Is(err, io.EOF) {
-				continue
+	} else {
+		if len(run) > 0 {
+			if err := spill(); err != nil {
+				return sum, err
 			}
-			out.Close()
-			return nil, sum, err
 		}
-		heap.Push(&out.runs, rr)
+		for i, f := range out.files {
+			rr := &runReader{r: bufio.NewReaderSize(f, 1<<20), t: t, order: i}
+			if err := rr.advance(); err != nil {
+				if errors.Is(err, io.EOF) {
+					continue
+				}
+				return sum, err
+			}
+			heap.Push(&out.runs, rr)
+		}
 	}
-	return out, sum, nil
+	for {
+		ev, err := out.Next()
+		if errors.Is(err, io.EOF) {
+			return sum, nil
+		}
+		if err != nil {
+			return sum, err
+		}
+		if err := w.event(&ev); err != nil {
+			return sum, err
+		}
+	}
 }
 
 // Next returns the next event in time order, or io.EOF.

@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,16 +161,27 @@ func TestSpilledRunsEqualInMemory(t *testing.T) {
 		fmt.Fprintf(&spine, "u%d,m%d,%d\n", rng.IntN(32), rng.IntN(8), evs[0].Time+rng.Int64N(3*86_400_000))
 	}
 	sp := writeFile(t, filepath.Join(dir, "spine.csv"), spine.String())
+	// The same events in time order take the path that sorts nothing.
+	sortedEvs := slices.Clone(evs)
+	slices.SortStableFunc(sortedEvs, func(a, b events.Event) int { return cmp.Compare(a.Time, b.Time) })
+	sortedPath := filepath.Join(dir, "sorted.parquet")
+	require.NoError(t, arrowio.WriteEvents(sortedPath, reg.Events["transaction"], sortedEvs, 500))
 	var outs []string
-	for _, run := range []int{0, 97} {
-		out := filepath.Join(dir, fmt.Sprintf("out-%d.csv", run))
-		_, err := Run(context.Background(), reg, Options{Events: []string{evPath}, Spine: sp, Out: out, RunSize: run, TempDir: dir})
+	for i, tc := range []struct {
+		path   string
+		run    int
+		sorted bool
+	}{{evPath, 0, true}, {evPath, 97, true}, {sortedPath, 97, false}} {
+		out := filepath.Join(dir, fmt.Sprintf("out-%d.csv", i))
+		sum, err := Run(context.Background(), reg, Options{Events: []string{tc.path}, Spine: sp, Out: out, RunSize: tc.run, TempDir: dir})
 		require.NoError(t, err)
+		require.Equal(t, tc.sorted, sum.Sorted, "case %d", i)
 		b, err := os.ReadFile(out)
 		require.NoError(t, err)
 		outs = append(outs, string(b))
 	}
 	require.Equal(t, outs[0], outs[1])
+	require.Equal(t, outs[0], outs[2])
 	require.Greater(t, strings.Count(outs[0], "\n"), 500)
 }
 
