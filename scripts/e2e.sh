@@ -170,6 +170,90 @@ for vc in user_spend:user_id merchant_activity:merchant_id; do
 		--view "$view" --entity-column "$col" --at-column ts
 done
 
+echo "e2e: scraping /metrics of every service and checking the counters against what was sent"
+python3 - "$work" "$ingest" "$feat" "$serve" <<'PY'
+import json, re, sys, urllib.request
+work, ingest, feat, serve = sys.argv[1:5]
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+def scrape(base):
+    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    series = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            m = LINE.match(line)
+            if not m:
+                sys.exit(f"{base}/metrics: unparsable line {line!r}")
+            series.append((m.group(1), dict(LABEL.findall(m.group(2) or "")), float(m.group(3))))
+    return text, series
+
+def total(series, name, **want):
+    return sum(v for n, labels, v in series if n == name and all(labels.get(k) == w for k, w in want.items()))
+
+def lines(path):
+    return sum(1 for l in open(path, encoding="utf-8") if l.strip())
+
+errors = []
+def expect(what, got, want):
+    if got != want:
+        errors.append(f"{what}: metrics say {got:g}, want {want:g}")
+
+ref = json.load(open(f"{work}/ref.json"))
+stats = json.load(urllib.request.urlopen(feat + "/v1/stats", timeout=10))
+http_lines, http_accepted = lines(f"{work}/http.ndjson"), lines(f"{work}/http.accepted.ndjson")
+published = ref["counts"]["valid"]  # accepted over HTTP + replayed
+late = sum(ref["counts"]["late"].values())
+texts = {}
+
+text, m = scrape(ingest)
+texts["ingest"] = text
+expect("ingest accepted (events accepted over HTTP)", total(m, "freshet_ingest_events_accepted_total", event="transaction"), http_accepted)
+expect("ingest rejected as invalid (lines sent over HTTP that were not accepted)",
+       total(m, "freshet_ingest_events_rejected_total", event="transaction", reason="invalid"), http_lines - http_accepted)
+for reason in ("too_large", "kafka_unavailable"):
+    expect(f"ingest rejected for {reason}", total(m, "freshet_ingest_events_rejected_total", reason=reason), 0)
+expect("ingest events written to Kafka (HTTP)", total(m, "freshet_ingest_kafka_write_events_sum"), http_accepted)
+if total(m, "http_server_request_duration_seconds_count", http_route="/v1/events/{event}", http_response_status_code="202") == 0:
+    errors.append("ingest: no 202 in http_server_request_duration_seconds")
+
+text, m = scrape(feat)
+texts["featurize"] = text
+expect("featurize messages (accepted over HTTP + replayed)", total(m, "freshet_featurize_messages_total"), published)
+expect("featurize messages (GET /v1/stats)", total(m, "freshet_featurize_messages_total"), stats["messages"])
+expect("featurize applied (GET /v1/stats)", total(m, "freshet_featurize_events_total", outcome="applied"), stats["applied"])
+expect("featurize late (the reference)", total(m, "freshet_featurize_events_total", outcome="late"), late)
+expect("featurize duplicates (GET /v1/stats)", total(m, "freshet_featurize_events_total", outcome="duplicate"), stats["duplicates"])
+expect("featurize undecodable", total(m, "freshet_featurize_events_total", outcome="undecodable"), 0)
+expect("featurize freshness samples (one per applied update)", total(m, "freshet_featurize_freshness_seconds_count"), stats["applied"])
+expect("featurize end-to-end delay samples (every message carries its ingest time)",
+       total(m, "freshet_featurize_end_to_end_delay_seconds_count"), published)
+lags = [(labels, v) for n, labels, v in m if n == "freshet_featurize_consumer_lag_messages"]
+if len(lags) != 6 or any(v != 0 for _, v in lags):
+    errors.append(f"featurize consumer lag after catching up: want 0 on 6 partitions, got {lags}")
+
+text, m = scrape(serve)
+texts["serve"] = text
+present = total(m, "freshet_serve_lookups_total", status="PRESENT")
+if present == 0 or total(m, "freshet_serve_lookups_total", status="NOT_FOUND") == 0:
+    errors.append(f"serve lookups: want PRESENT and NOT_FOUND ones (check_serve asks for an unknown entity), got {present:g} PRESENT")
+routes = {labels.get("http_route") for n, labels, _ in m if n == "http_server_request_duration_seconds_count"}
+if not routes or not routes <= {"/v1/features/{view}/{entity}", "/v1/features/{view}", "/get-online-features", "/", None}:
+    errors.append(f"serve http_route labels are not route patterns: {routes}")
+if total(m, "freshet_serve_store_read_duration_seconds_count", outcome="ok") == 0:
+    errors.append("serve: no store read timed")
+
+for svc, text in texts.items():
+    if not re.search(r"^go_goroutine_count", text, re.M):
+        errors.append(f"{svc}: no Go runtime metrics")
+    if re.search(r'"(u_\d{4}|m_\d{3}|__freshet_never_seen__)"', text):
+        errors.append(f"{svc}: an entity id is a label value")
+if errors:
+    sys.exit("e2e: metrics disagree with what was sent:\n  " + "\n  ".join(errors))
+print(f"e2e: metrics agree: {http_accepted} accepted and {http_lines - http_accepted} rejected over HTTP, "
+      f"{published} consumed, {stats['applied']} applied, {late} late, {present:g} PRESENT lookups")
+PY
+
 echo "e2e: SIGTERM to every service: each must exit 0 within 10s"
 for svc_pid in "featurize:$feat_pid" "ingest:$ingest_pid" "serve:$serve_pid"; do
 	svc=${svc_pid%%:*} pid=${svc_pid##*:}

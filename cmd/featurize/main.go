@@ -17,6 +17,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
 func main() {
@@ -35,20 +36,25 @@ func main() {
 	}
 	app.Parse(fs, args, cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
-	log.Info("starting "+fs.Name(), config.Effective(fs)...)
+	ctx, stop := app.Context()
+	defer stop()
+	tel, shutdown, err := telemetry.Setup(ctx, "featurize", telemetry.WithLogger(log))
+	if err != nil {
+		app.Fatal(log, "set up telemetry", err)
+	}
+	defer shutdown(ctx)
+	log.Info("starting "+fs.Name(), append(config.Effective(fs), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
 		app.Fatal(log, "load definitions", err)
 	}
-	st, err := cfg.Store.Open()
+	st, err := cfg.Store.Open(tel.InstrumentRedis)
 	if err != nil {
 		app.Fatal(log, "open online store", err)
 	}
 	defer st.Close()
 	if rebuild {
-		ctx, stop := app.Context()
-		defer stop()
 		stats, err := featurize.Rebuild(ctx, cfg.Featurize, reg, st, featurize.RebuildOptions{Clear: clear}, log)
 		if err != nil {
 			app.Fatal(log, "rebuild", err)
@@ -56,7 +62,7 @@ func main() {
 		log.Info("rebuild done", "messages", stats["messages"], "applied", stats["applied"], "duplicates", stats["duplicates"], "late", stats["late"])
 		return
 	}
-	svc, err := featurize.NewService(cfg.Featurize, reg, st, log)
+	svc, err := featurize.NewService(cfg.Featurize, reg, st, log, featurize.WithTelemetry(tel))
 	if err != nil {
 		app.Fatal(log, "build featurize", err)
 	}
@@ -64,8 +70,6 @@ func main() {
 	if err != nil {
 		app.Fatal(log, "listen", err)
 	}
-	ctx, stop := app.Context()
-	defer stop()
 	if err := svc.Run(ctx, l); err != nil {
 		app.Fatal(log, "featurize", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/devmode"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
 // dev runs everything embedded: `freshet dev`.
@@ -26,8 +27,14 @@ func dev(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(app.TraceHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := app.Context()
 	defer stop()
+	tel, shutdown, err := telemetry.Setup(ctx, "freshet-dev", telemetry.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer shutdown(ctx)
+	cfg.Telemetry = tel
 	return devmode.Run(ctx, cfg, os.Stdout, log)
 }

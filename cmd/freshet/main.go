@@ -3,7 +3,9 @@
 //	freshet dev                 everything embedded, serving live features
 //	freshet validate [PATH]     check feature definitions
 //	freshet config [SERVICE]    the settings table of each service
-//	freshet kafka [--addr A]    a standalone Kafka-protocol broker for tests
+//	freshet kafka [--port P]    a standalone Kafka-protocol broker for tests
+//	freshet demo                feed a running ingest (the compose demo)
+//	freshet healthcheck URL     exit 0 when URL answers 2xx
 package main
 
 import (
@@ -18,6 +20,8 @@ commands:
   validate   check feature definitions: freshet validate [PATH]
   config     print the settings of every service as a Markdown table
   kafka      run a standalone in-memory Kafka-protocol broker (kfake), for tests
+  demo       feed a running ingest: the example events moved to now, then a small live feed
+  healthcheck URL   exit 0 when URL answers 2xx (for container healthchecks)
 `
 
 func main() {
@@ -35,6 +39,10 @@ func main() {
 		err = printConfig(args)
 	case "kafka":
 		err = runKafka(args)
+	case "demo":
+		err = demo(args)
+	case "healthcheck":
+		err = healthcheck(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

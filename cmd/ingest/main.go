@@ -13,6 +13,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/ingest"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
 func main() {
@@ -23,7 +24,14 @@ func main() {
 	cfg, fs := cli.NewIngest()
 	app.Parse(fs, os.Args[1:], cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
-	log.Info("starting ingest", config.Effective(fs)...)
+	ctx, stop := app.Context()
+	defer stop()
+	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))
+	if err != nil {
+		app.Fatal(log, "set up telemetry", err)
+	}
+	defer shutdown(ctx)
+	log.Info("starting ingest", append(config.Effective(fs), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
@@ -31,13 +39,12 @@ func main() {
 	}
 	w := cfg.Ingest.Kafka.NewWriter()
 	defer w.Close()
-	srv := ingest.NewServer(reg, ingest.NewPublisher(cfg.Ingest.Kafka, w), cfg.Ingest, log)
+	pub := ingest.NewPublisher(cfg.Ingest.Kafka, w, ingest.WithTelemetry(tel))
+	srv := ingest.NewServer(reg, pub, cfg.Ingest, log, ingest.WithTelemetry(tel))
 	l, err := httpx.Listen(cfg.Ingest.HTTPAddr)
 	if err != nil {
 		app.Fatal(log, "listen", err)
 	}
-	ctx, stop := app.Context()
-	defer stop()
 	if err := srv.Run(ctx, l); err != nil {
 		app.Fatal(log, "ingest", err)
 	}
@@ -61,6 +68,11 @@ func replay(args []string) {
 	}
 	ctx, stop := app.Context()
 	defer stop()
+	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))
+	if err != nil {
+		app.Fatal(log, "set up telemetry", err)
+	}
+	defer shutdown(ctx)
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = cfg.Ingest.Kafka.EnsureTopics(tctx, []string{cfg.Ingest.Kafka.Topic(opt.Event)})
 	cancel()
@@ -68,12 +80,13 @@ func replay(args []string) {
 		app.Fatal(log, "create topic", err)
 	}
 	w := cfg.Ingest.Kafka.NewWriter()
-	_, err = ingest.Replay(ctx, reg, ingest.NewPublisher(cfg.Ingest.Kafka, w), *opt)
+	_, err = ingest.Replay(ctx, reg, ingest.NewPublisher(cfg.Ingest.Kafka, w, ingest.WithTelemetry(tel)), *opt)
 	if cerr := w.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
 		log.Error("replay failed", "error", err)
+		_ = shutdown(ctx)
 		os.Exit(1)
 	}
 }

@@ -2,10 +2,13 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestCommonValidate(t *testing.T) {
@@ -40,4 +43,25 @@ func TestLogger(t *testing.T) {
 	log.Warn("shown", "k", "v")
 	require.NotContains(t, b.String(), "hidden")
 	require.Contains(t, b.String(), `"msg":"shown","k":"v"`)
+}
+
+func TestLoggerTraceIDs(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			c := Common{LogFormat: format, LogLevel: "info"}
+			var b bytes.Buffer
+			log := c.Logger(&b).With("svc", "x")
+			tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+			sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+			ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+			log.InfoContext(ctx, "in a span")
+			log.InfoContext(context.Background(), "outside")
+			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+			require.Len(t, lines, 2)
+			require.Contains(t, lines[0], "0af7651916cd43dd8448eb211c80319c")
+			require.Contains(t, lines[0], "b7ad6b7169203331")
+			require.Contains(t, lines[0], "svc")
+			require.NotContains(t, lines[1], "trace_id")
+		})
+	}
 }

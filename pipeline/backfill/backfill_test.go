@@ -208,7 +208,7 @@ func TestOnlineOfflineConsistency(t *testing.T) {
 		msgs = append(msgs, kafka.Message{Topic: kc.Topic("transaction"), Offset: int64(i), Value: evs[i].AppendJSON(nil)})
 	}
 	for i := 0; i < len(msgs); i += 700 {
-		require.NoError(t, p.Apply(context.Background(), p.Plan(msgs[i:min(i+700, len(msgs))])))
+		require.NoError(t, p.Apply(context.Background(), p.Plan(context.Background(), msgs[i:min(i+700, len(msgs))])))
 	}
 	require.Zero(t, p.Stats.Late.Load(), "the events must all be on time for the comparison to hold")
 

@@ -34,6 +34,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/ingest"
 	"github.com/freshet-ml/freshet/pipeline/serve"
 	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	ServeAddr     string
 	// LiveEvery is how often a few live events are sent; 0 sends none.
 	LiveEvery time.Duration
+	// Telemetry, when not nil, instruments the three services together:
+	// each address serves GET /metrics of the whole process.
+	Telemetry *telemetry.Providers
 }
 
 // Run starts everything, replays the sample, prints how to query it to out
@@ -85,6 +89,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 
 	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rc.Close()
+	if err := cfg.Telemetry.InstrumentRedis(rc); err != nil {
+		return err
+	}
 	st := store.NewRedis(rc, "freshet:")
 
 	icfg, fcfg, scfg := defaults()
@@ -93,13 +100,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 
 	w := icfg.Kafka.NewWriter()
 	defer w.Close()
-	pub := ingest.NewPublisher(icfg.Kafka, w)
-	isrv := ingest.NewServer(reg, pub, icfg, log)
-	fsvc, err := featurize.NewService(fcfg, reg, st, log)
+	tel := cfg.Telemetry
+	pub := ingest.NewPublisher(icfg.Kafka, w, ingest.WithTelemetry(tel))
+	isrv := ingest.NewServer(reg, pub, icfg, log, ingest.WithTelemetry(tel))
+	fsvc, err := featurize.NewService(fcfg, reg, st, log, featurize.WithTelemetry(tel))
 	if err != nil {
 		return err
 	}
-	ssrv, err := serve.New(reg, st, scfg, log)
+	ssrv, err := serve.New(reg, st, scfg, log, serve.WithTelemetry(tel))
 	if err != nil {
 		return err
 	}
@@ -281,6 +289,9 @@ func printWelcome(out io.Writer, cfg Config, views []*schemas.View, typ *schemas
 		body = body[:i] + `'"$(date +%s)000"'` + body[i+len(stamp):]
 	}
 	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", ingestAt, typ.Name, body)
+	if cfg.Telemetry != nil {
+		fmt.Fprintf(out, "Metrics (Prometheus text):\n\n  curl -s %s/metrics | grep ^freshet_\n\n", serveAt)
+	}
 	if cfg.LiveEvery > 0 {
 		fmt.Fprintf(out, "A few live events arrive every %s. Ctrl-C stops everything.\n", cfg.LiveEvery)
 	}

@@ -10,9 +10,12 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -41,7 +44,34 @@ func exampleMessages(tb testing.TB, reg *schemas.Registry, topic string, n, user
 
 // BenchmarkProcessBatch measures plan + apply of 5000-event micro-batches of
 // the example views into Redis: decoding, coalescing and the script.
-func BenchmarkProcessBatch(b *testing.B) {
+func BenchmarkProcessBatch(b *testing.B) { benchProcessBatch(b, nil) }
+
+// BenchmarkProcessBatchTelemetry is BenchmarkProcessBatch observed as the
+// consume loop observes it (a consumer span per batch, its Redis commands as
+// children, the metrics), with messages carrying the headers of ingest's
+// writes of 250 events (so a batch links 40 traces): with no exporter (the
+// default without OTEL_EXPORTER_OTLP_ENDPOINT), with an exporter but no
+// span sampled, and with every span recorded and exported (to an exporter
+// that drops them).
+func BenchmarkProcessBatchTelemetry(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts []telemetry.Option
+	}{
+		{"traces=off", nil},
+		{"traces=unsampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.NeverSample())}},
+		{"traces=sampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample())}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tel, shutdown, err := telemetry.Setup(context.Background(), "bench", c.opts...)
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = shutdown(context.Background()) })
+			benchProcessBatch(b, tel)
+		})
+	}
+}
+
+func benchProcessBatch(b *testing.B, tel *telemetry.Providers) {
 	// live: events 1ms apart, as a stream of 1000 events/s arrives (an
 	// entity's events in a batch share tiles); replay: 1s apart, as a
 	// replay of sparse history (they rarely do).
@@ -54,12 +84,20 @@ func BenchmarkProcessBatch(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
 			require.NoError(b, err)
-			_, rc := testenv.Redis(b)
+			_, rc := testenv.Redis(b, tel.InstrumentRedis)
 			cfg := defaultConfig(b)
 			p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("bench:")), cfg.Kafka, quiet())
 			require.NoError(b, err)
+			obs := NewObserver(tel, cfg.GroupID, p)
 			batch := cfg.BatchSize // the default micro-batch
 			msgs := exampleMessages(b, reg, cfg.Kafka.Topic("transaction"), batch*20, users, users/10, c.spacing)
+			for i := 0; tel != nil && i < len(msgs); i += 250 {
+				_, span, headers := tel.StartSend(context.Background(), msgs[i].Topic, 250, time.Now())
+				span.End()
+				for j := i; j < i+250 && j < len(msgs); j++ {
+					msgs[j].Headers = headers
+				}
+			}
 			b.ResetTimer()
 			n := 0
 			for i := 0; i < b.N; i++ {
@@ -71,7 +109,11 @@ func BenchmarkProcessBatch(b *testing.B) {
 						chunk[k].Offset += int64(i/20) * int64(len(msgs))
 					}
 				}
-				require.NoError(b, p.Apply(context.Background(), p.Plan(chunk)))
+				ctx := obs.BatchStart(context.Background(), chunk)
+				pb := p.Plan(ctx, chunk)
+				err := p.Apply(ctx, pb)
+				obs.BatchEnd(ctx, chunk, pb, err)
+				require.NoError(b, err)
 				n += batch
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")

@@ -31,6 +31,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -46,7 +47,7 @@ type Config struct {
 
 // RegisterFlags registers the settings with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "address of the health endpoints")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "address of the health, stats and metrics endpoints")
 	fs.StringVar(&c.GroupID, "group-id", "freshet-featurize", "Kafka consumer group")
 	fs.IntVar(&c.BatchSize, "batch-size", 10000, "most events applied to the store in one micro-batch")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 50*time.Millisecond, "longest a micro-batch waits to fill once it has an event")
@@ -122,6 +123,7 @@ type Processor struct {
 	next      map[partition]int64
 	markStore MarkStore // nil: watermarks live in memory only
 	group     string
+	obs       Observer
 	Stats     Stats
 
 	// progress guards applied: the next offset per partition whose
@@ -189,7 +191,7 @@ type partition struct {
 
 // NewProcessor plans the views of every event type that has one.
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
-	p := &Processor{store: st, log: log, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, applied: map[partition]int64{}}
+	p := &Processor{store: st, log: log, obs: noObserver{}, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, applied: map[partition]int64{}}
 	for _, name := range reg.EventNames() {
 		views := reg.ViewsOf(name)
 		if len(views) == 0 {
@@ -212,6 +214,24 @@ func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log 
 	return p, nil
 }
 
+// Observe makes the consume loop report every micro-batch to obs.
+func (p *Processor) Observe(obs Observer) {
+	if obs == nil {
+		obs = noObserver{}
+	}
+	p.obs = obs
+}
+
+// Views are the names of the views the processor keeps, in the order of
+// Batch.Outcomes.
+func (p *Processor) Views() []string {
+	out := make([]string, len(p.views))
+	for i, l := range p.views {
+		out[i] = l.View.Name
+	}
+	return out
+}
+
 // Topics are the topics the processor consumes.
 func (p *Processor) Topics() []string {
 	out := make([]string, 0, len(p.routes))
@@ -232,19 +252,62 @@ type unitKey struct {
 type Batch struct {
 	units    [][]store.Unit // by view
 	messages int
-	late     int64
-	noEntity int64
+	counts   []ViewOutcomes // by view; applied and duplicates once applied
 	events   []events.Event
 	// marks are the partitions' watermarks after the batch, saved with it.
 	marks map[partition]store.Mark
 	// ends are the last offset of each partition in the batch.
 	ends map[partition]int64
+	// done is, by view, the units the store applied and their results.
+	done [][]appliedPart
+}
+
+// appliedPart is one store call of Apply: units and their results.
+type appliedPart struct {
+	units []store.Unit
+	res   []store.Result
+}
+
+// ViewOutcomes is what became of a micro-batch's updates of one view: each
+// message of the view's source is one update, which is applied, a
+// duplicate (applied before), late, without the view's entity field, or
+// undecodable.
+type ViewOutcomes struct {
+	View                                             string
+	Applied, Duplicates, Late, NoEntity, Undecodable int64
+}
+
+// Outcomes returns what became of the batch's updates, per view in the
+// order of Processor.Views. Applied and Duplicates are known once the batch
+// is applied.
+func (b *Batch) Outcomes() []ViewOutcomes { return b.counts }
+
+// EachApplied calls f with the view (its index in Outcomes) and the event
+// time of every update the store applied. Per entity and partition these
+// are the events past the offset the entity held; when ids were also
+// skipped as duplicates, which ones is not known: their count is exact, the
+// event times are those of the unit's latest events.
+func (b *Batch) EachApplied(f func(view int, eventTime int64)) {
+	for vi, parts := range b.done {
+		for _, part := range parts {
+			for k := range part.units {
+				evs := part.units[k].Events
+				for _, e := range evs[len(evs)-part.res[k].Applied:] {
+					f(vi, e.Time)
+				}
+			}
+		}
+	}
 }
 
 // Plan decodes and coalesces a micro-batch. It advances the partitions'
-// watermarks, so each message must be planned exactly once, in order.
-func (p *Processor) Plan(msgs []kafka.Message) *Batch {
-	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}, ends: map[partition]int64{}}
+// watermarks, so each message must be planned exactly once, in order. ctx
+// is the batch's, for what it logs.
+func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
+	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), counts: make([]ViewOutcomes, len(p.views)), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}, ends: map[partition]int64{}}
+	for vi, l := range p.views {
+		b.counts[vi].View = l.View.Name
+	}
 	index := map[unitKey]int{}
 	for i := range msgs {
 		m := &msgs[i]
@@ -258,7 +321,10 @@ func (p *Processor) Plan(msgs []kafka.Message) *Batch {
 		ev, err := events.Decode(route.event, m.Value)
 		if err != nil {
 			p.Stats.Undecodable.Add(1)
-			p.log.Warn("skipping undecodable message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
+			for _, vi := range route.views {
+				b.counts[vi].Undecodable++
+			}
+			p.log.WarnContext(ctx, "skipping undecodable message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
 			continue
 		}
 		b.events[i] = ev
@@ -269,11 +335,11 @@ func (p *Processor) Plan(msgs []kafka.Message) *Batch {
 			l := p.views[vi]
 			ent := evp.Values[l.EntityIndex()]
 			if !ent.Present() {
-				b.noEntity++
+				b.counts[vi].NoEntity++
 				continue
 			}
 			if seen && evp.Time < mark-l.View.MaxLateness {
-				b.late++
+				b.counts[vi].Late++
 				continue
 			}
 			k := unitKey{vi, ent.Text(), source}
@@ -309,7 +375,8 @@ const applyShards = 4
 // skips what an earlier attempt applied. The caller commits the batch's
 // offsets only after a nil return.
 func (p *Processor) Apply(ctx context.Context, b *Batch) error {
-	var applied, dups atomic.Int64
+	b.done = make([][]appliedPart, len(b.units))
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(applyShards)
 	for vi, units := range b.units {
@@ -322,10 +389,9 @@ func (p *Processor) Apply(ctx context.Context, b *Batch) error {
 				if err != nil {
 					return err
 				}
-				for _, r := range res {
-					applied.Add(int64(r.Applied))
-					dups.Add(int64(r.Duplicates))
-				}
+				mu.Lock()
+				b.done[vi] = append(b.done[vi], appliedPart{part, res})
+				mu.Unlock()
 				return nil
 			})
 		}
@@ -352,11 +418,23 @@ func (p *Processor) Apply(ctx context.Context, b *Batch) error {
 		p.applied[pk] = max(p.applied[pk], off+1)
 	}
 	p.progress.Unlock()
+	var applied, dups, late, noEntity int64
+	for vi := range b.counts {
+		c := &b.counts[vi]
+		c.Applied, c.Duplicates = 0, 0
+		for _, part := range b.done[vi] {
+			for _, r := range part.res {
+				c.Applied += int64(r.Applied)
+				c.Duplicates += int64(r.Duplicates)
+			}
+		}
+		applied, dups, late, noEntity = applied+c.Applied, dups+c.Duplicates, late+c.Late, noEntity+c.NoEntity
+	}
 	p.Stats.Messages.Add(int64(b.messages))
-	p.Stats.Late.Add(b.late)
-	p.Stats.NoEntity.Add(b.noEntity)
-	p.Stats.Applied.Add(applied.Load())
-	p.Stats.Duplicates.Add(dups.Load())
+	p.Stats.Late.Add(late)
+	p.Stats.NoEntity.Add(noEntity)
+	p.Stats.Applied.Add(applied)
+	p.Stats.Duplicates.Add(dups)
 	p.Stats.Batches.Add(1)
 	return nil
 }
@@ -420,11 +498,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		batch = batch[:0]
 		err := c.fill(ctx, &batch)
 		if len(batch) > 0 {
-			if perr := c.prepare(ctx, batch); perr != nil {
+			bctx := c.proc.obs.BatchStart(ctx, batch)
+			if perr := c.prepare(bctx, batch); perr != nil {
+				c.proc.obs.BatchEnd(bctx, batch, nil, perr)
 				c.commitPending(ctx, true)
 				return nil // shutting down before the batch could be judged
 			}
-			c.flush(ctx, c.proc.Plan(batch), batch)
+			b := c.proc.Plan(bctx, batch)
+			c.proc.obs.BatchEnd(bctx, batch, b, c.flush(bctx, b, batch))
 		}
 		c.commitPending(ctx, ctx.Err() != nil)
 		if err != nil {
@@ -476,7 +557,7 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) error {
 		if err == nil {
 			return nil
 		}
-		c.log.Error("load partition watermarks; retrying", "error", err, "backoff", backoff)
+		c.log.ErrorContext(ctx, "load partition watermarks; retrying", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -487,10 +568,11 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) error {
 }
 
 // flush applies a planned batch, retrying store errors with backoff for as
-// long as ctx runs, then commits its offsets. Once ctx has ended (shutdown)
-// it makes one last bounded attempt; if that fails nothing is committed and
-// the messages come again after a restart.
-func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) {
+// long as ctx runs, then queues its offsets for commit. Once ctx has ended
+// (shutdown) it makes one last bounded attempt; if that fails it returns
+// the error, nothing is committed and the messages come again after a
+// restart.
+func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) error {
 	backoff := 100 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -500,10 +582,10 @@ func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) {
 			break
 		}
 		if ctx.Err() != nil {
-			c.log.Error("apply batch at shutdown; its offsets stay uncommitted", "error", err)
-			return
+			c.log.ErrorContext(ctx, "apply batch at shutdown; its offsets stay uncommitted", "error", err)
+			return err
 		}
-		c.log.Error("apply batch to the online store; retrying", "error", err, "backoff", backoff)
+		c.log.ErrorContext(ctx, "apply batch to the online store; retrying", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -521,6 +603,7 @@ func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) {
 		commits = append(commits, m)
 	}
 	c.pending = append(c.pending, pendingCommit{at: time.Now(), msgs: commits})
+	return nil
 }
 
 // pendingCommit is a batch's offsets, held back for CommitDelay.
@@ -568,11 +651,24 @@ type Service struct {
 	reg  *schemas.Registry
 	st   store.Online
 	log  *slog.Logger
+	tel  *telemetry.Providers
 	Proc *Processor
 }
 
+// Option changes how NewService builds featurize.
+type Option func(*Service)
+
+// WithTelemetry instruments featurize with p: a consumer span per
+// micro-batch continuing the producers' traces (the store's Redis commands
+// are its children when the store's client has p's hooks), the metrics of
+// NewObserver, and the HTTP middleware and GET /metrics on the health
+// endpoints' listener.
+func WithTelemetry(p *telemetry.Providers) Option {
+	return func(s *Service) { s.tel = p }
+}
+
 // NewService builds featurize over the definitions and the store.
-func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Logger) (*Service, error) {
+func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Logger, opts ...Option) (*Service, error) {
 	proc, err := NewProcessor(reg, st, cfg.Kafka, log)
 	if err != nil {
 		return nil, err
@@ -580,15 +676,23 @@ func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Lo
 	if ms, ok := st.(MarkStore); ok {
 		proc.KeepMarks(ms, cfg.GroupID)
 	}
-	return &Service{cfg: cfg, reg: reg, st: st, log: log, Proc: proc}, nil
+	s := &Service{cfg: cfg, reg: reg, st: st, log: log, Proc: proc}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tel != nil {
+		proc.Observe(NewObserver(s.tel, cfg.GroupID, proc))
+	}
+	return s, nil
 }
 
-// Run serves the health endpoints on l, makes sure the topics exist, and
-// consumes until ctx ends; then it stops fetching, flushes, commits and
-// closes the reader.
+// Run serves the health endpoints (and, with telemetry, GET /metrics) on l,
+// makes sure the topics exist, and consumes until ctx ends; then it stops
+// fetching, flushes, commits and closes the reader.
 func (s *Service) Run(ctx context.Context, l net.Listener) error {
 	topics := s.Proc.Topics()
 	mux := http.NewServeMux()
+	s.tel.Mount(mux)
 	httpx.Health(mux, func(ctx context.Context) error {
 		if err := s.st.Ping(ctx); err != nil {
 			return fmt.Errorf("online store: %w", err)
@@ -599,7 +703,7 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 		httpx.WriteJSON(w, http.StatusOK, s.Proc.Stats.Snapshot())
 	})
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpx.Serve(gctx, l, httpx.Recover(s.log, mux), 5*time.Second) })
+	g.Go(func() error { return httpx.Serve(gctx, l, s.tel.Middleware(httpx.Recover(s.log, mux)), 5*time.Second) })
 	g.Go(func() error {
 		if err := waitForTopics(gctx, s.cfg.Kafka, topics, s.log); err != nil {
 			return nil // shutting down before Kafka was ever reachable

@@ -220,15 +220,28 @@ func TestLatenessIsJudgedPerPartitionInEventTime(t *testing.T) {
 	}
 	// 2019 events: lateness is measured against the partition's highest
 	// event time, never the wall clock.
-	b := p.Plan([]kafka.Message{
+	b := p.Plan(context.Background(), []kafka.Message{
 		msg(0, 0, "2019-01-02T12:00:00Z"),
 		msg(0, 1, "2019-01-02T10:30:00Z"), // 1.5h late: dropped by user_spend (1h), kept by merchant_activity (24h)
 		msg(1, 0, "2019-01-02T09:00:00Z"), // another partition: its own watermark
 		msg(0, 2, "2019-01-01T00:00:00Z"), // 36h late: dropped by both
 	})
-	require.Equal(t, int64(3), b.late)
+	late := map[string]int64{}
+	for _, o := range b.Outcomes() {
+		late[o.View] = o.Late
+	}
+	require.Equal(t, map[string]int64{"user_spend": 2, "merchant_activity": 1}, late)
 	require.NoError(t, p.Apply(context.Background(), b))
 	require.Equal(t, int64(5), p.Stats.Applied.Load())
+	require.Equal(t, int64(3), p.Stats.Late.Load())
+	applied := map[string]int64{}
+	for _, o := range b.Outcomes() {
+		applied[o.View] = o.Applied
+	}
+	require.Equal(t, map[string]int64{"user_spend": 2, "merchant_activity": 3}, applied)
+	var times []int64
+	b.EachApplied(func(_ int, t int64) { times = append(times, t) })
+	require.Len(t, times, 5)
 }
 
 func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
@@ -276,20 +289,20 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
 	}
 	ctx := context.Background()
-	run := func(keep bool, msgs ...kafka.Message) *Batch {
+	run := func(keep bool, msgs ...kafka.Message) int64 {
 		p, err := NewProcessor(reg, st, kc, quiet())
 		require.NoError(t, err)
 		if keep {
 			p.KeepMarks(st, "group-a")
 		}
 		require.NoError(t, p.Prepare(ctx, msgs))
-		b := p.Plan(msgs)
+		b := p.Plan(context.Background(), msgs)
 		require.NoError(t, p.Apply(ctx, b))
-		return b
+		return p.Stats.Late.Load()
 	}
 	run(true, msg(0, "2019-01-02T12:00:00Z"))
-	require.Equal(t, int64(1), run(true, msg(1, "2019-01-02T10:30:00Z")).late, "1.5h behind the saved mark: late for user_spend")
-	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")).late, "without saved marks a new process cannot know")
+	require.Equal(t, int64(1), run(true, msg(1, "2019-01-02T10:30:00Z")), "1.5h behind the saved mark: late for user_spend")
+	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")), "without saved marks a new process cannot know")
 }
 
 // TestRebuild loses the online state (all of it, then half the entities)

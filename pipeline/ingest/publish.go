@@ -16,13 +16,14 @@ import (
 type Publisher struct {
 	cfg broker.Config
 	w   *kafka.Writer
+	obs *observer
 }
 
 // NewPublisher returns a Publisher writing with w, which should come from
 // cfg.NewWriter: Publish relies on its synchronous, acks=all, murmur2
 // settings. The caller keeps ownership of w and closes it.
-func NewPublisher(cfg broker.Config, w *kafka.Writer) *Publisher {
-	return &Publisher{cfg: cfg, w: w}
+func NewPublisher(cfg broker.Config, w *kafka.Writer, opts ...Option) *Publisher {
+	return &Publisher{cfg: cfg, w: w, obs: newObserver(buildOptions(opts).tel)}
 }
 
 // Publish writes one message per event, in order: to the topic
@@ -48,9 +49,10 @@ func (p *Publisher) Publish(ctx context.Context, evs []events.Event) error {
 
 // publish writes msgs and waits for their acknowledgement. The messages'
 // bytes must not be modified afterwards, even on error: after a cancelled
-// ctx the writer may still be sending them.
+// ctx the writer may still be sending them. With telemetry the write is a
+// producer span whose trace context the messages carry in their headers.
 func (p *Publisher) publish(ctx context.Context, msgs []kafka.Message) error {
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := p.obs.write(ctx, p.w, msgs); err != nil {
 		return fmt.Errorf("publish %d events: %w", len(msgs), firstError(err))
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -35,6 +36,8 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	topics []string // of every event type, sorted by event name
+	tel    *telemetry.Providers
+	obs    *observer
 
 	// starting is set while Run creates the topics: events are refused
 	// with 503 meanwhile.
@@ -43,11 +46,12 @@ type Server struct {
 
 // NewServer returns the API for the event types of reg, publishing with pub.
 // A nil log discards.
-func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logger) *Server {
+func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log}
+	tel := buildOptions(opts).tel
+	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newObserver(tel)}
 	for _, name := range reg.EventNames() {
 		s.topics = append(s.topics, cfg.Kafka.Topic(name))
 	}
@@ -64,6 +68,7 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 //     taken as accepted and the request should be retried.
 //   - GET /healthz answers while the process is alive.
 //   - GET /readyz answers 200 once every event type's topic exists.
+//   - GET /metrics, with telemetry, serves the metrics.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/events/{event}", s.postEvents)
@@ -73,7 +78,8 @@ func (s *Server) Handler() http.Handler {
 		}
 		return s.cfg.Kafka.CheckTopics(ctx, s.topics)
 	})
-	return httpx.Recover(s.log, mux)
+	s.tel.Mount(mux)
+	return s.tel.Middleware(httpx.Recover(s.log, mux))
 }
 
 // Run serves the API on l until ctx ends, then drains requests in flight for
@@ -192,6 +198,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		evs[i] = ev
 	}
 	if invalid > 0 {
+		s.obs.reject(r.Context(), name, reasonInvalid, invalid)
+		s.obs.reject(r.Context(), name, reasonBatchInvalid, len(raws)-invalid)
 		httpx.WriteJSON(w, http.StatusUnprocessableEntity, httpx.ErrorBody{
 			Error:   fmt.Sprintf("%d of %d events are invalid", invalid, len(raws)),
 			Details: details,
@@ -201,13 +209,16 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 
 	if err := s.pub.Publish(r.Context(), evs); err != nil {
 		if errors.As(err, new(kafka.MessageTooLargeError)) {
+			s.obs.reject(r.Context(), name, reasonTooLarge, len(evs))
 			httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("an event exceeds the %d-byte message limit", s.pub.maxMessage()))
 			return
 		}
-		s.log.Warn("publish failed", "event", name, "events", len(evs), "error", err)
+		s.obs.reject(r.Context(), name, reasonKafka, len(evs))
+		s.log.WarnContext(r.Context(), "publish failed", "event", name, "events", len(evs), "error", err)
 		s.unavailable(w, err)
 		return
 	}
+	s.obs.accept(r.Context(), name, len(evs))
 	httpx.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(evs)})
 }
 

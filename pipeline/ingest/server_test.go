@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
@@ -358,4 +359,49 @@ func TestConfig(t *testing.T) {
 		Brokers: []string{"k1:9092", "k2:9092"}, TopicPrefix: "freshet.events.", Partitions: 6, Replication: 1,
 		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second,
 	}}, c)
+}
+
+// TestMetrics: accepted and rejected events are counted by event type and
+// reason on the API's own GET /metrics, and a Kafka write's messages carry
+// the trace context and the acceptance time.
+func TestMetrics(t *testing.T) {
+	reg := exampleRegistry(t)
+	ctx := context.Background()
+	tel, shutdown, err := telemetry.Setup(ctx, "ingest-test")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = shutdown(ctx) })
+	cfg := kafkaConfig(testenv.Kafka(t))
+	ensureTopics(t, cfg, reg)
+	w := cfg.NewWriter()
+	t.Cleanup(func() { _ = w.Close() })
+	h := NewServer(reg, NewPublisher(cfg, w, WithTelemetry(tel)), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil, WithTelemetry(tel)).Handler()
+
+	ok := `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`
+	bad := `{"txn_id":"t2","user_id":"u_1","amount":"1.5","ts":1717027202000}`
+	require.Equal(t, http.StatusAccepted, post(h, "transaction", "application/json", "["+ok+","+ok+"]").Code)
+	require.Equal(t, http.StatusUnprocessableEntity, post(h, "transaction", "application/json", "["+ok+","+bad+","+ok+"]").Code)
+	require.Equal(t, http.StatusNotFound, post(h, "nope", "application/json", ok).Code)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	for _, line := range []string{
+		`freshet_ingest_events_accepted_total{event="transaction"} 2`,
+		`freshet_ingest_events_rejected_total{event="transaction",reason="invalid"} 1`,
+		`freshet_ingest_events_rejected_total{event="transaction",reason="batch_invalid"} 2`,
+		`freshet_ingest_kafka_write_events_sum{topic="` + cfg.Topic("transaction") + `"} 2`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="404",http_route="/v1/events/{event}"} 1`,
+	} {
+		require.Contains(t, rec.Body.String(), line)
+	}
+	require.NotContains(t, rec.Body.String(), "nope", "an unknown event type is no label value")
+
+	msgs := readTopic(t, cfg, cfg.Topic("transaction"))[partitionOf([]byte("u_1"))]
+	require.Len(t, msgs, 2)
+	m := msgs[0]
+	c := telemetry.HeaderCarrier{Headers: &m.Headers}
+	require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$`, c.Get("traceparent"))
+	at, ok2 := telemetry.IngestTime(m.Headers)
+	require.True(t, ok2)
+	require.WithinDuration(t, time.Now(), at, time.Minute)
 }

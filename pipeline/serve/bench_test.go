@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,13 +10,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
 // benchHandler loads 100 users with three transactions each into the test
-// Redis and returns the server's handler and the users.
-func benchHandler(b *testing.B) (http.Handler, []string) {
+// Redis and returns the server's handler and the users; with tel, the
+// server and its Redis client are instrumented with it.
+func benchHandler(b *testing.B, tel *telemetry.Providers) (http.Handler, []string) {
 	reg := exampleRegistry(b)
-	st := redisStore(b)
+	_, rc := testenv.Redis(b, tel.InstrumentRedis)
+	st := store.NewRedis(rc, testenv.Unique("serve-test:"))
 	var lines, users []string
 	for u := range 100 {
 		user := fmt.Sprintf("bench_%03d", u)
@@ -26,13 +35,43 @@ func benchHandler(b *testing.B) (http.Handler, []string) {
 		}
 	}
 	load(b, reg, st, "transaction", lines)
-	s, err := New(reg, st, DefaultConfig(), nil, WithClock(func() time.Time { return now }))
+	s, err := New(reg, st, DefaultConfig(), nil, WithClock(func() time.Time { return now }), WithTelemetry(tel))
 	require.NoError(b, err)
 	return s.Handler(), users
 }
 
-func BenchmarkGetSingle(b *testing.B) {
-	h, users := benchHandler(b)
+// benchTelemetry runs bench with telemetry: with no exporter (the default
+// without OTEL_EXPORTER_OTLP_ENDPOINT), with an exporter but no span
+// sampled, and with every span recorded and exported (to an exporter that
+// drops them). The plain benchmarks are the numbers without telemetry.
+func benchTelemetry(b *testing.B, bench func(*testing.B, *telemetry.Providers)) {
+	for _, c := range []struct {
+		name string
+		opts []telemetry.Option
+	}{
+		{"traces=off", nil},
+		{"traces=unsampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.NeverSample())}},
+		{"traces=sampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample())}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tel, shutdown, err := telemetry.Setup(context.Background(), "bench", c.opts...)
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = shutdown(context.Background()) })
+			bench(b, tel)
+		})
+	}
+}
+
+func BenchmarkGetSingle(b *testing.B) { benchGetSingle(b, nil) }
+
+func BenchmarkGetSingleTelemetry(b *testing.B) { benchTelemetry(b, benchGetSingle) }
+
+func BenchmarkBatch100(b *testing.B) { benchBatch100(b, nil) }
+
+func BenchmarkBatch100Telemetry(b *testing.B) { benchTelemetry(b, benchBatch100) }
+
+func benchGetSingle(b *testing.B, tel *telemetry.Providers) {
+	h, users := benchHandler(b, tel)
 	r := httptest.NewRequest(http.MethodGet, "/v1/features/user_spend/"+users[7], nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -44,8 +83,8 @@ func BenchmarkGetSingle(b *testing.B) {
 	}
 }
 
-func BenchmarkBatch100(b *testing.B) {
-	h, users := benchHandler(b)
+func benchBatch100(b *testing.B, tel *telemetry.Providers) {
+	h, users := benchHandler(b, tel)
 	body := `{"entities":["` + strings.Join(users, `","`) + `"],"at":"2024-06-01T00:00:00Z"}`
 	b.ReportAllocs()
 	for b.Loop() {

@@ -21,6 +21,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -80,6 +81,7 @@ type Server struct {
 	st      store.Online
 	log     *slog.Logger
 	now     func() time.Time
+	tel     *telemetry.Providers
 	views   map[string]*view
 	handler http.Handler
 }
@@ -125,7 +127,10 @@ func New(reg *schemas.Registry, st store.Online, cfg Config, log *slog.Logger, o
 		}
 		s.views[name] = pv
 	}
-	s.handler = httpx.Recover(log, s.routes())
+	if s.tel != nil {
+		s.st = observe(s.st, s.tel, reg.ViewNames())
+	}
+	s.handler = s.tel.Middleware(httpx.Recover(log, s.routes()))
 	return s, nil
 }
 
@@ -136,6 +141,7 @@ func New(reg *schemas.Registry, st store.Online, cfg Config, log *slog.Logger, o
 //	POST /get-online-features      Feast's feature server request
 //	GET  /health                   Feast's liveness check
 //	GET  /healthz, GET /readyz     liveness, and readiness (the store answers)
+//	GET  /metrics                  the metrics, with telemetry
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves the API on l until ctx ends, then drains requests in flight
@@ -157,6 +163,7 @@ func (s *Server) routes() http.Handler {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	httpx.Health(mux, s.st.Ping)
+	s.tel.Mount(mux)
 	// JSON answers for the wrong method and for unknown paths; the
 	// method-specific patterns above take precedence.
 	mux.Handle("/v1/features/{view}/{entity}", methodNotAllowed("GET, HEAD"))
@@ -228,12 +235,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.Error(w, ae.status, ae.msg)
 	case errors.As(err, &se):
 		if r.Context().Err() == nil {
-			s.log.Warn("online store read failed", "path", r.URL.Path, "err", se.err)
+			s.log.WarnContext(r.Context(), "online store read failed", "path", r.URL.Path, "err", se.err)
 		} // else the client went away: nothing is wrong with the store
 		w.Header().Set("Retry-After", "1")
 		httpx.Error(w, http.StatusServiceUnavailable, se.Error())
 	default:
-		s.log.Error("lookup failed", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "lookup failed", "path", r.URL.Path, "err", err)
 		httpx.Error(w, http.StatusInternalServerError, "internal error")
 	}
 }

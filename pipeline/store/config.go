@@ -39,9 +39,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Open connects to the store. It does not wait for Redis to answer: callers
-// check readiness with Ping.
-func (c *Config) Open() (*Redis, error) {
+// Hook is applied to the go-redis client when it is created, before any
+// command: telemetry's InstrumentRedis is one.
+type Hook func(redis.UniversalClient) error
+
+// Open connects to the store, applying each hook to the client. It does not
+// wait for Redis to answer: callers check readiness with Ping.
+func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 	opt, err := c.options()
 	if err != nil {
 		return nil, fmt.Errorf("redis-url: %w", err)
@@ -51,10 +55,19 @@ func (c *Config) Open() (*Redis, error) {
 		// would wait half a second for its 503.
 		opt.DialerRetries = 1
 	}
+	var client redis.UniversalClient
 	if len(opt.Addrs) > 1 || opt.IsClusterMode {
-		return NewRedis(redis.NewClusterClient(opt.Cluster()), c.Prefix), nil
+		client = redis.NewClusterClient(opt.Cluster())
+	} else {
+		client = redis.NewClient(opt.Simple())
 	}
-	return NewRedis(redis.NewClient(opt.Simple()), c.Prefix), nil
+	for _, h := range hooks {
+		if err := h(client); err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("redis client hook: %w", err)
+		}
+	}
+	return NewRedis(client, c.Prefix), nil
 }
 
 // options parses URL, for a single server or a cluster.

@@ -29,9 +29,11 @@ func Unique(prefix string) string {
 	return fmt.Sprintf("%s%d-%d-%d.", prefix, os.Getpid(), time.Now().UnixNano()%1e9, seq.Add(1))
 }
 
-// Redis returns the URL of a Redis for the test and a client on it. Keys of
-// a shared server are not flushed: use Unique for a key prefix.
-func Redis(tb testing.TB) (string, *redis.Client) {
+// Redis returns the URL of a Redis for the test and a client on it, with
+// each hook applied to the client once Redis answers (telemetry's
+// InstrumentRedis, say). Keys of a shared server are not flushed: use Unique
+// for a key prefix.
+func Redis(tb testing.TB, hooks ...func(redis.UniversalClient) error) (string, *redis.Client) {
 	tb.Helper()
 	url := os.Getenv("FRESHET_TEST_REDIS_URL")
 	if url == "" {
@@ -47,6 +49,11 @@ func Redis(tb testing.TB) (string, *redis.Client) {
 	defer cancel()
 	for ctx.Err() == nil {
 		if err = c.Ping(ctx).Err(); err == nil {
+			for _, h := range hooks {
+				if err := h(c); err != nil {
+					tb.Fatalf("redis client hook: %v", err)
+				}
+			}
 			return url, c
 		}
 		time.Sleep(20 * time.Millisecond)

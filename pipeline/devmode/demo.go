@@ -1,0 +1,106 @@
+package devmode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// DemoConfig is the settings of `freshet demo`, the feed of the compose
+// stack's demo profile.
+type DemoConfig struct {
+	// IngestURL is the base URL of a running ingest.
+	IngestURL string
+	// Sample is an NDJSON file of events of type Event.
+	Sample string
+	Event  string
+	// Batch is how many events go in one request.
+	Batch int
+	// LiveEvery is how often a few live events are sent; 0 sends none.
+	LiveEvery time.Duration
+}
+
+// Demo sends the sample over ingest's HTTP API with its times moved so that
+// the last event is now, then keeps a small live feed going until ctx ends.
+// It waits for ingest to accept events (503s are retried).
+func Demo(ctx context.Context, reg *schemas.Registry, cfg DemoConfig, log *slog.Logger) error {
+	typ := reg.Events[cfg.Event]
+	if typ == nil {
+		return fmt.Errorf("event %q is not defined", cfg.Event)
+	}
+	sample, err := readSample(cfg.Sample, typ)
+	if err != nil {
+		return err
+	}
+	post := func(evs []events.Event) error { return postEvents(ctx, cfg.IngestURL, typ.Name, evs) }
+	shifted := Rebase(sample, time.Now().UnixMilli())
+	for i := 0; i < len(shifted); i += cfg.Batch {
+		if err := post(shifted[i:min(i+cfg.Batch, len(shifted))]); err != nil {
+			return err
+		}
+	}
+	log.Info("demo: sample sent", "events", len(shifted), "ingest", cfg.IngestURL)
+	if cfg.LiveEvery <= 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	t := time.NewTicker(cfg.LiveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		batch := make([]events.Event, 1+rng.IntN(5))
+		for i := range batch {
+			batch[i] = sample[rng.IntN(len(sample))].At(time.Now().UnixMilli())
+		}
+		if err := post(batch); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}
+
+// postEvents sends events as NDJSON, retrying while ingest answers 503 or
+// cannot be reached (it may still be starting).
+func postEvents(ctx context.Context, base, event string, evs []events.Event) error {
+	var body []byte
+	for i := range evs {
+		body = append(evs[i].AppendJSON(body), '\n')
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/events/"+event, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+			_ = res.Body.Close()
+			switch {
+			case res.StatusCode == http.StatusAccepted:
+				return nil
+			case res.StatusCode != http.StatusServiceUnavailable:
+				return fmt.Errorf("ingest answered %d: %s", res.StatusCode, bytes.TrimSpace(msg))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

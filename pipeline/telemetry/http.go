@@ -1,0 +1,185 @@
+package telemetry
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// quiet are the paths neither traced nor timed: scrapes and probes.
+var quiet = map[string]bool{"/metrics": true, "/healthz": true, "/readyz": true, "/health": true}
+
+// Middleware traces and times every request to next (a service's mux),
+// with the OpenTelemetry HTTP conventions:
+//
+//   - a server span continuing the caller's trace context (the global
+//     propagator), named by method and route pattern once the mux has
+//     routed (GET /v1/features/{view}/{entity}, never the raw path), with
+//     http.route, http.response.status_code, url.path, client.address and
+//     the like, and an error status for a 5xx;
+//   - http_server_request_duration_seconds by http_request_method (_OTHER
+//     outside the standard ones), http_route (none when nothing matched)
+//     and http_response_status_code: bounded labels, and exemplars small
+//     enough to keep.
+//
+// Scrapes and health probes are left alone. It costs a few hundred
+// nanoseconds and allocations when the span is not sampled: attributes are
+// built only for a recording span. Without telemetry it returns next.
+func (p *Providers) Middleware(next http.Handler) http.Handler {
+	if p == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if quiet[r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		method := standardMethod(r.Method)
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := p.tracer.Start(ctx, spanMethod(method), trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+		sw := statusWriter{ResponseWriter: w}
+		r = r.WithContext(ctx)
+		next.ServeHTTP(&sw, r)
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		// The mux set the pattern on r: the route of span and metric.
+		route := r.Pattern
+		if i := strings.IndexByte(route, ' '); i >= 0 {
+			route = route[i+1:]
+		}
+		if span.IsRecording() {
+			if route != "" {
+				span.SetName(spanMethod(method) + " " + route)
+				span.SetAttributes(semconv.HTTPRoute(route))
+			}
+			span.SetAttributes(requestAttrs(r, method, code, sw.written)...)
+			if code >= 500 {
+				span.SetStatus(codes.Error, "")
+			}
+		}
+		span.End()
+		p.httpDuration.Record(ctx, time.Since(start).Seconds(), p.httpAttrSet(method, route, code))
+	})
+}
+
+// httpKey is the attributes of one http_server_request_duration_seconds
+// series.
+type httpKey struct {
+	method, route string
+	code          int
+}
+
+// httpAttrSet returns the attribute option of a series, made once.
+func (p *Providers) httpAttrSet(method, route string, code int) metric.MeasurementOption {
+	k := httpKey{method, route, code}
+	if o, ok := p.httpAttrs.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(method), semconv.HTTPResponseStatusCode(code)}
+	if route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
+	o, _ := p.httpAttrs.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attrs...)))
+	return o.(metric.MeasurementOption)
+}
+
+// requestAttrs are a recording server span's attributes.
+func requestAttrs(r *http.Request, method string, code int, written int64) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.HTTPResponseStatusCode(code),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme("http"),
+		semconv.NetworkProtocolVersion(strings.TrimPrefix(r.Proto, "HTTP/")),
+		semconv.HTTPResponseBodySize(int(written)),
+	}
+	if r.TLS != nil {
+		attrs[3] = semconv.URLScheme("https")
+	}
+	if method == "_OTHER" {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, semconv.ClientAddress(host))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	if r.ContentLength > 0 {
+		attrs = append(attrs, semconv.HTTPRequestBodySize(int(r.ContentLength)))
+	}
+	return attrs
+}
+
+// standardMethod is the http.request.method value: _OTHER outside the
+// standard methods, so that the label stays bounded.
+func standardMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
+
+// spanMethod is the method as a span name: HTTP for a non-standard one.
+func spanMethod(m string) string {
+	if m == "_OTHER" {
+		return "HTTP"
+	}
+	return m
+}
+
+// statusWriter records the status code and body bytes of an answer. It
+// passes Flush and Hijack on, and Unwrap lets http.ResponseController reach
+// the connection's writer.
+type statusWriter struct {
+	http.ResponseWriter
+	code    int
+	written int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("telemetry: the response writer cannot hijack")
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
