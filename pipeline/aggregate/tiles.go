@@ -112,23 +112,28 @@ func (t *Tiles) Add(ev *events.Event) {
 	t.MaxTime = max(t.MaxTime, ev.Time)
 	for gi := range t.l.Groups {
 		g := &t.l.Groups[gi]
-		tl := t.tile(gi, FloorDiv(ev.Time, g.Hop))
-		for ci, c := range g.Columns {
-			if c.Index < 0 {
-				tl.Accs[ci].N++
-				continue
-			}
-			v := ev.Values[c.Index]
-			if !v.Present() {
-				continue
-			}
-			text := ""
-			if c.Last {
-				t.text = v.AppendJSON(t.text[:0])
-				text = string(t.text)
-			}
-			tl.Accs[ci].add(v.Float(), ev.Time, text)
+		g.fold(t.tile(gi, FloorDiv(ev.Time, g.Hop)).Accs, ev, &t.text)
+	}
+}
+
+// fold adds one event to a tile's accumulators of group g; text is scratch
+// space for last values' JSON.
+func (g *Group) fold(accs []Acc, ev *events.Event, text *[]byte) {
+	for ci, c := range g.Columns {
+		if c.Index < 0 {
+			accs[ci].N++
+			continue
 		}
+		v := ev.Values[c.Index]
+		if !v.Present() {
+			continue
+		}
+		last := ""
+		if c.Last {
+			*text = v.AppendJSON((*text)[:0])
+			last = string(*text)
+		}
+		accs[ci].add(v.Float(), ev.Time, last)
 	}
 }
 

@@ -50,23 +50,7 @@ func (tl *Timeline) Add(ev *events.Event) error {
 			tiles = append(tiles, Tile{Group: gi, Index: idx, Accs: make([]Acc, len(g.Columns))})
 			tl.st.Groups[gi] = tiles
 		}
-		t := &tiles[len(tiles)-1]
-		for ci, c := range g.Columns {
-			if c.Index < 0 {
-				t.Accs[ci].N++
-				continue
-			}
-			v := ev.Values[c.Index]
-			if !v.Present() {
-				continue
-			}
-			text := ""
-			if c.Last {
-				tl.text = v.AppendJSON(tl.text[:0])
-				text = string(tl.text)
-			}
-			t.Accs[ci].add(v.Float(), ev.Time, text)
-		}
+		g.fold(tiles[len(tiles)-1].Accs, ev, &tl.text)
 	}
 	return nil
 }

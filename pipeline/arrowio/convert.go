@@ -1,7 +1,6 @@
 package arrowio
 
 import (
-	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -187,7 +186,7 @@ func bindTimestamp(arr arrow.Array) getter {
 			s := str(i)
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				return 0, timeReason(s, err)
+				return 0, events.TimeReason(s, err)
 			}
 			return t.UnixMilli(), ""
 		}
@@ -324,28 +323,4 @@ func cloneText(s string) string {
 		i += size
 	}
 	return b.String()
-}
-
-// timeReason explains why value is not an RFC 3339 timestamp, in the words
-// events.Decode uses.
-func timeReason(value string, err error) string {
-	msg := err.Error()
-	var pe *time.ParseError
-	if errors.As(err, &pe) {
-		if pe.Message != "" {
-			msg = strings.TrimPrefix(pe.Message, ": ")
-		} else {
-			msg = "cannot parse " + strconv.Quote(clip(pe.ValueElem)) + " as " + strconv.Quote(pe.LayoutElem)
-		}
-	}
-	return "invalid timestamp " + strconv.Quote(clip(value)) + ": " + msg
-}
-
-// clip shortens text quoted in error reasons.
-func clip(text string) string {
-	const limit = 64
-	if len(text) <= limit {
-		return text
-	}
-	return strings.ToValidUTF8(text[:limit], "") + "..."
 }

@@ -48,23 +48,23 @@ func parseCell(ft schemas.FieldType, cell string) (events.Value, string) {
 			s = whole
 		}
 		if !isDecimalInt(s) {
-			return events.Value{}, "expected int, got " + strconv.Quote(clip(cell))
+			return events.Value{}, "expected int, got " + strconv.Quote(events.Clip(cell))
 		}
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return events.Value{}, "expected int, got " + clip(s) + " (out of int64 range)"
+			return events.Value{}, "expected int, got " + events.Clip(s) + " (out of int64 range)"
 		}
 		return events.Value{Kind: events.Int, I: v}, ""
 	case schemas.Float:
 		if !isDecimalFloat(s) {
-			return events.Value{}, "expected float, got " + strconv.Quote(clip(cell))
+			return events.Value{}, "expected float, got " + strconv.Quote(events.Clip(cell))
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if errors.Is(err, strconv.ErrRange) {
-			return events.Value{}, "expected float, got " + clip(s) + " (out of float64 range)"
+			return events.Value{}, "expected float, got " + events.Clip(s) + " (out of float64 range)"
 		}
 		if err != nil {
-			return events.Value{}, "expected float, got " + strconv.Quote(clip(cell))
+			return events.Value{}, "expected float, got " + strconv.Quote(events.Clip(cell))
 		}
 		return events.Value{Kind: events.Float, F: f}, ""
 	case schemas.Bool:
@@ -74,7 +74,7 @@ func parseCell(ft schemas.FieldType, cell string) (events.Value, string) {
 		case "false", "False", "FALSE":
 			return events.Value{Kind: events.Bool, B: false}, ""
 		}
-		return events.Value{}, "expected bool, got " + strconv.Quote(clip(cell))
+		return events.Value{}, "expected bool, got " + strconv.Quote(events.Clip(cell))
 	case schemas.Timestamp:
 		ms, reason := parseTextTime(s)
 		if reason != "" {
@@ -92,7 +92,7 @@ func parseTextTime(s string) (int64, string) {
 	if isDecimalInt(s) {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, "expected timestamp, got " + clip(s) + " (out of int64 range)"
+			return 0, "expected timestamp, got " + events.Clip(s) + " (out of int64 range)"
 		}
 		return v, ""
 	}
@@ -103,16 +103,16 @@ func parseTextTime(s string) (int64, string) {
 		}
 		t, err := time.Parse(layout, s)
 		if err != nil {
-			return 0, timeReason(s, err)
+			return 0, events.TimeReason(s, err)
 		}
 		return t.UnixMilli(), ""
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		if len(s) > 10 && (s[10] == 'T' || s[10] == 't') {
-			return 0, timeReason(s, err)
+			return 0, events.TimeReason(s, err)
 		}
-		return 0, "expected timestamp (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or integer epoch milliseconds), got " + strconv.Quote(clip(s))
+		return 0, "expected timestamp (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or integer epoch milliseconds), got " + strconv.Quote(events.Clip(s))
 	}
 	return t.UnixMilli(), ""
 }

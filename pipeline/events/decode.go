@@ -219,7 +219,7 @@ func (s *scanner) value(f *schemas.Field, v *Value) (fieldState, string, *FieldE
 			}
 			ts, err := time.Parse(time.RFC3339Nano, string(raw))
 			if err != nil {
-				return wrong, timeReason(string(raw), err), nil
+				return wrong, TimeReason(string(raw), err), nil
 			}
 			v.Kind, v.I = Time, ts.UnixMilli()
 			return set, "", nil
@@ -242,7 +242,7 @@ func (s *scanner) value(f *schemas.Field, v *Value) (fieldState, string, *FieldE
 		}
 		i, ok := parseInt(text)
 		if !ok {
-			return wrong, "expected " + expectation(f.Type) + ", got " + clip(string(text)) + " (out of int64 range)", nil
+			return wrong, "expected " + expectation(f.Type) + ", got " + Clip(string(text)) + " (out of int64 range)", nil
 		}
 		kind := Int
 		if f.Type == schemas.Timestamp {
@@ -253,15 +253,15 @@ func (s *scanner) value(f *schemas.Field, v *Value) (fieldState, string, *FieldE
 	case schemas.Float:
 		x, err := strconv.ParseFloat(string(text), 64)
 		if err != nil {
-			return wrong, "expected float, got " + clip(string(text)) + " (out of float64 range)", nil
+			return wrong, "expected float, got " + Clip(string(text)) + " (out of float64 range)", nil
 		}
 		v.Kind, v.F = Float, x
 		return set, "", nil
 	}
 	if integer {
-		return mismatch(f, "int "+clip(string(text)))
+		return mismatch(f, "int "+Clip(string(text)))
 	}
-	return mismatch(f, "float "+clip(string(text)))
+	return mismatch(f, "float "+Clip(string(text)))
 }
 
 func mismatch(f *schemas.Field, got string) (fieldState, string, *FieldError) {
@@ -275,23 +275,24 @@ func expectation(t schemas.FieldType) string {
 	return string(t)
 }
 
-// timeReason explains why value is not an RFC 3339 timestamp without
-// repeating the value and layout that time.ParseError spells out.
-func timeReason(value string, err error) string {
+// TimeReason explains why value is not an RFC 3339 timestamp without
+// repeating the value and layout that time.ParseError spells out; every
+// reader of events words it this way.
+func TimeReason(value string, err error) string {
 	msg := err.Error()
 	var pe *time.ParseError
 	if errors.As(err, &pe) {
 		if pe.Message != "" {
 			msg = strings.TrimPrefix(pe.Message, ": ")
 		} else {
-			msg = "cannot parse " + strconv.Quote(clip(pe.ValueElem)) + " as " + strconv.Quote(pe.LayoutElem)
+			msg = "cannot parse " + strconv.Quote(Clip(pe.ValueElem)) + " as " + strconv.Quote(pe.LayoutElem)
 		}
 	}
-	return "invalid timestamp " + strconv.Quote(clip(value)) + ": " + msg
+	return "invalid timestamp " + strconv.Quote(Clip(value)) + ": " + msg
 }
 
-// clip shortens text quoted in error reasons.
-func clip(text string) string {
+// Clip shortens text quoted in error reasons.
+func Clip(text string) string {
 	const limit = 64
 	if len(text) <= limit {
 		return text
