@@ -237,8 +237,9 @@ func TestRedisSpans(t *testing.T) {
 	t.Cleanup(func() { _ = shutdown(context.Background()) })
 	_, standalone := testenv.Redis(t, p.InstrumentRedis)
 	clients := map[string]redis.UniversalClient{"standalone": standalone}
-	if seeds := os.Getenv("FRESHET_TEST_REDIS_CLUSTER"); seeds != "" {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(seeds, ",")})
+	if _, ok := testenv.RedisCluster(t); ok { // the cluster answers
+		// A fresh client: hooks reach a cluster's nodes as they connect.
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(os.Getenv("FRESHET_TEST_REDIS_CLUSTER"), ",")})
 		t.Cleanup(func() { _ = c.Close() })
 		require.NoError(t, p.InstrumentRedis(c))
 		clients["cluster"] = c
@@ -253,7 +254,7 @@ func TestRedisSpans(t *testing.T) {
 				pipe.HSet(ctx, key+"a", "f", "1")
 				pipe.HGetAll(ctx, key+"a")
 				_, err := pipe.Exec(ctx)
-				require.NoError(t, err)
+				require.NoError(t, err, "pipeline")
 			}
 			require.NoError(t, c.Ping(ctx).Err())
 			pipeline(ctx)
@@ -267,10 +268,21 @@ func TestRedisSpans(t *testing.T) {
 			pipeline(pctx)
 			require.Equal(t, "1", c.HGet(pctx, key+"a", "f").Val())
 			parent.End()
+			// Every span descends from the parent (a new connection's
+			// HELLO is under its redis.dial); commands are its children.
+			spans := exp.GetSpans()
+			ids := map[trace.SpanID]bool{}
+			for _, s := range spans {
+				ids[s.SpanContext.SpanID()] = true
+			}
 			var kids []string
-			for _, s := range exp.GetSpans() {
-				if s.Name != "parent" {
-					require.Equal(t, parent.SpanContext().SpanID(), s.Parent.SpanID(), s.Name)
+			for _, s := range spans {
+				if s.Name == "parent" {
+					continue
+				}
+				require.Equal(t, parent.SpanContext().TraceID(), s.SpanContext.TraceID(), s.Name)
+				require.True(t, ids[s.Parent.SpanID()], "%s descends from the parent", s.Name)
+				if s.Parent.SpanID() == parent.SpanContext().SpanID() {
 					kids = append(kids, s.Name)
 				}
 			}

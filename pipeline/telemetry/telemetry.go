@@ -288,8 +288,10 @@ func (p *Providers) Mount(mux *http.ServeMux) {
 // redisotel would otherwise format every command of a pipeline into a
 // string before it knows whether the span is recorded, a large cost on
 // featurize's pipelines of thousands of commands. Without an exporter
-// nothing is added at all: no span would ever be recorded. It has the type
-// of store.Config.Open's hooks; without telemetry it does nothing.
+// nothing is added at all: no span would ever be recorded. Call it before
+// the client's first command (a cluster's nodes are hooked as they connect),
+// as store.Config.Open does with its hooks, whose type it has. Without
+// telemetry it does nothing.
 func (p *Providers) InstrumentRedis(c redis.UniversalClient) error {
 	if p == nil || !p.exporting {
 		return nil
