@@ -312,6 +312,14 @@ func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
 	for i := range msgs {
 		m := &msgs[i]
 		pk := partition{m.Topic, m.Partition}
+		// After a rebalance kafka-go restarts a partition from its
+		// committed offset, so one batch can hold 100..200 then 50..250.
+		// A message at or below one already in the batch was planned
+		// already (or applied by an earlier batch): taking it again would
+		// count it twice, since the store skips by the highest offset.
+		if last, ok := b.ends[pk]; ok && m.Offset <= last {
+			continue
+		}
 		p.next[pk] = m.Offset + 1
 		b.ends[pk] = m.Offset
 		route := p.routes[m.Topic]
@@ -494,6 +502,7 @@ func NewReader(cfg Config, topics []string) *kafka.Reader {
 // commit, within a few seconds) and returns nil.
 func (c *Consumer) Run(ctx context.Context) error {
 	batch := make([]kafka.Message, 0, c.cfg.BatchSize)
+	backoff := 100 * time.Millisecond
 	for {
 		batch = batch[:0]
 		err := c.fill(ctx, &batch)
@@ -512,8 +521,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			// Kafka unreachable or the group rebalancing: the reader keeps
+			// reconnecting, so keep fetching rather than exit.
+			c.log.Warn("fetch from kafka; retrying", "error", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				c.commitPending(ctx, true)
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
 		}
+		backoff = 100 * time.Millisecond
 	}
 }
 

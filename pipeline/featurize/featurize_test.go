@@ -375,3 +375,33 @@ func TestCommitsWaitForTheDelay(t *testing.T) {
 	require.Len(t, src.committed(), 1, "committed at shutdown, after the delay")
 	require.Equal(t, int64(3), src.committed()[0].Offset)
 }
+
+// TestRewoundPartitionInOneBatch: after a rebalance a batch can hold a
+// partition's offsets 0..4 and then again 2..6; every offset must count once.
+func TestRewoundPartitionInOneBatch(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	st := store.NewRedis(rc, testenv.Unique("rewind-test:"))
+	kc := defaultConfig(t).Kafka
+	topic := kc.Topic("transaction")
+	msg := func(off int64) kafka.Message {
+		return kafka.Message{Topic: topic, Offset: off,
+			Value: []byte(fmt.Sprintf(`{"txn_id":"t%d","user_id":"u","merchant_id":"m","amount":1,"ts":%d}`, off, 1_717_000_000_000+off))}
+	}
+	var msgs []kafka.Message
+	for _, off := range []int64{0, 1, 2, 3, 4, 2, 3, 4, 5, 6} {
+		msgs = append(msgs, msg(off))
+	}
+	p, err := NewProcessor(reg, st, kc, quiet())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, p.Apply(ctx, p.Plan(ctx, msgs)))
+	require.Equal(t, int64(2*7), p.Stats.Applied.Load(), "7 distinct events, 2 views")
+	l, err := aggregate.NewLayout(reg.Views["user_spend"])
+	require.NoError(t, err)
+	states, err := st.Read(ctx, l, []string{"u"})
+	require.NoError(t, err)
+	i, _ := l.FeatureIndex("txn_count_1h")
+	require.Equal(t, int64(7), l.Value(states[0], i, 1_717_000_000_000+10).I)
+}
