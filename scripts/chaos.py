@@ -220,8 +220,8 @@ class Suite:
             time.sleep(2)
         first = out.splitlines()[0] if out else ""
         m = re.search(r"checked (\d+) values", first)
-        return {"match_s": t_match, "match_at": t_match_abs, "first": attempts == 1, "full_values": checked, "sample_values": int(m.group(1)) if m else 0,
-                "check_tries": tries, "ref": ref}
+        return {"match_s": t_match, "match_at": t_match_abs, "first": attempts == 1, "full_values": checked,
+                "sample_values": int(m.group(1)) if m else 0, "check_tries": tries, "ref": ref}
 
     # -- private servers --------------------------------------------------------
 
@@ -271,12 +271,13 @@ class Suite:
                 say(f"removed {n} keys freshet:{tag}* from {self.redis_url}")
             except Exception as e:
                 say(f"removing the run's keys: {e}")
-        libs = os.path.join(os.environ.get("FRESHET_KAFKA_DIR", "/tmp/freshet-kafka"), "libs", ".pom.sha256")
-        if self.brokers and self.used_shared_kafka and os.path.exists(libs):
+        dirs = [d for d in (os.environ.get("FRESHET_KAFKA_DIR"), "/tmp/freshet-kafka", PRIVATE_KAFKA_DIR)
+                if d and os.path.exists(os.path.join(d, "libs", ".pom.sha256"))]
+        if self.brokers and self.used_shared_kafka and dirs:
             try:
                 L.run([os.path.join(L.SCRIPTS, "kafka-local.sh"), "class", "org.apache.kafka.tools.TopicCommand",
-                       "--bootstrap-server", self.brokers, "--delete", "--topic",
-                       re.escape(f"freshet.{tag}") + ".*"], None, 60, self.log("delete-topics"))
+                       "--bootstrap-server", self.brokers, "--delete", "--topic", re.escape(f"freshet.{tag}") + ".*"],
+                      dict(os.environ, FRESHET_KAFKA_DIR=dirs[0]), 60, self.log("delete-topics"))
                 say(f"deleted the topics freshet.{tag}* from {self.brokers}")
             except Exception as e:
                 say(f"deleting the run's topics: {e}")
@@ -313,7 +314,8 @@ def scn_crash(s: Suite, clock: Clock) -> str:
     t_start = time.monotonic()
     say(f"crash: replaying {n} events over ~{replay_s:.0f}s; kill -9 featurize 1-4s after it is consuming")
     kills, kill_notes, dups_before_kill, late_before_kill, mid_apply = 0, [], 0, 0, 0
-    stalls = []
+    stalls: list[float] = []
+    t_restart = t_start
     while True:
         # Random moments while it works: 1-4 s after the restarted process
         # has consumed something (a restart first waits for the dead
@@ -393,7 +395,11 @@ def scn_scale(s: Suite, clock: Clock) -> str:
         v = s.verify(clock, job, serve)
     except Failure as e:
         sts = {"A (before SIGTERM)": st_a, "B": L.stats(b.url), "C": L.stats(c.url)}
-        raise Failure(f"{e}; members' /v1/stats: {sts}; B and C joined {t_join:.1f}s into the replay, "
+        applied = sum((x or {}).get("applied", 0) for x in sts.values())
+        want = L.distinct_updates([s.small], job.result(clock))
+        twice = (f"; the members applied {applied} updates (A counted before its SIGTERM, so at least), "
+                 f"there are {want} distinct ones: {applied - want} applied twice" if applied > want else "")
+        raise Failure(f"{e}{twice}; members' /v1/stats: {sts}; B and C joined {t_join:.1f}s into the replay, "
                       f"A left at {t_left - t0:.1f}s")
     st_b, st_c = final_stats_ok(b, v["ref"], True), final_stats_ok(c, v["ref"], True)
     if st_b["messages"] == 0 or st_c["messages"] == 0:
@@ -567,20 +573,30 @@ def redis_scenario(s: Suite, clock: Clock, name: str, kinds: list[str]) -> str:
             feat = outs[-1]["feat"]
         s.replay_done(clock, rp, n, timeout=60)
         t_end = time.monotonic()
-        v = s.verify(clock, job, serve)
+
+        def outages() -> str:
+            parts = []
+            for o in outs:
+                resume = o["feat_resume_s"]
+                parts.append(
+                    f"{o['kind']}: down {o['down_s']:.1f}s (serve {o['serve_during']}, featurize alive, /healthz 200, "
+                    f"/readyz {o['feat_readyz_during']}), serve 200 {o['serve_recover_s']:.2f}s after restart, "
+                    f"featurize ready {o['feat_ready_s']:.1f}s, applying {'-' if resume is None else f'{resume:.1f}'}s"
+                    + (f", AOF tail cut {o['aof_cut']} bytes (featurize had applied {o['msgs_in_cut']} messages in "
+                       f"those 0.9s)" if "aof_cut" in o else ""))
+            return "[" + "; ".join(parts) + "]"
+        try:
+            v = s.verify(clock, job, serve)
+        except Failure as e:
+            raise Failure(f"{e}; outages {outages()}; featurize stats {L.stats(feat.url)} (it was "
+                          f"{'restarted' if any(k == 'powerloss-restart' for k in kinds) else 'not restarted'})")
         st = final_stats_ok(feat, v["ref"], redelivered=any(k == "powerloss-restart" for k in kinds))
     finally:
         if aof:
             aof.stop.set()
-    parts = []
-    for o in outs:
-        parts.append(f"{o['kind']}: down {o['down_s']:.1f}s (serve {o['serve_during']}, featurize alive, /healthz 200, "
-                     f"/readyz {o['feat_readyz_during']}), serve 200 {o['serve_recover_s']:.2f}s after restart, "
-                     f"featurize ready {o['feat_ready_s']:.1f}s, applying {o['feat_resume_s'] and round(o['feat_resume_s'], 1)}s"
-                     + (f", AOF tail cut {o['aof_cut']} bytes (featurize applied {o['msgs_in_cut']} messages in "
-                        f"those 0.9s)" if "aof_cut" in o else ""))
-    return (f"events={n} restarts={len(outs)} [" + "; ".join(parts) + f"]; caught up {'<=' if v['first'] else ''}{v['match_at'] - t_end:.1f}s "
-            f"after the replay ended; featurize messages {st['messages']} applied {st['applied']} dups {st['duplicates']} late {st['late']}; "
+    return (f"events={n} restarts={len(outs)} {outages()}; caught up {'<=' if v['first'] else ''}"
+            f"{v['match_at'] - t_end:.1f}s after the replay ended; featurize messages {st['messages']} applied "
+            f"{st['applied']} dups {st['duplicates']} late {st['late']}; "
             f"check: {v['full_values']} + {v['sample_values']} values")
 
 
@@ -591,7 +607,6 @@ def scn_redis_restart(s: Suite, clock: Clock) -> str:
 def scn_redis_powerloss(s: Suite, clock: Clock) -> str:
     return redis_scenario(s, clock, "redis-powerloss",
                           ["powerloss-restart" if s.a.powerloss_restart_featurize else "powerloss"])
-
 
 
 class Sender(threading.Thread):
@@ -918,6 +933,15 @@ def main() -> int:
     if a.events < 200_000 and "crash" in scenarios:
         say(f"note: --events {a.events} is below the 200000 the crash scenario is meant to replay")
 
+    # The cache holds a few files per day of start times: drop old ones.
+    if os.path.isdir(a.cache_dir):
+        for f in os.listdir(a.cache_dir):
+            path = os.path.join(a.cache_dir, f)
+            try:
+                if time.time() - os.path.getmtime(path) > 3 * 86400:
+                    os.unlink(path)
+            except OSError:
+                pass
     s = Suite(a)
     results: list[tuple[str, bool, str, float]] = []
 

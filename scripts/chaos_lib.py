@@ -648,3 +648,18 @@ def expected_per_partition(lines: list[str]) -> dict[int, int]:
         p = reference.partition_for(reference.key_bytes(key), PARTITIONS)
         out[p] = out.get(p, 0) + 1
     return out
+
+
+def distinct_updates(files: list[str], ref: dict) -> int:
+    """How many event x view updates a correct featurize applies for these
+    events: per view, the events that have its entity field, minus the late
+    ones. Applying any of them twice makes featurize's "applied" exceed it."""
+    ents = {v: m["entity"] for v, m in ref["meta"]["views"].items()}
+    n = -sum(ref["counts"]["late"].values())
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    ev = json.loads(line)
+                    n += sum(1 for e in ents.values() if ev.get(e) is not None)
+    return n
