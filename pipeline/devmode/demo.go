@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -52,23 +51,7 @@ func Demo(ctx context.Context, reg *schemas.Registry, cfg DemoConfig, log *slog.
 	if cfg.LiveEvery <= 0 {
 		return nil
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	t := time.NewTicker(cfg.LiveEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		batch := make([]events.Event, 1+rng.IntN(5))
-		for i := range batch {
-			batch[i] = sample[rng.IntN(len(sample))].At(time.Now().UnixMilli())
-		}
-		if err := post(batch); err != nil && ctx.Err() == nil {
-			return err
-		}
-	}
+	return liveFeed(ctx, func(_ context.Context, evs []events.Event) error { return post(evs) }, sample, cfg.LiveEvery)
 }
 
 // postEvents sends events as NDJSON, retrying while ingest answers 503 or

@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		}
 		printWelcome(out, cfg, reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
 		if cfg.LiveEvery > 0 {
-			return liveFeed(gctx, pub, sample, cfg.LiveEvery)
+			return liveFeed(gctx, pub.Publish, sample, cfg.LiveEvery)
 		}
 		return nil
 	})
@@ -172,7 +172,7 @@ func Rebase(evs []events.Event, now int64) []events.Event {
 
 // liveFeed sends a few sample events at the current time, forever, so the
 // features keep moving while someone looks.
-func liveFeed(ctx context.Context, pub *ingest.Publisher, sample []events.Event, every time.Duration) error {
+func liveFeed(ctx context.Context, publish func(context.Context, []events.Event) error, sample []events.Event, every time.Duration) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -186,7 +186,7 @@ func liveFeed(ctx context.Context, pub *ingest.Publisher, sample []events.Event,
 		for i := range batch {
 			batch[i] = sample[rng.IntN(len(sample))].At(time.Now().UnixMilli())
 		}
-		if err := pub.Publish(ctx, batch); err != nil && ctx.Err() == nil {
+		if err := publish(ctx, batch); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("live feed: %w", err)
 		}
 	}
