@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -26,6 +28,34 @@ type DemoConfig struct {
 	Batch int
 	// LiveEvery is how often a few live events are sent; 0 sends none.
 	LiveEvery time.Duration
+}
+
+// RegisterFlags registers the feed's settings with their defaults.
+func (c *DemoConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.IngestURL, "ingest-url", "http://localhost:8081", "base URL of the ingest service to send events to")
+	fs.StringVar(&c.Sample, "sample", "schemas/example/events.ndjson", "NDJSON sample events, sent with their times moved so that the last one is now")
+	fs.StringVar(&c.Event, "event", "transaction", "event type of the sample")
+	fs.IntVar(&c.Batch, "batch", 500, "events per request")
+	fs.DurationVar(&c.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
+}
+
+// DemoSettings is the complete settings of `freshet demo`: those every
+// freshet command has, and the feed's.
+type DemoSettings struct {
+	Common app.Common
+	Demo   DemoConfig
+}
+
+// NewDemo registers `freshet demo`'s settings on a new flag set. The
+// command parses it; the compose checks read it, as they read the services'
+// flag sets (cli.FlagSets), to know which FRESHET_* variables and flags the
+// demo accepts.
+func NewDemo() (*DemoSettings, *flag.FlagSet) {
+	c := &DemoSettings{}
+	fs := flag.NewFlagSet("freshet demo", flag.ContinueOnError)
+	c.Common.RegisterFlags(fs)
+	c.Demo.RegisterFlags(fs)
+	return c, fs
 }
 
 // Demo sends the sample over ingest's HTTP API with its times moved so that
