@@ -120,7 +120,11 @@ type Processor struct {
 	marks map[partition]int64
 	// next is the offset expected next per partition; another offset
 	// means the partition was consumed elsewhere in between.
-	next      map[partition]int64
+	next map[partition]int64
+	// processed is, per partition, the offset of the last saved
+	// watermark: everything up to it was planned and applied before,
+	// here or by another member, and is now being redelivered.
+	processed map[partition]int64
 	markStore MarkStore // nil: watermarks live in memory only
 	group     string
 	obs       Observer
@@ -178,6 +182,7 @@ func (p *Processor) Prepare(ctx context.Context, msgs []kafka.Message) error {
 				if cur, has := p.marks[pk]; !has || m.Time > cur {
 					p.marks[pk] = m.Time
 				}
+				p.processed[pk] = max(p.processed[pk], m.Offset)
 			}
 		}
 	}
@@ -191,7 +196,7 @@ type partition struct {
 
 // NewProcessor plans the views of every event type that has one.
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
-	p := &Processor{store: st, log: log, obs: noObserver{}, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, applied: map[partition]int64{}}
+	p := &Processor{store: st, log: log, obs: noObserver{}, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, processed: map[partition]int64{}, applied: map[partition]int64{}}
 	for _, name := range reg.EventNames() {
 		views := reg.ViewsOf(name)
 		if len(views) == 0 {
@@ -258,6 +263,9 @@ type Batch struct {
 	marks map[partition]store.Mark
 	// ends are the last offset of each partition in the batch.
 	ends map[partition]int64
+	// redelivered counts, by view, the updates of messages applied by an
+	// earlier batch that Plan dropped itself (they looked late).
+	redelivered []int64
 	// done is, by view, the units the store applied and their results.
 	done [][]appliedPart
 }
@@ -270,8 +278,8 @@ type appliedPart struct {
 
 // ViewOutcomes is what became of a micro-batch's updates of one view: each
 // message of the view's source is one update, which is applied, a
-// duplicate (applied before), late, without the view's entity field, or
-// undecodable.
+// duplicate (its offset or id was handled before: a redelivery or a
+// producer's retry), late, without the view's entity field, or undecodable.
 type ViewOutcomes struct {
 	View                                             string
 	Applied, Duplicates, Late, NoEntity, Undecodable int64
@@ -304,7 +312,7 @@ func (b *Batch) EachApplied(f func(view int, eventTime int64)) {
 // watermarks, so each message must be planned exactly once, in order. ctx
 // is the batch's, for what it logs.
 func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
-	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), counts: make([]ViewOutcomes, len(p.views)), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}, ends: map[partition]int64{}}
+	b := &Batch{units: make([][]store.Unit, len(p.views)), messages: len(msgs), counts: make([]ViewOutcomes, len(p.views)), events: make([]events.Event, len(msgs)), marks: map[partition]store.Mark{}, ends: map[partition]int64{}, redelivered: make([]int64, len(p.views))}
 	for vi, l := range p.views {
 		b.counts[vi].View = l.View.Name
 	}
@@ -347,7 +355,14 @@ func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
 				continue
 			}
 			if seen && evp.Time < mark-l.View.MaxLateness {
-				b.counts[vi].Late++
+				// A redelivered message is judged against the watermark
+				// saved after it. It was applied or dropped the first
+				// time; either way, this time it is a duplicate.
+				if done, ok := p.processed[pk]; ok && m.Offset <= done {
+					b.redelivered[vi]++
+				} else {
+					b.counts[vi].Late++
+				}
 				continue
 			}
 			k := unitKey{vi, ent.Text(), source}
@@ -429,7 +444,7 @@ func (p *Processor) Apply(ctx context.Context, b *Batch) error {
 	var applied, dups, late, noEntity int64
 	for vi := range b.counts {
 		c := &b.counts[vi]
-		c.Applied, c.Duplicates = 0, 0
+		c.Applied, c.Duplicates = 0, b.redelivered[vi]
 		for _, part := range b.done[vi] {
 			for _, r := range part.res {
 				c.Applied += int64(r.Applied)

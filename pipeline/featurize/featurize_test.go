@@ -305,6 +305,52 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")), "without saved marks a new process cannot know")
 }
 
+// TestRedeliveryIsCountedAsDuplicate: messages redelivered after a restart
+// are judged against the watermark saved after them, so an update applied
+// the first time can look late the second. It must count as a duplicate, as
+// must one that was late the first time; only a message never processed
+// before can be late.
+func TestRedeliveryIsCountedAsDuplicate(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	st := store.NewRedis(rc, testenv.Unique("redeliver-test:"))
+	kc := defaultConfig(t).Kafka
+	topic := kc.Topic("transaction")
+	msg := func(off int64, ts string) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: 1, Offset: off,
+			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
+	}
+	ctx := context.Background()
+	run := func(msgs ...kafka.Message) map[string]ViewOutcomes {
+		p, err := NewProcessor(reg, st, kc, quiet())
+		require.NoError(t, err)
+		p.KeepMarks(st, "group-r")
+		require.NoError(t, p.Prepare(ctx, msgs))
+		b := p.Plan(ctx, msgs)
+		require.NoError(t, p.Apply(ctx, b))
+		out := map[string]ViewOutcomes{}
+		for _, o := range b.Outcomes() {
+			name := o.View
+			o.View = ""
+			out[name] = o
+		}
+		return out
+	}
+	first := []kafka.Message{msg(0, "2019-01-02T10:00:00Z"), msg(1, "2019-01-02T12:00:00Z"), msg(2, "2019-01-02T10:30:00Z")}
+	require.Equal(t, map[string]ViewOutcomes{
+		"user_spend":        {Applied: 2, Late: 1}, // offset 2 is 1.5h behind offset 1
+		"merchant_activity": {Applied: 3},
+	}, run(first...))
+	// A new member resumes from offset 0, before the saved mark (offset 2,
+	// 12:00), and then reads a message that is new and late.
+	again := append(first, msg(3, "2019-01-02T10:45:00Z"))
+	require.Equal(t, map[string]ViewOutcomes{
+		"user_spend":        {Duplicates: 3, Late: 1},
+		"merchant_activity": {Duplicates: 3, Applied: 1},
+	}, run(again...))
+}
+
 // TestRebuild loses the online state (all of it, then half the entities)
 // and rebuilds it from the events Kafka retains: the result must equal what
 // featurize had computed, with nothing counted twice.
