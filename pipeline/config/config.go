@@ -29,6 +29,13 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return parse(fs, args, os.LookupEnv)
 }
 
+// ParseLookup is Parse with the environment read through lookup instead of
+// the process's: a compose service's environment, for the checks that the
+// stack's settings are ones the services accept.
+func ParseLookup(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	return parse(fs, args, lookup)
+}
+
 func parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	if err := fs.Parse(args); err != nil {
 		return err
