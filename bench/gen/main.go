@@ -4,16 +4,17 @@
 //	go run ./bench/gen --rows 5000000 --out /tmp/events.parquet
 //
 // The rows are held in memory while written (about 400 bytes each): fine
-// for the few million rows a benchmark needs.
+// for the few million rows a benchmark needs. The rows themselves come from
+// bench/internal/synth, which the benchmark harness (go run ./bench) shares.
 package main
 
 import (
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"time"
 
+	"github.com/freshet-ml/freshet/bench/internal/synth"
 	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
@@ -38,33 +39,13 @@ func main() {
 	}
 }
 
-// spineSchema declares the spine's columns, so WriteEvents can write them.
-const spineSchema = `
-events:
-  spine:
-    key: user_id
-    timestamp: ts
-    fields: {user_id: string, merchant_id: string, label: int}
-`
-
 // spineRows writes rows spread at random over the span events covers.
 func spineRows(rows int, out string, users, merchants int, _ string, seed uint64) error {
-	reg, err := schemas.Parse("spine.yaml", []byte(spineSchema))
+	typ, evs, err := synth.Spine(rows, users, merchants, seed)
 	if err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(seed, 2))
-	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	span := int64(rows) * 100 // events are 10ms apart; spines span as long as 10× as many events
-	evs := make([]events.Event, rows)
-	for i := range evs {
-		raw := fmt.Appendf(nil, `{"user_id":"u%06d","merchant_id":"m%04d","label":%d,"ts":%d}`,
-			rng.IntN(users), rng.IntN(merchants), rng.IntN(2), base+rng.Int64N(span))
-		if evs[i], err = events.Decode(reg.Events["spine"], raw); err != nil {
-			return err
-		}
-	}
-	return write(out, reg.Events["spine"], evs)
+	return write(out, typ, evs)
 }
 
 func write(out string, typ *schemas.Event, evs []events.Event) error {
@@ -90,15 +71,9 @@ func transactions(rows int, out string, users, merchants int, defs string, seed 
 	if typ == nil {
 		return fmt.Errorf("no transaction event in %s", defs)
 	}
-	rng := rand.New(rand.NewPCG(seed, 1))
-	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	evs := make([]events.Event, rows)
-	for i := range evs {
-		raw := fmt.Appendf(nil, `{"txn_id":"t%09d","user_id":"u%06d","merchant_id":"m%04d","amount":%d.%02d,"items":%d,"card_present":%v,"ts":%d}`,
-			i, rng.IntN(users), rng.IntN(merchants), rng.IntN(500), rng.IntN(100), 1+rng.IntN(5), rng.IntN(2) == 0, base+int64(i)*10)
-		if evs[i], err = events.Decode(typ, raw); err != nil {
-			return err
-		}
+	evs, err := synth.NewTransactions(typ, synth.Spec{Users: users, Merchants: merchants, Seed: seed}).Take(rows)
+	if err != nil {
+		return err
 	}
 	return write(out, typ, evs)
 }

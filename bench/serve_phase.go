@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/freshet-ml/freshet/pipeline/store"
+)
+
+// serveRun is one open-loop run of one target at one rate.
+type serveRun struct {
+	Target string  `json:"target"`
+	Rate   float64 `json:"rate"`
+	Result Result  `json:"result"`
+}
+
+// serveSearch is the highest-rate search of one target.
+type serveSearch struct {
+	Target string  `json:"target"`
+	Max    float64 `json:"max"`
+	Trials []Trial `json:"trials"`
+}
+
+// serveTargets are the targets of the serve phase.
+type serveTargets struct {
+	serve, feast, floor, direct         *target
+	serveBatch, floorBatch, directBatch *target
+	runs                                []serveRun
+	searches                            map[string]*serveSearch
+	half                                float64
+	halfRuns                            map[string]Result
+	batchRuns                           map[string]map[float64]Result
+	singleByRate                        map[string]map[float64]Result
+}
+
+const (
+	nameServe       = "serve GET /v1/features"
+	nameFeast       = "serve POST /get-online-features"
+	nameFloor       = "floor handler (HGETALL)"
+	nameDirect      = "go-redis HGETALL"
+	nameServeBatch  = "serve POST /v1/features (100)"
+	nameFloorBatch  = "floor handler (100 pipelined HGETALL)"
+	nameDirectBatch = "go-redis 100 pipelined HGETALL"
+)
+
+// servePhase measures serve against its limits on the state featurize
+// wrote for the serve topic.
+func (b *bench) servePhase(ctx context.Context) error {
+	ds := b.serveDS
+	if ds == nil {
+		return fmt.Errorf("no featurized state to serve")
+	}
+	p, err := b.env.Start(ctx, "serve", "serve", settings{"FRESHET_REDIS_PREFIX": ds.RedisPrefix}, true)
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	if err := b.checkServe(ctx, p.URL(), ds); err != nil {
+		return err
+	}
+	l := b.layouts[serveView]
+	st := store.NewRedis(nil, ds.RedisPrefix)
+	key := func(entity string) string { return st.Key(l, entity) }
+	ids := make([]string, ds.Entities)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("u%06d", i)
+	}
+	ent := func(i int) string { return ids[int(uint64(i)*2654435761%uint64(len(ids)))] }
+	floorRC, err := b.redisClient()
+	if err != nil {
+		return err
+	}
+	defer floorRC.Close()
+	directRC, err := b.redisClient()
+	if err != nil {
+		return err
+	}
+	defer directRC.Close()
+	fl, err := startFloor(floorRC, key)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+
+	feature := func(i int) []byte {
+		body, _ := json.Marshal(map[string]any{"features": feastFeatures(b), "entities": map[string][]string{"user_id": {ent(i)}}})
+		return body
+	}
+	batch := func(i int) []string {
+		out := make([]string, b.plan.BatchSize)
+		for j := range out {
+			out[j] = ent(i*b.plan.BatchSize + j)
+		}
+		return out
+	}
+	batchBody := func(i int) []byte {
+		body, _ := json.Marshal(map[string]any{"entities": batch(i)})
+		return body
+	}
+	t := &serveTargets{
+		serve:       httpTarget(nameServe, b.client, get(func(i int) string { return p.URL() + "/v1/features/" + serveView + "/" + url.PathEscape(ent(i)) })),
+		feast:       httpTarget(nameFeast, b.client, post(p.URL()+"/get-online-features", feature)),
+		floor:       httpTarget(nameFloor, b.client, get(func(i int) string { return fl.URL + "/floor/" + url.PathEscape(ent(i)) })),
+		direct:      redisTarget(directRC, func(i int) string { return key(ent(i)) }),
+		serveBatch:  httpTarget(nameServeBatch, b.client, post(p.URL()+"/v1/features/"+serveView, batchBody)),
+		floorBatch:  httpTarget(nameFloorBatch, b.client, post(fl.URL+"/floor", batchBody)),
+		directBatch: redisBatchTarget(directRC, b.plan.BatchSize, func(i, j int) string { return key(ent(i*b.plan.BatchSize + j)) }),
+		searches:    map[string]*serveSearch{}, halfRuns: map[string]Result{},
+		batchRuns: map[string]map[float64]Result{}, singleByRate: map[string]map[float64]Result{},
+	}
+	t.direct.name, t.directBatch.name = nameDirect, nameDirectBatch
+	singles := []*target{t.serve, t.feast, t.floor, t.direct}
+	batches := []*target{t.serveBatch, t.floorBatch, t.directBatch}
+
+	// Warm up: connections, caches, the JIT of nothing (Go) but the pools.
+	for _, tg := range append(append([]*target{}, singles...), batches...) {
+		OpenLoop{Rate: 200, Duration: min(500*time.Millisecond, b.plan.Phase)}.Run(ctx, tg.do)
+	}
+	for _, rate := range b.plan.Rates {
+		for _, tg := range singles {
+			r := b.open(ctx, tg, rate, b.plan.Phase)
+			t.runs = append(t.runs, serveRun{tg.name, rate, r})
+			if t.singleByRate[tg.name] == nil {
+				t.singleByRate[tg.name] = map[float64]Result{}
+			}
+			t.singleByRate[tg.name][rate] = r
+		}
+	}
+	for _, tg := range singles {
+		phase := ""
+		switch tg {
+		case t.serve:
+			phase = "serve-max"
+		case t.feast:
+			phase = "feast-max"
+		}
+		s := &serveSearch{Target: tg.name}
+		run := func() error {
+			var err error
+			s.Max, s.Trials, err = b.plan.Search.Run(func(rate float64) (bool, float64, error) {
+				r := b.open(ctx, tg, rate, b.plan.SearchPhase)
+				return r.Sustained(b.plan.SLO), r.Latency.P99, ctx.Err()
+			})
+			return err
+		}
+		if phase != "" {
+			err = b.prof.Phase(ctx, phase, run)
+		} else {
+			err = run()
+		}
+		if err != nil {
+			return err
+		}
+		t.searches[tg.name] = s
+		b.log.Info("serve: highest rate sustained", "target", tg.name, "req/s", s.Max)
+	}
+	if fmax := t.searches[nameFloor].Max; fmax > 0 {
+		t.half = fmax / 2
+		for _, tg := range []*target{t.floor, t.serve, t.feast} {
+			tg := tg
+			run := func() error { t.halfRuns[tg.name] = b.open(ctx, tg, t.half, b.plan.Phase); return nil }
+			if tg == t.floor {
+				_ = run()
+			} else {
+				_ = b.prof.Phase(ctx, map[*target]string{t.serve: "serve-half", t.feast: "feast-half"}[tg], run)
+			}
+		}
+	}
+	for _, rate := range b.plan.BatchRates {
+		for _, tg := range batches {
+			tg := tg
+			run := func() error {
+				r := b.open(ctx, tg, rate, b.plan.Phase)
+				if t.batchRuns[tg.name] == nil {
+					t.batchRuns[tg.name] = map[float64]Result{}
+				}
+				t.batchRuns[tg.name][rate] = r
+				t.runs = append(t.runs, serveRun{tg.name, rate, r})
+				return nil
+			}
+			if tg == t.serveBatch {
+				_ = b.prof.Phase(ctx, fmt.Sprintf("batch-%.0f", rate), run)
+			} else {
+				_ = run()
+			}
+		}
+	}
+	b.rss = append(b.rss, rssFigure{"serve", "serve phase", p.PeakRSS()})
+	b.serveRows(t)
+	for _, tg := range append(singles, batches...) {
+		if n := tg.badStatus.Load(); n > 0 {
+			return fmt.Errorf("%s answered %d requests with an error status, first: %s", tg.name, n, *tg.lastBad.Load())
+		}
+	}
+	if p.Exited() {
+		return p.Stop()
+	}
+	return ctx.Err()
+}
+
+// open runs one open-loop phase and logs it.
+func (b *bench) open(ctx context.Context, tg *target, rate float64, d time.Duration) Result {
+	r := OpenLoop{Rate: rate, Duration: d, MaxInFlight: 512}.Run(ctx, tg.do)
+	b.log.Info("open loop", "target", tg.name, "rate", rate, "done", r.Done, "errors", r.Errors,
+		"p50", r.Latency.P50, "p99", r.Latency.P99, "p99.9", r.Latency.P999, "max", r.Latency.Max)
+	if r.Errors > 0 {
+		b.log.Warn("requests failed", "target", tg.name, "rate", rate, "errors", r.Errors, "first", r.FirstError)
+	}
+	time.Sleep(200 * time.Millisecond) // let the backlog of a failed rate drain
+	return r
+}
+
+// feastFeatures names the serve view's features as Feast's SDK does.
+func feastFeatures(b *bench) []string {
+	var out []string
+	for _, f := range b.reg.Views[serveView].Features {
+		out = append(out, serveView+":"+f.Name)
+	}
+	return out
+}
+
+// redisClient is a new go-redis client on the run's Redis, with go-redis's
+// default pool, as serve's.
+func (b *bench) redisClient() (*redis.Client, error) {
+	opt, err := redis.ParseURL(b.env.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// checkServe makes sure serve answers what featurize wrote before timing
+// it: a present entity with its 10 features, by every endpoint measured.
+func (b *bench) checkServe(ctx context.Context, base string, ds *dataset) error {
+	var one struct {
+		Status   string         `json:"status"`
+		Features map[string]any `json:"features"`
+	}
+	if err := b.getJSON(ctx, base+"/v1/features/"+serveView+"/u000000", &one); err != nil {
+		return err
+	}
+	if one.Status != "PRESENT" || len(one.Features) != 10 {
+		return fmt.Errorf("serve answered status %q with %d features for u000000, want PRESENT with 10", one.Status, len(one.Features))
+	}
+	if one.Features["txn_count_24h"] == float64(0) {
+		return fmt.Errorf("serve answered txn_count_24h 0 for u000000, which has %d events in the last hours", ds.Events/ds.Entities)
+	}
+	body := fmt.Sprintf(`{"features":["%s:txn_count_1h"],"entities":{"user_id":["u000001"]}}`, serveView)
+	if err := b.postOK(ctx, base+"/get-online-features", body); err != nil {
+		return err
+	}
+	return b.postOK(ctx, base+"/v1/features/"+serveView, `{"entities":["u000001","u000002"]}`)
+}
+
+func (b *bench) getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	return nil
+}
+
+func (b *bench) postOK(ctx context.Context, u, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: HTTP %d: %s", u, resp.StatusCode, out)
+	}
+	return nil
+}
