@@ -8,6 +8,18 @@
 # Uses FRESHET_TEST_REDIS_URL and FRESHET_TEST_KAFKA_BROKERS when set;
 # otherwise starts redis-server and `freshet kafka` (kfake) on free ports.
 # Runnable by hand from the repository root: scripts/e2e.sh
+#
+# E2E_FROM_COMPOSE=1 runs the services as the compose stack
+# (deploy/compose/docker-compose.yml) runs them: every instance (featurize's
+# two replicas too) with exactly the command and environment the stack and
+# its image give it, as deploy/compose/composeenv prints them, started with
+# `env -i`, and waited for with its own healthcheck command. Only what
+# cannot be the same outside containers changes, and each change is
+# printed: the addresses of kafka and redis (these test servers; Redis must
+# be standalone, as the stack's is), each instance's HTTP port (a free one),
+# the bind-mounted /schemas (the repository's), PATH (the built binaries),
+# and the topic prefix, group id and Redis prefix (this run's, so runs on a
+# shared broker stay apart).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,8 +53,14 @@ wait_http() { # url, what
 	return 1
 }
 
+from_compose=${E2E_FROM_COMPOSE:-}
+case $from_compose in "" | 0) from_compose="" ;; esac
+
 echo "e2e: building binaries"
 go build -o "$bin/" ./cmd/ingest ./cmd/featurize ./cmd/serve ./cmd/freshet
+if [ -n "$from_compose" ]; then
+	go build -o "$work/tools/" ./deploy/compose/composeenv
+fi
 
 if [ -n "${FRESHET_TEST_REDIS_URL:-}" ]; then
 	redis_url=$FRESHET_TEST_REDIS_URL
@@ -70,21 +88,108 @@ export FRESHET_TOPIC_PREFIX="freshet.$run_id."
 export FRESHET_GROUP_ID="freshet-$run_id"
 export FRESHET_REDIS_PREFIX="freshet:$run_id:"
 export FRESHET_PARTITIONS=6
-ingest_port=$(free_port) serve_port=$(free_port) feat_port=$(free_port)
-ingest="http://127.0.0.1:$ingest_port" serve="http://127.0.0.1:$serve_port" feat="http://127.0.0.1:$feat_port"
+partitions=6
 
-FRESHET_HTTP_ADDR="127.0.0.1:$ingest_port" "$bin/ingest" >"$work/ingest.log" 2>&1 &
-ingest_pid=$!
-pids+=($ingest_pid)
-FRESHET_HTTP_ADDR="127.0.0.1:$feat_port" "$bin/featurize" >"$work/featurize.log" 2>&1 &
-feat_pid=$!
-pids+=($feat_pid)
-FRESHET_HTTP_ADDR="127.0.0.1:$serve_port" "$bin/serve" >"$work/serve.log" 2>&1 &
-serve_pid=$!
-pids+=($serve_pid)
-wait_http "$ingest/readyz" ingest
-wait_http "$feat/healthz" featurize
-wait_http "$serve/readyz" serve
+if [ -z "$from_compose" ]; then
+	ingest_port=$(free_port) serve_port=$(free_port) feat_port=$(free_port)
+	ingest="http://127.0.0.1:$ingest_port" serve="http://127.0.0.1:$serve_port" feats=("http://127.0.0.1:$feat_port")
+
+	FRESHET_HTTP_ADDR="127.0.0.1:$ingest_port" "$bin/ingest" >"$work/ingest.log" 2>&1 &
+	ingest_pid=$!
+	pids+=($ingest_pid)
+	FRESHET_HTTP_ADDR="127.0.0.1:$feat_port" "$bin/featurize" >"$work/featurize.log" 2>&1 &
+	feat_pid=$!
+	pids+=($feat_pid)
+	FRESHET_HTTP_ADDR="127.0.0.1:$serve_port" "$bin/serve" >"$work/serve.log" 2>&1 &
+	serve_pid=$!
+	pids+=($serve_pid)
+	procs=("featurize:$feat_pid" "ingest:$ingest_pid" "serve:$serve_pid")
+	wait_http "$ingest/readyz" ingest
+	wait_http "${feats[0]}/healthz" featurize
+	wait_http "$serve/readyz" serve
+	replay() { "$bin/ingest" replay "$@"; }
+else
+	case $redis_url in
+	redis://*,* | *,* | redis+cluster://*)
+		echo "e2e: E2E_FROM_COMPOSE needs a standalone Redis, as the stack runs (got $redis_url)" >&2
+		exit 2
+		;;
+	esac
+	redis_addr=${redis_url#redis://}
+	redis_addr=${redis_addr%%/*}
+	"$work/tools/composeenv" -bin "$bin" -addr "kafka:9092=$brokers" -addr "redis:6379=$redis_addr" \
+		-env "FRESHET_TOPIC_PREFIX=$FRESHET_TOPIC_PREFIX" -env "FRESHET_GROUP_ID=$FRESHET_GROUP_ID" \
+		-env "FRESHET_REDIS_PREFIX=$FRESHET_REDIS_PREFIX" >"$work/compose.sh"
+	sed -n 's/^# /e2e: compose: /p' "$work/compose.sh"
+	eval "$(cat "$work/compose.sh")"
+	# compose_get INSTANCE FIELD copies the array compose_INSTANCE_FIELD into got.
+	compose_get() {
+		local -n src="compose_$1_$2"
+		got=("${src[@]}")
+	}
+	feats=() procs=()
+	for inst in "${compose_instances[@]}"; do
+		compose_get "$inst" env
+		inst_env=("${got[@]}")
+		compose_get "$inst" cmd
+		env -i "${inst_env[@]}" "${got[@]}" >"$work/$inst.log" 2>&1 &
+		pids+=($!)
+		procs+=("$inst:$!")
+		compose_get "$inst" service
+		svc=${got[0]}
+		compose_get "$inst" url
+		case $svc in
+		ingest) ingest=${got[0]} ;;
+		serve) serve=${got[0]} ;;
+		featurize) feats+=("${got[0]}") ;;
+		*)
+			echo "e2e: compose service $svc: not part of this test" >&2
+			exit 1
+			;;
+		esac
+	done
+	for inst in "${compose_instances[@]}"; do
+		compose_get "$inst" env
+		inst_env=("${got[@]}")
+		compose_get "$inst" health
+		ok=""
+		for _ in $(seq 1 300); do
+			if env -i "${inst_env[@]}" "${got[@]}" >/dev/null 2>&1; then
+				ok=1
+				break
+			fi
+			sleep 0.1
+		done
+		[ -n "$ok" ] || { echo "e2e: $inst not healthy: ${got[*]}" >&2; exit 1; }
+	done
+	echo "e2e: compose: ${compose_instances[*]} healthy, each by its own healthcheck"
+	# Events sent while the replicas' consumer group still rebalances would
+	# be redelivered (counted twice by the checks below, which expect each
+	# message once): wait until it has settled with every replica in it.
+	echo "e2e: compose: $("$work/tools/composeenv" wait-group -brokers "$brokers" -group "$FRESHET_GROUP_ID" -members "${#feats[@]}")"
+	compose_get ingest env
+	ingest_env=("${got[@]}")
+	for kv in "${ingest_env[@]}"; do
+		case $kv in FRESHET_PARTITIONS=*) partitions=${kv#*=} ;; esac
+	done
+	replay() { env -i "${ingest_env[@]}" ingest replay "$@"; }
+fi
+feats_csv=$(
+	IFS=,
+	echo "${feats[*]}"
+)
+
+# feat_stats prints GET /v1/stats summed over every featurize instance.
+feat_stats() {
+	python3 - "${feats[@]}" <<'PY'
+import json, sys, urllib.request
+total = {}
+for base in sys.argv[1:]:
+    for k, v in json.load(urllib.request.urlopen(base + "/v1/stats", timeout=10)).items():
+        total[k] = total.get(k, 0) + v
+print(json.dumps(total))
+PY
+}
 
 echo "e2e: generating events"
 python3 scripts/gen_events.py --users 400 --merchants 50 --events 12000 --start 2024-03-01T00:00:00Z \
@@ -100,7 +205,7 @@ python3 scripts/send_http.py --ingest "$ingest" --event transaction --batch 250 
 	--accepted-out "$work/http.accepted.ndjson" "$work/http.ndjson"
 
 echo "e2e: replaying $(wc -l <"$work/replay.ndjson") lines from a file"
-"$bin/ingest" replay --event transaction --max-errors 1000 --rejects "$work/rejects.txt" "$work/replay.ndjson" \
+replay --event transaction --max-errors 1000 --rejects "$work/rejects.txt" "$work/replay.ndjson" \
 	2>"$work/replay.log"
 tail -n 1 "$work/replay.log"
 
@@ -108,7 +213,7 @@ tail -n 1 "$work/replay.log"
 ats=(2024-03-02T11:59:59.999Z 2024-03-02T23:59:59.999Z 2024-03-03T06:00:00Z 2024-03-03T09:00:00Z 2024-03-04T00:00:00Z)
 at_args=()
 for t in "${ats[@]}"; do at_args+=(--at "$t"); done
-python3 scripts/reference.py --schemas schemas/example --partitions 6 \
+python3 scripts/reference.py --schemas schemas/example --partitions "$partitions" \
 	--events "$work/http.accepted.ndjson" "$work/replay.ndjson" "${at_args[@]}" --out "$work/ref.json"
 
 expected_invalid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["invalid"])' "$work/ref.json")
@@ -121,17 +226,17 @@ fi
 published=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["valid"])' "$work/ref.json")
 echo "e2e: waiting for featurize to consume $published events"
 for _ in $(seq 1 600); do
-	got=$(curl -fsS "$feat/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
+	got=$(feat_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
 	[ "$got" -ge "$published" ] && break
 	sleep 0.1
 done
 [ "$got" -eq "$published" ] || { echo "e2e: featurize consumed $got of $published messages" >&2; exit 1; }
-curl -fsS "$feat/v1/stats"; echo
+feat_stats
 
-python3 - "$work/ref.json" "$feat" <<'PY'
-import json, sys, urllib.request
+python3 - "$work/ref.json" "$(feat_stats)" <<'PY'
+import json, sys
 ref = json.load(open(sys.argv[1]))
-stats = json.load(urllib.request.urlopen(sys.argv[2] + "/v1/stats"))
+stats = json.loads(sys.argv[2])
 late = sum(ref["counts"]["late"].values())
 if stats["late"] != late:
     sys.exit(f"featurize dropped {stats['late']} event updates as late, the reference {late}")
@@ -147,7 +252,7 @@ echo "e2e: point-in-time backfill of the same files at non-aligned times, agains
 bf_ats=(2024-03-01T17:23:41.123Z 2024-03-02T08:07:13.457Z 2024-03-02T21:59:02.001Z 2024-03-03T01:12:00.500Z)
 bf_args=()
 for t in "${bf_ats[@]}"; do bf_args+=(--at "$t"); done
-python3 scripts/reference.py --schemas schemas/example --partitions 6 --no-lateness \
+python3 scripts/reference.py --schemas schemas/example --partitions "$partitions" --no-lateness \
 	--events "$work/http.accepted.ndjson" "$work/replay.ndjson" "${bf_args[@]}" --out "$work/ref-backfill.json" 2>/dev/null
 python3 - "$work" "${bf_ats[@]}" <<'PY'
 import csv, json, sys
@@ -171,9 +276,10 @@ for vc in user_spend:user_id merchant_activity:merchant_id; do
 done
 
 echo "e2e: scraping /metrics of every service and checking the counters against what was sent"
-python3 - "$work" "$ingest" "$feat" "$serve" <<'PY'
+python3 - "$work" "$ingest" "$feats_csv" "$serve" "$(feat_stats)" "$partitions" <<'PY'
 import json, re, sys, urllib.request
-work, ingest, feat, serve = sys.argv[1:5]
+work, ingest, feats, serve = sys.argv[1:5]
+stats, partitions = json.loads(sys.argv[5]), int(sys.argv[6])
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -200,7 +306,6 @@ def expect(what, got, want):
         errors.append(f"{what}: metrics say {got:g}, want {want:g}")
 
 ref = json.load(open(f"{work}/ref.json"))
-stats = json.load(urllib.request.urlopen(feat + "/v1/stats", timeout=10))
 http_lines, http_accepted = lines(f"{work}/http.ndjson"), lines(f"{work}/http.accepted.ndjson")
 published = ref["counts"]["valid"]  # accepted over HTTP + replayed
 late = sum(ref["counts"]["late"].values())
@@ -217,8 +322,11 @@ expect("ingest events written to Kafka (HTTP)", total(m, "freshet_ingest_kafka_w
 if total(m, "http_server_request_duration_seconds_count", http_route="/v1/events/{event}", http_response_status_code="202") == 0:
     errors.append("ingest: no 202 in http_server_request_duration_seconds")
 
-text, m = scrape(feat)
-texts["featurize"] = text
+m = []  # every featurize instance's series together
+for feat in feats.split(","):
+    text, series = scrape(feat)
+    texts[f"featurize {feat}"] = text
+    m += series
 expect("featurize messages (accepted over HTTP + replayed)", total(m, "freshet_featurize_messages_total"), published)
 expect("featurize messages (GET /v1/stats)", total(m, "freshet_featurize_messages_total"), stats["messages"])
 expect("featurize applied (GET /v1/stats)", total(m, "freshet_featurize_events_total", outcome="applied"), stats["applied"])
@@ -228,9 +336,15 @@ expect("featurize undecodable", total(m, "freshet_featurize_events_total", outco
 expect("featurize freshness samples (one per applied update)", total(m, "freshet_featurize_freshness_seconds_count"), stats["applied"])
 expect("featurize end-to-end delay samples (every message carries its ingest time)",
        total(m, "freshet_featurize_end_to_end_delay_seconds_count"), published)
-lags = [(labels, v) for n, labels, v in m if n == "freshet_featurize_consumer_lag_messages"]
-if len(lags) != 6 or any(v != 0 for _, v in lags):
-    errors.append(f"featurize consumer lag after catching up: want 0 on 6 partitions, got {lags}")
+# Per partition, the smallest lag any instance reports: a replica keeps its
+# last value for a partition it no longer owns.
+lags = {}
+for n, labels, v in m:
+    if n == "freshet_featurize_consumer_lag_messages":
+        key = (labels.get("topic"), labels.get("partition"))
+        lags[key] = min(v, lags.get(key, v))
+if len(lags) != partitions or any(v != 0 for v in lags.values()):
+    errors.append(f"featurize consumer lag after catching up: want 0 on {partitions} partitions, got {lags}")
 
 text, m = scrape(serve)
 texts["serve"] = text
@@ -255,7 +369,7 @@ print(f"e2e: metrics agree: {http_accepted} accepted and {http_lines - http_acce
 PY
 
 echo "e2e: SIGTERM to every service: each must exit 0 within 10s"
-for svc_pid in "featurize:$feat_pid" "ingest:$ingest_pid" "serve:$serve_pid"; do
+for svc_pid in "${procs[@]}"; do
 	svc=${svc_pid%%:*} pid=${svc_pid##*:}
 	kill -TERM "$pid"
 	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -13,10 +13,17 @@
 // instance NAME it prints compose_NAME_service, compose_NAME_env (an array
 // for `env -i`), compose_NAME_cmd, compose_NAME_health and compose_NAME_url,
 // and compose_instances lists the names.
+//
+//	go run ./deploy/compose/composeenv wait-group -brokers B -group G -members N
+//
+// waits until the consumer group G is stable with N members, each assigned
+// partitions: the replicas started from the stack have settled, and events
+// sent from then on are not redelivered by a rebalance.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +32,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/freshet-ml/freshet/deploy/compose"
 	"github.com/freshet-ml/freshet/pipeline/config"
@@ -45,7 +55,13 @@ func (p pairs) Set(s string) error {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "wait-group" {
+		err = waitGroup(os.Args[2:], os.Stdout)
+	} else {
+		err = run(os.Args[1:], os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "composeenv:", err)
 		os.Exit(1)
 	}
@@ -133,4 +149,61 @@ func quoteAll(ss []string) string {
 		q[i] = quote(s)
 	}
 	return strings.Join(q, " ")
+}
+
+// waitGroup is `composeenv wait-group`: it polls the group's description
+// until it is stable with the expected members, each assigned partitions.
+func waitGroup(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("composeenv wait-group", flag.ContinueOnError)
+	brokers := fs.String("brokers", "", "Kafka seed brokers, comma-separated host:port (required)")
+	group := fs.String("group", "", "consumer group (required)")
+	members := fs.Int("members", 1, "members the group must have")
+	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *brokers == "" || *group == "" {
+		return errors.New("wait-group: -brokers and -group are required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(strings.Split(*brokers, ",")...), Timeout: 5 * time.Second}
+	last := "no answer yet"
+	for {
+		res, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{*group}})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(res.Groups) != 1:
+			last = fmt.Sprintf("%d groups described", len(res.Groups))
+		case res.Groups[0].Error != nil:
+			last = res.Groups[0].Error.Error()
+		default:
+			g := res.Groups[0]
+			var desc []string
+			assigned := 0
+			for _, m := range g.Members {
+				var parts []string
+				for _, t := range m.MemberAssignments.Topics {
+					for _, p := range t.Partitions {
+						parts = append(parts, fmt.Sprintf("%s/%d", t.Topic, p))
+					}
+				}
+				if len(parts) > 0 {
+					assigned++
+				}
+				desc = append(desc, fmt.Sprintf("%s: %s", m.ClientHost, strings.Join(parts, " ")))
+			}
+			last = fmt.Sprintf("state %s, %d member(s), %d with partitions", g.GroupState, len(g.Members), assigned)
+			if g.GroupState == "Stable" && len(g.Members) == *members && assigned == *members {
+				fmt.Fprintf(out, "consumer group %s stable: %d members (%s)\n", *group, *members, strings.Join(desc, "; "))
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumer group %s not stable with %d members after %s: %s", *group, *members, *timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
