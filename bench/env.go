@@ -31,6 +31,8 @@ type Env struct {
 	Redis    *redis.Client
 	// KafkaPID is the broker's process id when this run started it.
 	KafkaPID int
+	// RedisPID is the Redis server's process id when it runs here.
+	RedisPID int
 	// RedisStarted and KafkaStarted say this run started the server.
 	RedisStarted, KafkaStarted bool
 	log                        *slog.Logger
@@ -223,7 +225,10 @@ func (e *Env) nameServers(ctx context.Context) {
 		for _, line := range strings.Split(info, "\r\n") {
 			if v, ok := strings.CutPrefix(line, "process_id:"); ok {
 				if pid, err := strconv.Atoi(v); err == nil {
-					nameProcess(pid, "redis-server")
+					if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+						e.RedisPID = pid
+						nameProcess(pid, "redis-server")
+					}
 				}
 			}
 		}

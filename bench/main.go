@@ -86,6 +86,7 @@ type bench struct {
 	// serveDS is the featurize topic whose state serve reads.
 	serveDS *dataset
 	rss     []rssFigure
+	uses    []cpuUse
 }
 
 // rssFigure is a service's peak RSS during one phase.
@@ -117,6 +118,9 @@ func run(ctx context.Context, log *slog.Logger, plan Plan, short bool, outDir st
 		return 1, err
 	}
 	b.rep.Machine = machine(ctx, env)
+	if la := loadAvg(); la > 1 {
+		log.Warn("the machine is busy before the run: figures will be noisy", "load average", la)
+	}
 	phases := []struct {
 		name string
 		run  func(context.Context) error
@@ -134,8 +138,11 @@ func run(ctx context.Context, log *slog.Logger, plan Plan, short bool, outDir st
 			continue
 		}
 		t := time.Now()
-		log.Info("phase starts", "phase", p.name)
-		if err := p.run(ctx); err != nil {
+		log.Info("phase starts", "phase", p.name, "load average", loadAvg())
+		before := snapshot(env.RedisPID, env.KafkaPID)
+		err := p.run(ctx)
+		b.uses = append(b.uses, use(p.name, before, snapshot(env.RedisPID, env.KafkaPID)))
+		if err != nil {
 			b.rep.Broken = append(b.rep.Broken, fmt.Sprintf("%s: %v", p.name, err))
 			log.Error("phase failed", "phase", p.name, "error", err)
 			if p.name == "featurize" { // every later phase needs its state
@@ -145,6 +152,7 @@ func run(ctx context.Context, log *slog.Logger, plan Plan, short bool, outDir st
 		log.Info("phase done", "phase", p.name, "took", time.Since(t).Round(100*time.Millisecond))
 	}
 	b.memoryRows()
+	b.machineRows()
 	b.rep.Seconds = time.Since(started).Seconds()
 	dir := outDir
 	if !filepath.IsAbs(dir) {
@@ -218,7 +226,10 @@ func summary(r *Report) string {
 
 // machine describes the machine and the servers' versions.
 func machine(ctx context.Context, env *Env) Machine {
-	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Kafka: "Apache Kafka (scripts/kafka-local.sh)"}
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Kafka: "Apache Kafka (scripts/kafka-local.sh)", LoadAverage: loadAvg()}
+	if !env.KafkaStarted {
+		m.Kafka = "Apache Kafka (reused: " + strings.Join(env.Brokers, ",") + ")"
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

@@ -124,6 +124,8 @@ type Machine struct {
 	Go        string `json:"go"`
 	Redis     string `json:"redis,omitempty"`
 	Kafka     string `json:"kafka"`
+	// LoadAverage is the one-minute load average when the run started.
+	LoadAverage float64 `json:"load_average"`
 }
 
 // Detail is a titled table of the measurements behind the rows.
@@ -177,8 +179,8 @@ func (r *Report) Markdown() string {
 		mode = "short run (-short: smaller workload, shorter phases; timings are indicative only)"
 	}
 	fmt.Fprintf(&b, "# freshet benchmarks, %s\n\n", r.Date)
-	fmt.Fprintf(&b, "`go run ./bench`: %s, %.0f s, on %d CPUs (%s), %d GiB, %s, Redis %s, Kafka %s. ", mode, r.Seconds,
-		r.Machine.CPUs, r.Machine.CPU, r.Machine.MemoryGiB, r.Machine.Go, r.Machine.Redis, r.Machine.Kafka)
+	fmt.Fprintf(&b, "`go run ./bench`: %s, %.0f s, on %d CPUs (%s), %d GiB, %s, Redis %s, Kafka %s; load average %.2f at the start. ", mode, r.Seconds,
+		r.Machine.CPUs, r.Machine.CPU, r.Machine.MemoryGiB, r.Machine.Go, r.Machine.Redis, r.Machine.Kafka, r.Machine.LoadAverage)
 	b.WriteString("The load generator, Redis, Kafka and the services share these CPUs, so absolute figures are noisy; " +
 		"each limit was measured in the same run, the same way, and the ratio is what counts.\n\n")
 	if len(r.Broken) > 0 {

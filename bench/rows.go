@@ -224,3 +224,19 @@ func entName(n int) string {
 	}
 	return fmt.Sprint(n)
 }
+
+// machineRows tells how busy the machine was in each phase, and by whom.
+func (b *bench) machineRows() {
+	d := Detail{Title: "Machine use per phase (share of all CPUs)", Header: []string{"phase", "seconds", "busy", "used by processes outside this run"}}
+	for _, u := range b.uses {
+		d.Rows = append(d.Rows, []string{u.Phase, fmt.Sprintf("%.0f", u.Seconds), fmt.Sprintf("%.0f%%", 100*u.Busy), fmt.Sprintf("%.0f%%", 100*u.Others)})
+		if u.Others > 0.1 {
+			b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("During the %s phase, processes outside this run used %.0f%% of the machine: "+
+				"its figures and limits are disturbed (ratios less so, as both sides of each were measured under the same load).", u.Phase, 100*u.Others))
+		}
+	}
+	if !b.env.KafkaStarted {
+		d.Rows = append(d.Rows, []string{"(the reused Kafka broker counts as outside this run)", "", "", ""})
+	}
+	b.rep.Details = append(b.rep.Details, d)
+}
