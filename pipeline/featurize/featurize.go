@@ -83,6 +83,52 @@ type Source interface {
 
 var _ Source = (*kafka.Reader)(nil)
 
+// Rewinder is a Source that can forget what it fetched and resume every
+// partition from its committed offset.
+type Rewinder interface {
+	Rewind() error
+}
+
+// GroupReader is the consumer group member featurize runs: a kafka.Reader
+// that rewinds by leaving the group and joining it again, which makes every
+// partition start over from its committed offset.
+type GroupReader struct {
+	*kafka.Reader
+	cfg    Config
+	topics []string
+}
+
+// NewGroupReader opens a GroupReader on topics (see NewReader).
+func NewGroupReader(cfg Config, topics []string) *GroupReader {
+	return &GroupReader{Reader: NewReader(cfg, topics), cfg: cfg, topics: topics}
+}
+
+// Rewind implements Rewinder. Not safe to call concurrently with Fetch.
+func (g *GroupReader) Rewind() error {
+	err := g.Reader.Close()
+	g.Reader = NewReader(g.cfg, g.topics)
+	if err != nil {
+		return fmt.Errorf("leave the group: %w", err)
+	}
+	return nil
+}
+
+// RestartNotifier is an online store that notices its server restarting,
+// which may have lost the writes of its last second (appendfsync everysec).
+// *store.Redis is one.
+type RestartNotifier interface {
+	// Restarts counts the restarts noticed so far. It moves only when the
+	// store talks to its server: Ping makes sure it is current.
+	Restarts() uint64
+	// FenceRestarts makes every write fail from the moment a restart is
+	// noticed until Resume, so that nothing planned before it lands after.
+	FenceRestarts()
+	Resume()
+	Ping(ctx context.Context) error
+}
+
+var _ RestartNotifier = (*store.Redis)(nil)
+
 // Stats counts what became of the events, by outcome. Safe for concurrent
 // reads while the loop runs.
 type Stats struct {
@@ -176,13 +222,15 @@ func (p *Processor) Prepare(ctx context.Context, msgs []kafka.Message) error {
 		if err != nil {
 			return err
 		}
+		// The saved mark is the truth, even when older than ours: a
+		// restarted Redis may have lost the writes our mark went on to.
 		for _, id := range parts {
 			pk := partition{topic, id}
 			if m, ok := saved[id]; ok {
-				if cur, has := p.marks[pk]; !has || m.Time > cur {
-					p.marks[pk] = m.Time
-				}
-				p.processed[pk] = max(p.processed[pk], m.Offset)
+				p.marks[pk], p.processed[pk] = m.Time, m.Offset
+			} else {
+				delete(p.marks, pk)
+				delete(p.processed, pk)
 			}
 		}
 	}
@@ -193,6 +241,10 @@ type partition struct {
 	topic string
 	id    int
 }
+
+// forgetPositions makes Prepare load every partition's saved watermark
+// again: the source rewinds.
+func (p *Processor) forgetPositions() { clear(p.next) }
 
 // NewProcessor plans the views of every event type that has one.
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
@@ -485,11 +537,17 @@ type Consumer struct {
 	proc    *Processor
 	log     *slog.Logger
 	pending []pendingCommit // oldest first
+	watch   RestartNotifier // nil: the store does not notice restarts
 }
 
 // NewConsumer returns a consumer of src feeding proc.
 func NewConsumer(cfg Config, src Source, proc *Processor, log *slog.Logger) *Consumer {
-	return &Consumer{cfg: cfg, src: src, proc: proc, log: log}
+	c := &Consumer{cfg: cfg, src: src, proc: proc, log: log}
+	if w, ok := proc.store.(RestartNotifier); ok {
+		w.FenceRestarts()
+		c.watch = w
+	}
+	return c
 }
 
 // NewReader opens the consumer group on the processor's topics: explicit
@@ -525,11 +583,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 			bctx := c.proc.obs.BatchStart(ctx, batch)
 			if perr := c.prepare(bctx, batch); perr != nil {
 				c.proc.obs.BatchEnd(bctx, batch, nil, perr)
+				if errors.Is(perr, errRestarted) {
+					c.rewind(ctx)
+					continue
+				}
 				c.commitPending(ctx, true)
 				return nil // shutting down before the batch could be judged
 			}
 			b := c.proc.Plan(bctx, batch)
-			c.proc.obs.BatchEnd(bctx, batch, b, c.flush(bctx, b, batch))
+			ferr := c.flush(bctx, b, batch)
+			c.proc.obs.BatchEnd(bctx, batch, b, ferr)
+			if errors.Is(ferr, errRestarted) {
+				c.rewind(ctx)
+				continue
+			}
 		}
 		c.commitPending(ctx, ctx.Err() != nil)
 		if err != nil {
@@ -584,11 +651,15 @@ func (c *Consumer) fill(ctx context.Context, batch *[]kafka.Message) error {
 }
 
 // prepare loads watermarks for the batch, retrying store errors until ctx
-// ends.
+// ends or the store restarts (errRestarted: the batch must be dropped).
 func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) error {
 	backoff := 100 * time.Millisecond
+	restarts := c.restartCount()
 	for {
 		err := c.proc.Prepare(ctx, batch)
+		if c.restartedSince(restarts) {
+			return errRestarted
+		}
 		if err == nil {
 			return nil
 		}
@@ -609,10 +680,18 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) error {
 // restart.
 func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) error {
 	backoff := 100 * time.Millisecond
+	// Before the first attempt: a restart in the middle of it may have
+	// lost the writes made before.
+	restarts := c.restartCount()
 	for {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := c.proc.Apply(actx, b)
 		cancel()
+		if c.restartedSince(restarts) {
+			// Whatever this attempt wrote, the batches before it may be
+			// gone: start over from the committed offsets.
+			return errRestarted
+		}
 		if err == nil {
 			break
 		}
@@ -637,14 +716,50 @@ func (c *Consumer) flush(ctx context.Context, b *Batch, msgs []kafka.Message) er
 	for _, m := range lastOf {
 		commits = append(commits, m)
 	}
-	c.pending = append(c.pending, pendingCommit{at: time.Now(), msgs: commits})
+	c.pending = append(c.pending, pendingCommit{at: time.Now(), msgs: commits, restarts: restarts})
 	return nil
+}
+
+// errRestarted is flush's answer when the store restarted under the batch.
+var errRestarted = errors.New("online store restarted")
+
+// restartCount is the store's count of restarts noticed, 0 for a store
+// that does not notice them.
+func (c *Consumer) restartCount() uint64 {
+	if c.watch == nil {
+		return 0
+	}
+	return c.watch.Restarts()
+}
+
+// restartedSince reports whether the store noticed a restart since it
+// counted n.
+func (c *Consumer) restartedSince(n uint64) bool { return c.restartCount() != n }
+
+// rewind drops what was fetched since the committed offsets, applied or
+// not, and starts over from them: the store restarted and may have lost
+// any of it. The store applies again what it lost and skips what it kept.
+func (c *Consumer) rewind(ctx context.Context) {
+	c.log.WarnContext(ctx, "online store restarted: its last writes may be lost; dropping uncommitted offsets and resuming from the committed ones",
+		"uncommitted_batches", len(c.pending))
+	c.pending = c.pending[:0]
+	c.proc.forgetPositions()
+	if r, ok := c.src.(Rewinder); ok {
+		if err := r.Rewind(); err != nil {
+			c.log.WarnContext(ctx, "rewind", "error", err)
+		}
+	} else {
+		c.log.ErrorContext(ctx, "the source cannot rewind: events after its committed offsets may be missing until featurize restarts")
+	}
+	c.watch.Resume()
 }
 
 // pendingCommit is a batch's offsets, held back for CommitDelay.
 type pendingCommit struct {
 	at   time.Time
 	msgs []kafka.Message
+	// restarts is the store's restart count before the batch was applied.
+	restarts uint64
 }
 
 // commitPending commits the offsets of batches applied at least CommitDelay
@@ -655,6 +770,12 @@ type pendingCommit struct {
 // (they share the entity hash). An offset committed to Kafka before its
 // write was on disk would leave nothing to redeliver it; one committed after
 // the delay always is.
+//
+// The delay alone does not do it while featurize keeps running: the lost
+// writes are behind its position in the partitions. So before committing it
+// asks the store whether its server restarted since the writes; if it did,
+// it drops the uncommitted offsets and rewinds the source to the committed
+// ones, and the store applies again what it lost (and skips what it kept).
 func (c *Consumer) commitPending(ctx context.Context, all bool) {
 	n := 0
 	for n < len(c.pending) && (all || time.Since(c.pending[n].at) >= c.cfg.CommitDelay) {
@@ -665,6 +786,9 @@ func (c *Consumer) commitPending(ctx context.Context, all bool) {
 	}
 	if wait := c.cfg.CommitDelay - time.Since(c.pending[n-1].at); all && wait > 0 {
 		time.Sleep(wait)
+	}
+	if !c.storeKeptWrites(ctx, all) {
+		return
 	}
 	var commits []kafka.Message
 	for _, p := range c.pending[:n] {
@@ -678,6 +802,41 @@ func (c *Consumer) commitPending(ctx context.Context, all bool) {
 		// which redelivers; the store skips what it already holds.
 		c.log.Warn("commit offsets", "error", err)
 	}
+}
+
+// storeKeptWrites reports whether the pending batches' writes may be
+// committed: the store's server has not restarted since they were applied.
+// If it has, it rewinds (at shutdown it only drops them): nothing pending
+// is committed. If the store does not answer, it waits a little and
+// commits nothing now.
+func (c *Consumer) storeKeptWrites(ctx context.Context, shutdown bool) bool {
+	if c.watch == nil {
+		return true
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	err := c.watch.Ping(pctx)
+	cancel()
+	// Counts only grow: if the oldest batch saw the current count, all did.
+	if c.restartedSince(c.pending[0].restarts) {
+		if shutdown {
+			c.log.WarnContext(ctx, "online store restarted: leaving the last batches uncommitted", "batches", len(c.pending))
+			c.pending = c.pending[:0]
+		} else {
+			c.rewind(ctx)
+		}
+		return false
+	}
+	if err != nil {
+		c.log.WarnContext(ctx, "online store unreachable; holding offset commits", "error", err)
+		if !shutdown {
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // Service is featurize as a process: the consumer and its health endpoints.
@@ -743,7 +902,7 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 		if err := waitForTopics(gctx, s.cfg.Kafka, topics, s.log); err != nil {
 			return nil // shutting down before Kafka was ever reachable
 		}
-		reader := NewReader(s.cfg, topics)
+		reader := NewGroupReader(s.cfg, topics)
 		err := NewConsumer(s.cfg, reader, s.Proc, s.log).Run(gctx)
 		if cerr := reader.Close(); cerr != nil && err == nil {
 			s.log.Warn("close consumer", "error", cerr)

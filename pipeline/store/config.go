@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -55,6 +56,8 @@ func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 		// would wait half a second for its 503.
 		opt.DialerRetries = 1
 	}
+	watch := newRestartWatch(time.Now)
+	opt.OnConnect = watch.onConnect
 	var client redis.UniversalClient
 	if len(opt.Addrs) > 1 || opt.IsClusterMode {
 		client = redis.NewClusterClient(opt.Cluster())
@@ -67,7 +70,9 @@ func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 			return nil, fmt.Errorf("redis client hook: %w", err)
 		}
 	}
-	return NewRedis(client, c.Prefix), nil
+	r := NewRedis(client, c.Prefix)
+	r.watch = watch
+	return r, nil
 }
 
 // options parses URL, for a single server or a cluster.

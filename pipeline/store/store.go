@@ -78,6 +78,7 @@ var _ Online = (*Redis)(nil)
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
+	watch  *restartWatch // nil: restarts go unnoticed
 }
 
 // NewRedis wraps a connected client; prefix starts every key.

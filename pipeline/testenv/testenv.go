@@ -63,21 +63,32 @@ func Redis(tb testing.TB, hooks ...func(redis.UniversalClient) error) (string, *
 }
 
 func startRedis(tb testing.TB) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		m := miniredis.RunT(tb)
 		tb.Logf("testenv: no redis-server on PATH; using miniredis at %s", m.Addr())
 		return "redis://" + m.Addr() + "/0"
 	}
 	port := FreePort(tb)
-	dir := tb.TempDir()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	cmd.Stdout, cmd.Stderr = nil, nil
+	RedisServer(tb, port, tb.TempDir(), "--save", "", "--appendonly", "no")
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+}
+
+// RedisServer starts a redis-server of the test's own on a loopback port
+// with its files in dir and the extra arguments, and kills it at cleanup;
+// the test is skipped without redis-server on PATH. For tests that stop
+// and restart Redis: kill the returned process and call it again.
+func RedisServer(tb testing.TB, port int, dir string, args ...string) *exec.Cmd {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Skip("needs redis-server on PATH")
+	}
+	cmd := exec.Command(bin, append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir}, args...)...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	return cmd
 }
 
 // Kafka returns the seed brokers of a Kafka-protocol broker for the test.
