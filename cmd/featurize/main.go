@@ -17,6 +17,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
@@ -49,6 +50,7 @@ func main() {
 	if err != nil {
 		app.Fatal(log, "load definitions", err)
 	}
+	store.SetLogger(log)
 	st, err := cfg.Store.Open(tel.InstrumentRedis)
 	if err != nil {
 		app.Fatal(log, "open online store", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/serve"
+	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
@@ -29,6 +30,7 @@ func main() {
 	if err != nil {
 		app.Fatal(log, "load definitions", err)
 	}
+	store.SetLogger(log)
 	st, err := cfg.Store.Open(tel.InstrumentRedis)
 	if err != nil {
 		app.Fatal(log, "open online store", err)

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -107,4 +109,18 @@ func (c *Config) options() (*redis.UniversalOptions, error) {
 		return nil, fmt.Errorf("a Redis Cluster has only database 0, not %d", opt.DB)
 	}
 	return opt, nil
+}
+
+// SetLogger sends go-redis's own messages (which otherwise go to stderr
+// unformatted, one per failed dial while Redis is down) to log at debug
+// level: the store's callers already log each failure that matters once.
+// go-redis has one logger per process.
+func SetLogger(log *slog.Logger) { redis.SetLogger(redisLog{log}) }
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+	}
 }

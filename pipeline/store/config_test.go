@@ -1,10 +1,16 @@
 package store
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
 func TestConfigURL(t *testing.T) {
@@ -41,4 +47,24 @@ func TestConfigURL(t *testing.T) {
 			require.Equal(t, tc.addrs, opt.Addrs)
 		})
 	}
+}
+
+// TestSetLoggerQuietsGoRedis: go-redis's messages about failed dials go to
+// the structured log at debug level, not to stderr.
+func TestSetLoggerQuietsGoRedis(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var buf bytes.Buffer
+		SetLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: level})))
+		c := Config{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", testenv.FreePort(t)), Prefix: "p:"}
+		r, err := c.Open()
+		require.NoError(t, err)
+		require.Error(t, r.Ping(context.Background()), "nothing listens there")
+		require.NoError(t, r.Close())
+		if level == slog.LevelDebug {
+			require.Contains(t, buf.String(), `"level":"DEBUG","msg":"go-redis: `)
+		} else {
+			require.Empty(t, buf.String())
+		}
+	}
+	SetLogger(slog.New(slog.DiscardHandler))
 }
