@@ -28,6 +28,11 @@ type OpenLoop struct {
 	// request waits for a slot, and its wait counts in its latency. 0
 	// means 1024.
 	MaxInFlight int
+	// Grace, when positive, ends the run Grace after its last request was
+	// due: a target that fell that far behind is not waited for. Requests
+	// still unsent are not counted as done; those in flight are cancelled
+	// and count as errors, with their latency so far (a lower bound).
+	Grace time.Duration
 }
 
 // Count is the number of requests the run schedules.
@@ -49,6 +54,9 @@ type Result struct {
 	Errors    int64         `json:"errors"`
 	// FirstError is the text of the first failed request.
 	FirstError string `json:"first_error,omitempty"`
+	// Cut says the run ended before every request was answered: the
+	// target fell behind by more than the grace, or ctx ended.
+	Cut bool `json:"cut,omitempty"`
 	// Elapsed runs from the first intended send to the last answer.
 	Elapsed time.Duration `json:"-"`
 	// Latency summarizes the histogram.
@@ -106,6 +114,11 @@ func (o OpenLoop) Run(ctx context.Context, do Request) Result {
 	)
 	slots := make(chan struct{}, inflight)
 	start := time.Now().Add(2 * time.Millisecond)
+	if o.Grace > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(o.Duration+o.Grace))
+		defer cancel()
+	}
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		due := start.Add(o.At(i))
 		if d := time.Until(due); d > 0 {
@@ -145,6 +158,7 @@ func (o OpenLoop) Run(ctx context.Context, do Request) Result {
 	}
 	wg.Wait()
 	res.Done, res.Errors, res.Elapsed = done.Load(), errs.Load(), time.Duration(last.Load())
+	res.Cut = res.Done < res.Scheduled || (o.Grace > 0 && res.Elapsed > o.Duration+o.Grace)
 	if p := firstErr.Load(); p != nil {
 		res.FirstError = *p
 	}

@@ -175,3 +175,25 @@ func TestSearchStopsOnError(t *testing.T) {
 		t.Fatalf("got %.0f, %d trials, err %v; want 2000, 2, %v", got, len(trials), err, boom)
 	}
 }
+
+func TestOpenLoopGraceCutsATargetThatFellBehind(t *testing.T) {
+	start := time.Now()
+	r := OpenLoop{Rate: 1000, Duration: 50 * time.Millisecond, MaxInFlight: 1, Grace: 50 * time.Millisecond}.Run(context.Background(),
+		func(ctx context.Context, i int) error {
+			select {
+			case <-time.After(20 * time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("run took %s; the grace should have ended it after ~100 ms", took)
+	}
+	if !r.Cut || r.Done >= r.Scheduled || r.Sustained(time.Second) {
+		t.Errorf("cut %v, done %d of %d: want a cut, unsustained run", r.Cut, r.Done, r.Scheduled)
+	}
+	if r.Latency.Max < 80 {
+		t.Errorf("max latency %.1f ms: the cancelled request waited ~100 ms", r.Latency.Max)
+	}
+}

@@ -59,7 +59,7 @@ func main() {
 			plan.Only[strings.TrimSpace(p)] = true
 		}
 		if plan.Only["serve"] && !plan.Only["featurize"] {
-			plan.Entities, plan.Only["featurize"] = []int{plan.ServeEntities}, true
+			plan.Entities, plan.Only["featurize"] = []int{plan.HeavyEntities, plan.ServeEntities}, true
 		}
 	}
 	code, err := run(ctx, log, plan, *short, *out, *profiles, Servers{RedisURL: *redisURL, Brokers: *brokers, KafkaDir: *kafkaDir})
@@ -83,10 +83,11 @@ type bench struct {
 	rep    *Report
 	prof   *profiler
 	client *http.Client
-	// serveDS is the featurize topic whose state serve reads.
-	serveDS *dataset
-	rss     []rssFigure
-	uses    []cpuUse
+	// serveDS is the featurize topic whose state serve reads; heavyDS the
+	// one whose heavier entities it reads too.
+	serveDS, heavyDS *dataset
+	rss              []rssFigure
+	uses             []cpuUse
 }
 
 // rssFigure is a service's peak RSS during one phase.

@@ -77,8 +77,10 @@ func parsePerfScript(r io.Reader) ([]perfSample, error) {
 		if i := strings.LastIndex(sym, "+0x"); i > 0 {
 			sym = sym[:i]
 		}
-		if sym == "" {
-			sym = "[unknown]"
+		if sym == "" || sym == "[unknown]" {
+			// Unresolved code (JIT, a stripped or deleted binary) stays
+			// apart per process instead of merging across them.
+			sym = "[unknown in " + cur.proc + "]"
 		}
 		cur.frames = append(cur.frames, perfFrame{sym: sym, dso: dso})
 	}

@@ -34,6 +34,9 @@ func TestParsePerfScript(t *testing.T) {
 		s.frames[0] != (perfFrame{"runtime.mallocgc", "/tmp/bin/serve"}) || s.frames[1].sym != "main.handler" {
 		t.Errorf("first sample %+v", s)
 	}
+	if samples[2].frames[0].sym != "[unknown in kafka]" {
+		t.Errorf("unresolved frame %q, want it named after its process", samples[2].frames[0].sym)
+	}
 	if samples[1].proc != "idle" || samples[2].proc != "kafka" {
 		t.Errorf("processes %q, %q: want idle (pid 0) and kafka (named pid, whatever the thread)", samples[1].proc, samples[2].proc)
 	}

@@ -10,8 +10,11 @@ type Plan struct {
 	// Entities are the numbers of distinct entities of the featurize
 	// topics, one topic each.
 	Entities []int
-	// ServeEntities picks the featurize topic whose state serve reads.
-	ServeEntities int
+	// ServeEntities picks the featurize topic whose state serve reads;
+	// HeavyEntities the one whose (larger) entities it also reads at
+	// HeavyRate.
+	ServeEntities, HeavyEntities int
+	HeavyRate                    float64
 	// Rates are the single-entity request rates (requests/s).
 	Rates []float64
 	// BatchRates are the batch-of-100 request rates.
@@ -46,12 +49,14 @@ func FullPlan() Plan {
 	return Plan{
 		FeaturizeEvents: 1_000_000,
 		Entities:        []int{1, 10_000, 1_000_000},
-		ServeEntities:   10_000,
+		ServeEntities:   1_000_000,
+		HeavyEntities:   10_000,
+		HeavyRate:       1000,
 		Rates:           []float64{1000, 5000, 10000},
 		BatchRates:      []float64{100, 500},
 		BatchSize:       100,
-		Phase:           5 * time.Second,
-		SearchPhase:     3 * time.Second,
+		Phase:           4 * time.Second,
+		SearchPhase:     2 * time.Second,
 		Search:          Search{Start: 2500, Cap: 80_000, Refine: 3},
 		SLO:             50 * time.Millisecond,
 		IngestEvents:    300_000,
@@ -69,7 +74,9 @@ func ShortPlan() Plan {
 	return Plan{
 		FeaturizeEvents: 40_000,
 		Entities:        []int{1, 1_000, 40_000},
-		ServeEntities:   1_000,
+		ServeEntities:   40_000,
+		HeavyEntities:   1_000,
+		HeavyRate:       500,
 		Rates:           []float64{500},
 		BatchRates:      []float64{20},
 		BatchSize:       100,

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,7 +25,7 @@ type Proc struct {
 	done chan struct{}
 	err  error
 	// peak is the highest resident set size seen, in bytes.
-	peak int64
+	peak atomic.Int64
 }
 
 // Service settings shared by every process of a run: FRESHET_* variables
@@ -57,6 +58,7 @@ func (e *Env) Start(ctx context.Context, name, bin string, set settings, ready b
 		out.Close()
 		close(p.done)
 	}()
+	go p.watchRSS()
 	e.cleanups = append(e.cleanups, func() { _ = p.Stop() })
 	if ready {
 		if err := p.waitReady(ctx, 60*time.Second); err != nil {
@@ -130,19 +132,33 @@ func (p *Proc) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// PeakRSS is the process's peak resident set size in bytes: VmHWM from
-// /proc while it runs, the kernel's maxrss once it has exited.
+// watchRSS samples the process's VmHWM every 100 ms until it exits, so
+// that a short-lived process's peak is known too.
+func (p *Proc) watchRSS() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if v, err := vmHWM(p.cmd.Process.Pid); err == nil && !p.Exited() {
+			p.peak.Store(max(p.peak.Load(), v))
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PeakRSS is the process's peak resident set size in bytes: its VmHWM
+// (from /proc/<pid>/status), read now while it runs and sampled every
+// 100 ms before it exited.
 func (p *Proc) PeakRSS() int64 {
 	if !p.Exited() {
 		if v, err := vmHWM(p.cmd.Process.Pid); err == nil {
-			p.peak = max(p.peak, v)
-		}
-	} else if st := p.cmd.ProcessState; st != nil {
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			p.peak = max(p.peak, ru.Maxrss*1024)
+			p.peak.Store(max(p.peak.Load(), v))
 		}
 	}
-	return p.peak
+	return p.peak.Load()
 }
 
 // vmHWM reads a process's peak resident set size from /proc/<pid>/status.

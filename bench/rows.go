@@ -38,7 +38,7 @@ func percentiles(l Latency) []struct {
 	}{{"p50", l.P50}, {"p90", l.P90}, {"p99", l.P99}, {"p99.9", l.P999}}
 }
 
-func (b *bench) serveRows(t *serveTargets) {
+func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 	floorMax := t.searches[nameFloor].Max
 	directMax := t.searches[nameDirect].Max
 	for _, fig := range []struct {
@@ -50,9 +50,7 @@ func (b *bench) serveRows(t *serveTargets) {
 			for k, pc := range percentiles(got.Latency) {
 				row := Row{Section: fig.section, Figure: fmt.Sprintf("%s at %s req/s", pc.name, rateName(rate)), Unit: "ms",
 					Value: pc.v, LimitName: "floor handler", Limit: fp[k].v}
-				if got.Errors > 0 {
-					row.Note = fmt.Sprintf("(%d of %d requests failed)", got.Errors, got.Scheduled)
-				}
+				row.Note = runNote(got)
 				b.rep.Add(row)
 			}
 		}
@@ -74,7 +72,7 @@ func (b *bench) serveRows(t *serveTargets) {
 		fp := percentiles(floor.Latency)
 		for k, pc := range percentiles(got.Latency) {
 			row := Row{Section: fmt.Sprintf("serve batch of %d", b.plan.BatchSize), Figure: fmt.Sprintf("%s at %s req/s", pc.name, rateName(rate)),
-				Unit: "ms", Value: pc.v, LimitName: "floor handler", Limit: fp[k].v}
+				Unit: "ms", Value: pc.v, LimitName: "floor handler", Limit: fp[k].v, Note: runNote(got)}
 			if pc.name == "p99" {
 				row.Goal, row.Profile = goalBatchP99, fmt.Sprintf("batch-%.0f", rate)
 			}
@@ -83,7 +81,7 @@ func (b *bench) serveRows(t *serveTargets) {
 	}
 
 	d := Detail{Title: fmt.Sprintf("Serve latency, open loop (ms from the intended send time; sustained means p99 ≤ %s and no error)", b.plan.SLO),
-		Header: []string{"target", "req/s", "sent", "errors", "p50", "p90", "p99", "p99.9", "max", "p99 ÷ go-redis p99"}}
+		Header: []string{"target", "req/s", "due", "answered", "errors", "p50", "p90", "p99", "p99.9", "max", "p99 ÷ go-redis p99"}}
 	directP99 := map[float64]float64{}
 	for _, r := range t.runs {
 		if r.Target == nameDirect || r.Target == nameDirectBatch {
@@ -96,14 +94,33 @@ func (b *bench) serveRows(t *serveTargets) {
 		if dp := directP99[r.Rate]; dp > 0 {
 			ratio = num(l.P99 / dp)
 		}
-		d.Rows = append(d.Rows, []string{r.Target, rateName(r.Rate), fmt.Sprint(r.Result.Scheduled), fmt.Sprint(r.Result.Errors),
+		d.Rows = append(d.Rows, []string{r.Target, rateName(r.Rate), fmt.Sprint(r.Result.Scheduled), fmt.Sprint(r.Result.Done), fmt.Sprint(r.Result.Errors),
 			num(l.P50), num(l.P90), num(l.P99), num(l.P999), num(l.Max), ratio})
 	}
 	for _, name := range []string{nameFloor, nameServe, nameFeast} {
 		if r, ok := t.halfRuns[name]; ok {
 			l := r.Latency
-			d.Rows = append(d.Rows, []string{name + " (half the floor's highest)", fmt.Sprintf("%.0f", t.half), fmt.Sprint(r.Scheduled), fmt.Sprint(r.Errors),
+			d.Rows = append(d.Rows, []string{name + " (half the floor's highest)", fmt.Sprintf("%.0f", t.half), fmt.Sprint(r.Scheduled), fmt.Sprint(r.Done), fmt.Sprint(r.Errors),
 				num(l.P50), num(l.P90), num(l.P99), num(l.P999), num(l.Max), ""})
+		}
+	}
+	if heavy != nil {
+		section := fmt.Sprintf("serve single, heavy entities (%s events each, %s-field hashes)", num(float64(heavy.ds.Events)/float64(heavy.ds.Entities)), num(heavy.fields))
+		floor := heavy.runs[nameFloor].Latency
+		for _, name := range []string{nameServe, nameFeast} {
+			l := heavy.runs[name].Latency
+			what := "GET /v1/features"
+			if name == nameFeast {
+				what = "Feast"
+			}
+			b.rep.Add(Row{Section: section, Figure: fmt.Sprintf("%s p50 at %s req/s", what, rateName(heavy.rate)), Unit: "ms", Value: l.P50, LimitName: "floor handler", Limit: floor.P50})
+			b.rep.Add(Row{Section: section, Figure: fmt.Sprintf("%s p99 at %s req/s", what, rateName(heavy.rate)), Unit: "ms", Value: l.P99, LimitName: "floor handler", Limit: floor.P99})
+		}
+		for _, name := range []string{nameServe, nameFeast, nameFloor, nameDirect} {
+			r := heavy.runs[name]
+			l := r.Latency
+			d.Rows = append(d.Rows, []string{name + " (heavy entities)", rateName(heavy.rate), fmt.Sprint(r.Scheduled), fmt.Sprint(r.Done), fmt.Sprint(r.Errors),
+				num(l.P50), num(l.P90), num(l.P99), num(l.P999), num(l.Max), num(l.P99 / heavy.runs[nameDirect].Latency.P99)})
 		}
 	}
 	b.rep.Details = append(b.rep.Details, d)
@@ -129,7 +146,7 @@ func (b *bench) serveRows(t *serveTargets) {
 }
 
 func (b *bench) featurizeRows(figs []*featurizeFigure) {
-	d := Detail{Title: "Featurize topics", Header: []string{"entities", "events", "Writer (4 in flight) ev/s", "Reader alone ev/s",
+	d := Detail{Title: "Featurize topics", Header: []string{"entities", "events", "Writer (batches of 10000) ev/s", "Reader alone ev/s",
 		"featurize ev/s", "go-redis writes alone ev/s", "featurize wall (start to caught up)", "featurize peak RSS", "Redis used_memory delta"}}
 	for _, f := range figs {
 		section := fmt.Sprintf("featurize, %s entities", entName(f.ds.Entities))
@@ -166,8 +183,9 @@ func (b *bench) featurizeRows(figs []*featurizeFigure) {
 		"merchant i·7919 mod N for N entities, 6 partitions; each event updates three views (bench/schemas/bench.yaml). featurize's rate runs "+
 		"from its first micro-batch in Redis to its last, so start-up and the group join do not count; the Reader's from its first message to its last. "+
 		"The direct writes are featurize's micro-batches of %d events as one HSET (tiles touched, version, newest time, offset) and a PEXPIRE "+
-		"per entity and view, pipelined in 4 concurrent shards, without featurize's reads, merge and compare-and-set script.",
-		entName(b.plan.FeaturizeEvents), featurizeBatch))
+		"per entity and view, pipelined in 4 concurrent shards, without featurize's reads, merge and compare-and-set script "+
+		"(the first %s events of each topic: every micro-batch is alike).",
+		entName(b.plan.FeaturizeEvents), featurizeBatch, entName(min(directEvents, b.plan.FeaturizeEvents))))
 }
 
 func (b *bench) ingestRows(f ingestFigure) {
@@ -196,9 +214,23 @@ func (b *bench) freshnessRows(f freshFigure, h *hdrhistogram.Histogram) {
 	l := f.requests.Latency
 	b.rep.Details = append(b.rep.Details, Detail{Title: "Freshness", Header: []string{"events/s", "probes", "never visible", "p50", "p90", "p99", "max", "ingest request p50", "ingest request p99"},
 		Rows: [][]string{{fmt.Sprintf("%.0f", f.rate), fmt.Sprint(f.probes), fmt.Sprint(f.lost), num(f.fresh.P50), num(f.fresh.P90), num(f.fresh.P99), num(f.fresh.Max), num(l.P50), num(l.P99)}}})
+	st := Detail{Title: "Where freshness goes: the services' own histograms during the freshness phase (quantiles interpolated within buckets)",
+		Header: []string{"stage", "p50", "p99", "mean", "count"}}
+	for _, s := range freshStages {
+		h := f.stages[s.metric]
+		if h == nil || h.Count == 0 {
+			continue
+		}
+		scale, unit := 1000.0, " ms"
+		if !strings.HasSuffix(s.metric, "_seconds") {
+			scale, unit = 1, ""
+		}
+		st.Rows = append(st.Rows, []string{s.meaning, num(scale*h.Quantile(0.5)) + unit, num(scale*h.Quantile(0.99)) + unit, num(scale*h.Mean()) + unit, fmt.Sprintf("%.0f", h.Count)})
+	}
+	b.rep.Details = append(b.rep.Details, st)
 	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("Freshness: ingest, featurize and serve run together (default settings: featurize batch wait 50 ms); "+
 		"%d-event NDJSON requests keep up %.0f events/s on an open-loop clock; every %dth request carries a probe event of a new user, "+
-		"polled through serve every 2 ms after its 202 until PRESENT (so each figure is at most ~2 ms late).", freshEventsPerRequest, f.rate, probeEvery))
+		"polled through serve after its 202 until PRESENT, every 2 ms or every twentieth of the wait so far, whichever is longer (so each figure is at most 2 ms or 5%% late).", freshEventsPerRequest, f.rate, probeEvery))
 }
 
 // memoryRows adds each service's peak RSS.
@@ -239,4 +271,16 @@ func (b *bench) machineRows() {
 		d.Rows = append(d.Rows, []string{"(the reused Kafka broker counts as outside this run)", "", "", ""})
 	}
 	b.rep.Details = append(b.rep.Details, d)
+}
+
+// runNote says when a run's percentiles are not those of a target that kept
+// up: it fell behind (cut) or failed requests.
+func runNote(r Result) string {
+	switch {
+	case r.Cut:
+		return fmt.Sprintf("(fell behind: %d of %d answered within 3 s of the run's end; percentiles are lower bounds)", r.Done-r.Errors, r.Scheduled)
+	case r.Errors > 0:
+		return fmt.Sprintf("(%d of %d requests failed)", r.Errors, r.Scheduled)
+	}
+	return ""
 }

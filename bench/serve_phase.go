@@ -51,21 +51,33 @@ const (
 	nameDirectBatch = "go-redis 100 pipelined HGETALL"
 )
 
-// servePhase measures serve against its limits on the state featurize
-// wrote for the serve topic.
-func (b *bench) servePhase(ctx context.Context) error {
-	ds := b.serveDS
-	if ds == nil {
-		return fmt.Errorf("no featurized state to serve")
+// lookupTargets are serve's endpoints and their limits on one topic's state.
+type lookupTargets struct {
+	serve, feast, floor, direct         *target
+	serveBatch, floorBatch, directBatch *target
+	closers                             []func()
+}
+
+// Close releases the floor server and the Redis clients.
+func (lt *lookupTargets) Close() {
+	for _, c := range lt.closers {
+		c()
 	}
-	p, err := b.env.Start(ctx, "serve", "serve", settings{"FRESHET_REDIS_PREFIX": ds.RedisPrefix}, true)
+}
+
+// newLookupTargets starts a serve process and the floor handler on ds's
+// state, checks serve's answers, and builds the targets: entities are
+// picked across all of ds's users.
+func (b *bench) newLookupTargets(ctx context.Context, name string, ds *dataset) (*lookupTargets, *Proc, error) {
+	p, err := b.env.Start(ctx, name, "serve", settings{"FRESHET_REDIS_PREFIX": ds.RedisPrefix}, true)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer p.Stop()
 	if err := b.checkServe(ctx, p.URL(), ds); err != nil {
-		return err
+		_ = p.Stop()
+		return nil, nil, err
 	}
+	lt := &lookupTargets{}
 	l := b.layouts[serveView]
 	st := store.NewRedis(nil, ds.RedisPrefix)
 	key := func(entity string) string { return st.Key(l, entity) }
@@ -76,47 +88,61 @@ func (b *bench) servePhase(ctx context.Context) error {
 	ent := func(i int) string { return ids[int(uint64(i)*2654435761%uint64(len(ids)))] }
 	floorRC, err := b.redisClient()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer floorRC.Close()
 	directRC, err := b.redisClient()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer directRC.Close()
 	fl, err := startFloor(floorRC, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	lt.closers = append(lt.closers, fl.Close, func() { _ = floorRC.Close() }, func() { _ = directRC.Close() })
+
+	features := feastFeatures(b)
+	feast := func(i int) []byte {
+		body, _ := json.Marshal(map[string]any{"features": features, "entities": map[string][]string{"user_id": {ent(i)}}})
+		return body
+	}
+	batchBody := func(i int) []byte {
+		entities := make([]string, b.plan.BatchSize)
+		for j := range entities {
+			entities[j] = ent(i*b.plan.BatchSize + j)
+		}
+		body, _ := json.Marshal(map[string]any{"entities": entities})
+		return body
+	}
+	lt.serve = httpTarget(nameServe, b.client, get(func(i int) string { return p.URL() + "/v1/features/" + serveView + "/" + url.PathEscape(ent(i)) }))
+	lt.feast = httpTarget(nameFeast, b.client, post(p.URL()+"/get-online-features", feast))
+	lt.floor = httpTarget(nameFloor, b.client, get(func(i int) string { return fl.URL + "/floor/" + url.PathEscape(ent(i)) }))
+	lt.direct = redisTarget(directRC, func(i int) string { return key(ent(i)) })
+	lt.serveBatch = httpTarget(nameServeBatch, b.client, post(p.URL()+"/v1/features/"+serveView, batchBody))
+	lt.floorBatch = httpTarget(nameFloorBatch, b.client, post(fl.URL+"/floor", batchBody))
+	lt.directBatch = redisBatchTarget(directRC, b.plan.BatchSize, func(i, j int) string { return key(ent(i*b.plan.BatchSize + j)) })
+	lt.direct.name, lt.directBatch.name = nameDirect, nameDirectBatch
+	return lt, p, nil
+}
+
+// servePhase measures serve against its limits on the state featurize
+// wrote for the serve topic, then single lookups of heavier entities.
+func (b *bench) servePhase(ctx context.Context) error {
+	ds := b.serveDS
+	if ds == nil {
+		return fmt.Errorf("no featurized state to serve")
+	}
+	lt, p, err := b.newLookupTargets(ctx, "serve", ds)
 	if err != nil {
 		return err
 	}
-	defer fl.Close()
-
-	feature := func(i int) []byte {
-		body, _ := json.Marshal(map[string]any{"features": feastFeatures(b), "entities": map[string][]string{"user_id": {ent(i)}}})
-		return body
-	}
-	batch := func(i int) []string {
-		out := make([]string, b.plan.BatchSize)
-		for j := range out {
-			out[j] = ent(i*b.plan.BatchSize + j)
-		}
-		return out
-	}
-	batchBody := func(i int) []byte {
-		body, _ := json.Marshal(map[string]any{"entities": batch(i)})
-		return body
-	}
+	defer lt.Close()
+	defer p.Stop()
 	t := &serveTargets{
-		serve:       httpTarget(nameServe, b.client, get(func(i int) string { return p.URL() + "/v1/features/" + serveView + "/" + url.PathEscape(ent(i)) })),
-		feast:       httpTarget(nameFeast, b.client, post(p.URL()+"/get-online-features", feature)),
-		floor:       httpTarget(nameFloor, b.client, get(func(i int) string { return fl.URL + "/floor/" + url.PathEscape(ent(i)) })),
-		direct:      redisTarget(directRC, func(i int) string { return key(ent(i)) }),
-		serveBatch:  httpTarget(nameServeBatch, b.client, post(p.URL()+"/v1/features/"+serveView, batchBody)),
-		floorBatch:  httpTarget(nameFloorBatch, b.client, post(fl.URL+"/floor", batchBody)),
-		directBatch: redisBatchTarget(directRC, b.plan.BatchSize, func(i, j int) string { return key(ent(i*b.plan.BatchSize + j)) }),
-		searches:    map[string]*serveSearch{}, halfRuns: map[string]Result{},
+		serve: lt.serve, feast: lt.feast, floor: lt.floor, direct: lt.direct,
+		serveBatch: lt.serveBatch, floorBatch: lt.floorBatch, directBatch: lt.directBatch,
+		searches: map[string]*serveSearch{}, halfRuns: map[string]Result{},
 		batchRuns: map[string]map[float64]Result{}, singleByRate: map[string]map[float64]Result{},
 	}
-	t.direct.name, t.directBatch.name = nameDirect, nameDirectBatch
 	singles := []*target{t.serve, t.feast, t.floor, t.direct}
 	batches := []*target{t.serveBatch, t.floorBatch, t.directBatch}
 
@@ -193,25 +219,69 @@ func (b *bench) servePhase(ctx context.Context) error {
 			}
 		}
 	}
-	b.rss = append(b.rss, rssFigure{"serve", "serve phase", p.PeakRSS()})
-	b.serveRows(t)
+	b.rss = append(b.rss, rssFigure{"serve", fmt.Sprintf("serve phase, %s entities", entName(ds.Entities)), p.PeakRSS()})
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	heavy, err := b.heavyLookups(ctx)
+	if err != nil {
+		return err
+	}
+	b.serveRows(t, heavy)
 	for _, tg := range append(singles, batches...) {
 		if n := tg.badStatus.Load(); n > 0 {
 			return fmt.Errorf("%s answered %d requests with an error status, first: %s", tg.name, n, *tg.lastBad.Load())
 		}
 	}
-	if p.Exited() {
-		return p.Stop()
-	}
 	return ctx.Err()
+}
+
+// heavyRuns are single lookups of entities with many events.
+type heavyRuns struct {
+	ds   *dataset
+	rate float64
+	runs map[string]Result
+	// fields is the mean number of fields of the view's hashes.
+	fields float64
+}
+
+// heavyLookups measures single lookups at one rate on the state of the
+// topic with fewer entities (more events each, so larger hashes), beside
+// the same limits.
+func (b *bench) heavyLookups(ctx context.Context) (*heavyRuns, error) {
+	ds := b.heavyDS
+	if ds == nil || ds == b.serveDS {
+		return nil, nil
+	}
+	lt, p, err := b.newLookupTargets(ctx, "serve-heavy", ds)
+	if err != nil {
+		return nil, err
+	}
+	defer lt.Close()
+	defer p.Stop()
+	h := &heavyRuns{ds: ds, rate: b.plan.HeavyRate, runs: map[string]Result{}}
+	if s, err := b.sampleViews(ctx, ds); err == nil {
+		h.fields = s[serveView].Fields
+	}
+	for _, tg := range []*target{lt.serve, lt.feast, lt.floor, lt.direct} {
+		OpenLoop{Rate: 200, Duration: min(500*time.Millisecond, b.plan.Phase)}.Run(ctx, tg.do)
+		h.runs[tg.name] = b.open(ctx, tg, h.rate, b.plan.Phase)
+		if n := tg.badStatus.Load(); n > 0 {
+			return nil, fmt.Errorf("%s answered %d requests with an error status, first: %s", tg.name, n, *tg.lastBad.Load())
+		}
+	}
+	b.rss = append(b.rss, rssFigure{"serve", fmt.Sprintf("serve phase, %s entities", entName(ds.Entities)), p.PeakRSS()})
+	return h, p.Stop()
 }
 
 // open runs one open-loop phase and logs it.
 func (b *bench) open(ctx context.Context, tg *target, rate float64, d time.Duration) Result {
-	r := OpenLoop{Rate: rate, Duration: d, MaxInFlight: 512}.Run(ctx, tg.do)
+	r := OpenLoop{Rate: rate, Duration: d, MaxInFlight: 512, Grace: 3 * time.Second}.Run(ctx, tg.do)
 	b.log.Info("open loop", "target", tg.name, "rate", rate, "done", r.Done, "errors", r.Errors,
 		"p50", r.Latency.P50, "p99", r.Latency.P99, "p99.9", r.Latency.P999, "max", r.Latency.Max)
-	if r.Errors > 0 {
+	if r.Cut {
+		b.log.Info("the target fell behind: run cut 3 s after its last request was due", "target", tg.name, "rate", rate, "answered", r.Done, "of", r.Scheduled)
+	} else if r.Errors > 0 {
 		b.log.Warn("requests failed", "target", tg.name, "rate", rate, "errors", r.Errors, "first", r.FirstError)
 	}
 	time.Sleep(200 * time.Millisecond) // let the backlog of a failed rate drain
