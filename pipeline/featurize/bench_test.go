@@ -122,12 +122,14 @@ func benchProcessBatch(b *testing.B, tel *telemetry.Providers) {
 }
 
 // BenchmarkConsume measures featurize end to end from a topic holding the
-// events to Redis: fetch, decode, apply, commit.
+// events to Redis: fetch, decode, apply, commit, through the store as the
+// service opens it (which pings Redis before each commit), with and without
+// the commit delay.
 func BenchmarkConsume(b *testing.B) {
 	const n = 200_000
 	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
 	require.NoError(b, err)
-	_, rc := testenv.Redis(b)
+	url, _ := testenv.Redis(b)
 	cfg := defaultConfig(b)
 	cfg.Kafka.Brokers = testenv.Kafka(b)
 	cfg.Kafka.TopicPrefix = testenv.Unique("bench.")
@@ -143,25 +145,32 @@ func BenchmarkConsume(b *testing.B) {
 	for i := 0; i < n; i += 20_000 {
 		require.NoError(b, w.WriteMessages(context.Background(), msgs[i:i+20_000]...))
 	}
-	b.ResetTimer()
-	var rate float64
-	for i := 0; i < b.N; i++ {
-		cfg.GroupID = testenv.Unique("bench-group-")
-		st := store.NewRedis(rc, testenv.Unique("bench:"))
-		svc, err := NewService(cfg, reg, st, quiet())
-		require.NoError(b, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		reader := NewReader(cfg, svc.Proc.Topics())
-		done := make(chan error, 1)
-		start := time.Now()
-		go func() { done <- NewConsumer(cfg, reader, svc.Proc, quiet()).Run(ctx) }()
-		for svc.Proc.Stats.Messages.Load() < n {
-			time.Sleep(5 * time.Millisecond)
-		}
-		rate = n / time.Since(start).Seconds()
-		cancel()
-		require.NoError(b, <-done)
-		_ = reader.Close()
+	for _, delay := range []time.Duration{0, 2 * time.Second} {
+		b.Run("commit-delay="+delay.String(), func(b *testing.B) {
+			cfg := cfg
+			cfg.CommitDelay = delay
+			var rate float64
+			for i := 0; i < b.N; i++ {
+				cfg.GroupID = testenv.Unique("bench-group-")
+				st, err := (&store.Config{URL: url, Prefix: testenv.Unique("bench:")}).Open()
+				require.NoError(b, err)
+				svc, err := NewService(cfg, reg, st, quiet())
+				require.NoError(b, err)
+				ctx, cancel := context.WithCancel(context.Background())
+				reader := NewReader(cfg, svc.Proc.Topics())
+				done := make(chan error, 1)
+				start := time.Now()
+				go func() { done <- NewConsumer(cfg, reader, svc.Proc, quiet()).Run(ctx) }()
+				for svc.Proc.Stats.Messages.Load() < n {
+					time.Sleep(5 * time.Millisecond)
+				}
+				rate = n / time.Since(start).Seconds()
+				cancel()
+				require.NoError(b, <-done)
+				_ = reader.Close()
+				_ = st.Close()
+			}
+			b.ReportMetric(rate, "events/s")
+		})
 	}
-	b.ReportMetric(rate, "events/s")
 }
