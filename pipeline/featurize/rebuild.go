@@ -2,6 +2,7 @@ package featurize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,9 +72,14 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	}
 	log.Info("rebuilding from the earliest retained offsets", "group", cfg.GroupID, "messages", total)
 
+	watch, _ := st.(RestartNotifier)
+	var before uint64
+	if watch != nil {
+		before = watch.Restarts()
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reader := NewReader(cfg, topics)
+	reader := NewGroupReader(cfg, topics)
 	done := make(chan error, 1)
 	go func() { done <- NewConsumer(cfg, reader, proc, log).Run(rctx) }()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -93,6 +99,11 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	err = <-done
 	if cerr := reader.Close(); cerr != nil && err == nil {
 		err = cerr
+	}
+	if err == nil && watch != nil && watch.Restarts() != before {
+		// The progress that said "caught up" may include writes the
+		// restart lost.
+		err = errors.New("redis restarted during the rebuild and may have lost part of it: run the rebuild again")
 	}
 	return proc.Stats.Snapshot(), err
 }
