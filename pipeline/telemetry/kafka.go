@@ -141,10 +141,16 @@ func (p *Providers) StartProcess(ctx context.Context, group string, msgs []kafka
 		} else if m.Partition != part {
 			onePart = false
 		}
-		// The messages of a write share its traceparent: each distinct
-		// value is parsed once.
+		// Once the batch is mixed, more links are worth parsing only while
+		// there is room and someone will see them.
+		if mixed && (len(links) >= maxLinks || !p.exporting) {
+			continue
+		}
 		tp := traceparent(m.Headers)
-		if tp == nil || string(tp) == string(firstTP) || seen[string(tp)] {
+		if tp == nil || (!mixed && first >= 0 && sameTrace(tp, firstTP)) {
+			continue // the messages of a trace share its trace id: no parsing
+		}
+		if string(tp) == string(firstTP) || seen[string(tp)] {
 			continue
 		}
 		if first >= 0 {
@@ -198,6 +204,13 @@ func (p *Providers) StartProcess(ctx context.Context, group string, msgs []kafka
 		ctx = prop.Extract(ctx, HeaderCarrier{&msgs[first].Headers})
 	}
 	return p.tracer.Start(ctx, name, opts...)
+}
+
+// sameTrace reports whether two W3C traceparent values ("00-<trace id>-
+// <span id>-<flags>") name the same trace, without parsing them.
+func sameTrace(a, b []byte) bool {
+	const from, to = 3, 35 // the trace id's 32 hex digits
+	return len(a) >= to && len(b) >= to && string(a[from:to]) == string(b[from:to])
 }
 
 // traceparent returns the value of a message's traceparent header, or nil.

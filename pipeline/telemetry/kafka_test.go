@@ -291,3 +291,44 @@ func TestRedisSpans(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStartProcess is the consumer span of a 5,000-message batch: each
+// message its own trace (one HTTP request each), or one trace for all, with
+// and without an exporter.
+func BenchmarkStartProcess(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		exporting bool
+		distinct  bool
+	}{{"off/distinct", false, true}, {"on/distinct", true, true}, {"on/one-trace", true, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+			b.Setenv("OTEL_TRACES_SAMPLER", "")
+			var opts []telemetry.Option
+			if c.exporting {
+				opts = append(opts, telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample()))
+			}
+			p, shutdown, err := telemetry.Setup(context.Background(), "bench", opts...)
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = shutdown(context.Background()) })
+			const n = 5000
+			msgs := make([]kafka.Message, n)
+			var headers []kafka.Header
+			for i := range msgs {
+				if c.distinct || headers == nil {
+					_, span, h := p.StartSend(context.Background(), "t", 1, time.Now())
+					span.End()
+					headers = h
+				}
+				msgs[i] = kafka.Message{Topic: "t", Partition: i % 6, Offset: int64(i), Headers: headers}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				_, span := p.StartProcess(context.Background(), "g", msgs)
+				span.End()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/msg")
+		})
+	}
+}
