@@ -16,10 +16,10 @@ import (
 
 // ingestFigure is what the ingest phase measured, in events/s.
 type ingestFigure struct {
-	http, replay, writer float64
-	httpEvents           int
-	replayEvents         int
-	httpRSS, replayRSS   int64
+	http, replay, writer, writer4 float64
+	httpEvents                    int
+	replayEvents                  int
+	httpRSS, replayRSS            int64
 }
 
 // ingestPhase measures ingest over HTTP (NDJSON batches) and by Parquet
@@ -99,7 +99,19 @@ func (b *bench) ingestHTTP(ctx context.Context, f *ingestFigure) error {
 	f.httpRSS = p.PeakRSS()
 	b.rss = append(b.rss, rssFigure{"ingest", "HTTP, NDJSON batches of 1000", f.httpRSS})
 	b.log.Info("ingest: HTTP", "events/s", int(f.http))
-	return p.Stop()
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	wds := b.newDataset("writer4", ds.Entities, ds.Events)
+	_, msgs, err := b.generate(wds)
+	if err != nil {
+		return err
+	}
+	if f.writer4, err = b.writeTopic(ctx, wds, msgs, b.plan.IngestBatch, 4); err != nil {
+		return err
+	}
+	b.log.Info("ingest: kafka-go Writer alone, 4 batches of 1000 in flight", "events/s", int(f.writer4))
+	return nil
 }
 
 // postEvents posts one NDJSON body and expects 202.

@@ -204,44 +204,70 @@ type Search struct {
 // in the order tried. try runs the target at a rate and says whether it
 // sustained it, and its p99 in ms.
 func (s Search) Run(try func(rate float64) (pass bool, p99 float64, err error)) (float64, []Trial, error) {
-	var trials []Trial
-	attempt := func(rate float64) (bool, error) {
+	st := s.Begin()
+	for {
+		rate, ok := st.Next()
+		if !ok {
+			return st.Best(), st.Trials, nil
+		}
 		pass, p99, err := try(rate)
 		if err != nil {
-			return false, fmt.Errorf("at %.0f/s: %w", rate, err)
+			return st.Best(), st.Trials, fmt.Errorf("at %.0f/s: %w", rate, err)
 		}
-		trials = append(trials, Trial{Rate: rate, Pass: pass, P99: p99})
-		return pass, nil
+		st.Record(pass, p99)
 	}
-	lo, hi := 0.0, 0.0 // highest passed, lowest failed (0: none yet)
-	for rate := s.Start; rate <= s.Cap; rate *= 2 {
-		pass, err := attempt(rate)
-		if err != nil {
-			return lo, trials, err
-		}
-		if !pass {
-			hi = rate
-			break
-		}
-		lo = rate
-	}
-	if hi == 0 { // never failed up to the cap
-		return lo, trials, nil
-	}
-	for range s.Refine {
-		mid := math.Round((lo + hi) / 2)
-		if mid <= lo || mid >= hi {
-			break
-		}
-		pass, err := attempt(mid)
-		if err != nil {
-			return lo, trials, err
-		}
-		if pass {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo, trials, nil
 }
+
+// Searching is the state of one Search, advanced a trial at a time, so that
+// the searches of several targets can take turns: a burst of load from
+// elsewhere on the machine then falls on all of them alike.
+type Searching struct {
+	s      Search
+	lo, hi float64 // highest passed, lowest failed (0: none yet)
+	next   float64
+	refine int
+	done   bool
+	Trials []Trial
+}
+
+// Begin starts a search.
+func (s Search) Begin() *Searching { return &Searching{s: s, next: s.Start} }
+
+// Next returns the rate to try next, or false when the search is over.
+func (st *Searching) Next() (float64, bool) {
+	if st.done {
+		return 0, false
+	}
+	return st.next, true
+}
+
+// Record takes the outcome of the trial at the rate Next returned.
+func (st *Searching) Record(pass bool, p99 float64) {
+	rate := st.next
+	st.Trials = append(st.Trials, Trial{Rate: rate, Pass: pass, P99: p99})
+	if pass {
+		st.lo = rate
+	} else {
+		st.hi = rate
+	}
+	if st.hi == 0 { // still doubling
+		if st.next = rate * 2; st.next > st.s.Cap {
+			st.done = true
+		}
+		return
+	}
+	if st.refine >= st.s.Refine {
+		st.done = true
+		return
+	}
+	st.refine++
+	mid := math.Round((st.lo + st.hi) / 2)
+	if mid <= st.lo || mid >= st.hi {
+		st.done = true
+		return
+	}
+	st.next = mid
+}
+
+// Best is the highest rate sustained so far.
+func (st *Searching) Best() float64 { return st.lo }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,6 +162,31 @@ func TestSearch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSearchingTakesTurns(t *testing.T) {
+	a, b := Search{Start: 1000, Cap: 8000, Refine: 1}.Begin(), Search{Start: 1000, Cap: 8000, Refine: 1}.Begin()
+	limits := map[*Searching]float64{a: 1500, b: 5000}
+	var order []string
+	for {
+		progressed := false
+		for _, st := range []*Searching{a, b} {
+			if rate, ok := st.Next(); ok {
+				order = append(order, fmt.Sprintf("%.0f", rate))
+				st.Record(rate <= limits[st], 1)
+				progressed = true
+			}
+		}
+		if !progressed {
+			break
+		}
+	}
+	if a.Best() != 1500 || b.Best() != 4000 {
+		t.Errorf("best %v and %v, want 1500 and 4000", a.Best(), b.Best())
+	}
+	if got := strings.Join(order, " "); got != "1000 1000 2000 2000 1500 4000 8000 6000" {
+		t.Errorf("turns %s", got)
 	}
 }
 

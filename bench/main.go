@@ -38,7 +38,7 @@ import (
 
 func main() {
 	short := flag.Bool("short", false, "smoke run: a small workload and short phases, under 2 minutes")
-	out := flag.String("out", "bench/results", "directory of the report (relative to the repository root)")
+	out := flag.String("out", "", "directory of the report, relative to the repository root (default bench/results; with -short, a temporary directory, so a smoke run never overwrites a committed report)")
 	redisURL := flag.String("redis-url", os.Getenv("FRESHET_TEST_REDIS_URL"), "Redis to reuse (default: start one)")
 	brokers := flag.String("kafka-brokers", os.Getenv("FRESHET_TEST_KAFKA_BROKERS"), "Kafka brokers to reuse, comma-separated (default: start one)")
 	kafkaDir := flag.String("kafka-dir", filepath.Join(os.TempDir(), "freshet-bench-kafka"), "work dir of the Kafka broker the harness starts")
@@ -52,6 +52,12 @@ func main() {
 	plan := FullPlan()
 	if *short {
 		plan, *profiles = ShortPlan(), false
+	}
+	if *out == "" {
+		*out = "bench/results"
+		if *short {
+			*out = filepath.Join(os.TempDir(), "freshet-bench-results")
+		}
 	}
 	if *only != "" {
 		plan.Only = map[string]bool{}

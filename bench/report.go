@@ -152,6 +152,39 @@ func (r *Report) Misses() []Row {
 	return out
 }
 
+// Gap is how far a value is from its goal, as a factor ≥ 1: 5 means five
+// times too slow (or too late); 1 means met.
+func (g Goal) Gap(value, limit float64) float64 {
+	x := value
+	if g.Kind == RatioAtLeast || g.Kind == RatioAtMost {
+		if limit <= 0 {
+			return math.Inf(1)
+		}
+		x = value / limit
+	}
+	switch g.Kind {
+	case RatioAtLeast, AtLeast:
+		if x <= 0 {
+			return math.Inf(1)
+		}
+		return max(1, g.Bound/x)
+	default:
+		return max(1, x/g.Bound)
+	}
+}
+
+// LargestGap returns the missed row farthest from its goal.
+func (r *Report) LargestGap() (Row, bool) {
+	var best Row
+	worst := 1.0
+	for _, row := range r.Misses() {
+		if g := row.Goal.Gap(row.Value, row.Limit); g > worst {
+			best, worst = row, g
+		}
+	}
+	return best, worst > 1
+}
+
 // Write writes dir/<date>.json and dir/<date>.md and returns their paths.
 func (r *Report) Write(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -199,7 +232,11 @@ func (r *Report) Markdown() string {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "Goals met: %d of %d.\n\n", passed, judged)
+	fmt.Fprintf(&b, "Goals met: %d of %d.", passed, judged)
+	if g, ok := r.LargestGap(); ok {
+		fmt.Fprintf(&b, " Largest gap: %s, %s (%s).", g.Section, g.Figure, g.Miss)
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| section | figure | value | limit | limit value | ratio | goal | result |\n")
 	b.WriteString("|---|---|---:|---|---:|---:|---|---|\n")
 	for _, row := range r.Rows {

@@ -127,3 +127,21 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("entName(1e6) = %q", got)
 	}
 }
+
+func TestLargestGap(t *testing.T) {
+	var r Report
+	if _, ok := r.LargestGap(); ok {
+		t.Fatal("a report without misses has no gap")
+	}
+	r.Add(Row{Figure: "met", Value: 1, Goal: &Goal{AtMost, 100}})
+	r.Add(Row{Figure: "twice too slow", Value: 5000, LimitName: "l", Limit: 10000, Goal: &Goal{RatioAtLeast, 1}})
+	r.Add(Row{Figure: "five times too late", Value: 500, Goal: &Goal{AtMost, 100}})
+	r.Add(Row{Figure: "a bit over", Value: 3.3, LimitName: "l", Limit: 2, Goal: &Goal{RatioAtMost, 1.5}})
+	g, ok := r.LargestGap()
+	if !ok || g.Figure != "five times too late" {
+		t.Errorf("largest gap %q, want the freshness-like miss", g.Figure)
+	}
+	if got := (Goal{RatioAtLeast, 0.8}).Gap(4000, 10000); got != 2 {
+		t.Errorf("Gap = %v, want 2", got)
+	}
+}

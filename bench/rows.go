@@ -56,7 +56,7 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 		}
 		max := t.searches[fig.name].Max
 		b.rep.Add(Row{Section: fig.section, Figure: "highest rate sustained", Unit: "req/s", Value: max,
-			LimitName: "floor handler", Limit: floorMax, Goal: goalServeMax, Profile: strings.TrimSuffix(fig.half, "-half") + "-max"})
+			LimitName: "floor handler", Limit: floorMax, Goal: goalServeMax, Profile: "serve-max"})
 		b.rep.Add(Row{Section: fig.section, Figure: "highest rate sustained", Unit: "req/s", Value: max,
 			LimitName: "go-redis HGETALL", Limit: directMax})
 		if t.half > 0 {
@@ -140,7 +140,8 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 	b.rep.Details = append(b.rep.Details, s)
 	if b.plan.Search.Cap > 0 {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("The highest-rate search doubles from %.0f req/s up to %.0f and bisects %d times; "+
-			"each trial sends for %s. All four targets share the machine with the load generator, which caps what any of them can show.",
+			"each trial sends for %s, and the four targets' searches take turns, one trial each. All four share the machine with the load generator, "+
+			"which caps what any of them can show.",
 			b.plan.Search.Start, b.plan.Search.Cap, b.plan.Search.Refine, b.plan.SearchPhase))
 	}
 }
@@ -150,6 +151,9 @@ func (b *bench) featurizeRows(figs []*featurizeFigure) {
 		"featurize ev/s", "go-redis writes alone ev/s", "featurize wall (start to caught up)", "featurize peak RSS", "Redis used_memory delta"}}
 	for _, f := range figs {
 		section := fmt.Sprintf("featurize, %s entities", entName(f.ds.Entities))
+		if f.ds.Entities == 1 {
+			section = "featurize, 1 entity"
+		}
 		row := Row{Section: section, Figure: fmt.Sprintf("events/s, topic of %s events", entName(f.ds.Events)), Unit: "events/s",
 			Value: f.feat, LimitName: "kafka-go Reader alone", Limit: f.read}
 		if f.ds.Entities == 10_000 {
@@ -183,18 +187,18 @@ func (b *bench) featurizeRows(figs []*featurizeFigure) {
 		"merchant i·7919 mod N for N entities, 6 partitions; each event updates three views (bench/schemas/bench.yaml). featurize's rate runs "+
 		"from its first micro-batch in Redis to its last, so start-up and the group join do not count; the Reader's from its first message to its last. "+
 		"The direct writes are featurize's micro-batches of %d events as one HSET (tiles touched, version, newest time, offset) and a PEXPIRE "+
-		"per entity and view, pipelined in 4 concurrent shards, without featurize's reads, merge and compare-and-set script "+
-		"(the first %s events of each topic: every micro-batch is alike).",
-		entName(b.plan.FeaturizeEvents), featurizeBatch, entName(min(directEvents, b.plan.FeaturizeEvents))))
+		"per entity and view, pipelined in 4 concurrent shards, without featurize's reads, merge and compare-and-set script; each batch's commands are built off the clock.",
+		entName(b.plan.FeaturizeEvents), featurizeBatch))
 }
 
 func (b *bench) ingestRows(f ingestFigure) {
 	b.rep.Add(Row{Section: "ingest", Figure: fmt.Sprintf("HTTP NDJSON batches of %d, 4 clients (%s events)", b.plan.IngestBatch, entName(f.httpEvents)),
-		Unit: "events/s", Value: f.http, LimitName: "kafka-go Writer alone", Limit: f.writer})
+		Unit: "events/s", Value: f.http, LimitName: "kafka-go Writer alone, 4 batches in flight", Limit: f.writer4})
 	b.rep.Add(Row{Section: "ingest", Figure: fmt.Sprintf("Parquet replay (%s events)", entName(f.replayEvents)), Unit: "events/s",
-		Value: f.replay, LimitName: "kafka-go Writer alone", Limit: f.writer, Goal: goalReplay, Profile: "replay"})
-	b.rep.Notes = append(b.rep.Notes, "The ingest limit is kafka-go's Writer as ingest configures it (acks=all, murmur2, lz4, "+
-		"batch timeout 2 ms) writing the same pre-encoded events in batches of 1000, one at a time, as replay publishes; "+
+		Value: f.replay, LimitName: "kafka-go Writer alone, one batch at a time", Limit: f.writer, Goal: goalReplay, Profile: "replay"})
+	b.rep.Notes = append(b.rep.Notes, "The ingest limits are kafka-go's Writer as ingest configures it (acks=all, murmur2, lz4, "+
+		"batch timeout 2 ms) writing pre-encoded events of the same shape in batches of 1000: one at a time, as replay publishes, "+
+		"and four at once, as the four HTTP clients make ingest publish; "+
 		"replay's time is the wall time of `ingest replay` (process start, reading and validating the Parquet file included).")
 }
 

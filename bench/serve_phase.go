@@ -160,33 +160,33 @@ func (b *bench) servePhase(ctx context.Context) error {
 			t.singleByRate[tg.name][rate] = r
 		}
 	}
-	for _, tg := range singles {
-		phase := ""
-		switch tg {
-		case t.serve:
-			phase = "serve-max"
-		case t.feast:
-			phase = "feast-max"
+	// The four searches take turns, a trial each, so that load from
+	// elsewhere on the machine falls on all of them alike.
+	err = b.prof.Phase(ctx, "serve-max", func() error {
+		states := make([]*Searching, len(singles))
+		for i := range singles {
+			states[i] = b.plan.Search.Begin()
 		}
-		s := &serveSearch{Target: tg.name}
-		run := func() error {
-			var err error
-			s.Max, s.Trials, err = b.plan.Search.Run(func(rate float64) (bool, float64, error) {
+		for progressed := true; progressed && ctx.Err() == nil; {
+			progressed = false
+			for i, tg := range singles {
+				rate, ok := states[i].Next()
+				if !ok {
+					continue
+				}
 				r := b.open(ctx, tg, rate, b.plan.SearchPhase)
-				return r.Sustained(b.plan.SLO), r.Latency.P99, ctx.Err()
-			})
-			return err
+				states[i].Record(r.Sustained(b.plan.SLO), r.Latency.P99)
+				progressed = true
+			}
 		}
-		if phase != "" {
-			err = b.prof.Phase(ctx, phase, run)
-		} else {
-			err = run()
+		for i, tg := range singles {
+			t.searches[tg.name] = &serveSearch{Target: tg.name, Max: states[i].Best(), Trials: states[i].Trials}
+			b.log.Info("serve: highest rate sustained", "target", tg.name, "req/s", states[i].Best())
 		}
-		if err != nil {
-			return err
-		}
-		t.searches[tg.name] = s
-		b.log.Info("serve: highest rate sustained", "target", tg.name, "req/s", s.Max)
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
 	}
 	if fmax := t.searches[nameFloor].Max; fmax > 0 {
 		t.half = fmax / 2
