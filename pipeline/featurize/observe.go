@@ -2,10 +2,14 @@ package featurize
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -51,7 +55,7 @@ type otelObserver struct {
 	updates  metric.Int64Counter
 	size     metric.Int64Histogram
 	duration metric.Float64Histogram
-	lag      metric.Int64Gauge
+	lags     *lagBook
 	// Per event: the Prometheus client's cheap histograms.
 	freshness *telemetry.HotHistogram
 	delay     *telemetry.HotHistogram
@@ -85,7 +89,8 @@ type startKey struct{}
 //	freshet_featurize_events_total{view,outcome}            event×view updates: applied, duplicate, late, no_entity, undecodable
 //	freshet_featurize_batch_messages                        messages per micro-batch
 //	freshet_featurize_batch_duration_seconds                plan and apply time of a micro-batch
-//	freshet_featurize_consumer_lag_messages{topic,partition} messages behind the partition's end, after a batch
+//	freshet_featurize_consumer_lag_messages{topic,partition} messages behind the partition's end, as of the last fetch
+//	freshet_featurize_last_batch_timestamp_seconds          when the last micro-batch was in the store (a stall shows as time() minus it)
 //	freshet_featurize_freshness_seconds{view}               store commit time minus event time, per applied update
 //	freshet_featurize_end_to_end_delay_seconds{topic}       store commit time minus ingest acceptance time, per message
 func NewObserver(p *telemetry.Providers, group string, proc *Processor) Observer {
@@ -93,19 +98,36 @@ func NewObserver(p *telemetry.Providers, group string, proc *Processor) Observer
 		return noObserver{}
 	}
 	m := p.Meter("github.com/freshet-ml/freshet/pipeline/featurize")
-	o := &otelObserver{tel: p, group: group, topics: map[string]topicAttrs{}}
-	o.messages, _ = m.Int64Counter("freshet.featurize.messages", metric.WithUnit("{message}"),
+	o := &otelObserver{tel: p, group: group, topics: map[string]topicAttrs{}, lags: &lagBook{parts: map[partition]lagEntry{}}}
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	var err error
+	o.messages, err = m.Int64Counter("freshet.featurize.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages consumed whose micro-batch is in the store (as GET /v1/stats messages)."))
-	o.updates, _ = m.Int64Counter("freshet.featurize.events", metric.WithUnit("{event}"),
+	add(err)
+	o.updates, err = m.Int64Counter("freshet.featurize.events", metric.WithUnit("{event}"),
 		metric.WithDescription("Event×view updates by outcome: applied, duplicate (applied before), late, no_entity (no entity field), undecodable."))
-	o.size, _ = m.Int64Histogram("freshet.featurize.batch.messages", metric.WithUnit("{message}"),
+	add(err)
+	o.size, err = m.Int64Histogram("freshet.featurize.batch.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages per micro-batch."),
 		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000))
-	o.duration, _ = m.Float64Histogram("freshet.featurize.batch.duration", metric.WithUnit("s"),
+	add(err)
+	o.duration, err = m.Float64Histogram("freshet.featurize.batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to plan and apply a micro-batch to the store, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	o.lag, _ = m.Int64Gauge("freshet.featurize.consumer.lag.messages", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages of the partition after the last one of a micro-batch, as of its fetch (high watermark - offset - 1)."))
+	add(err)
+	_, err = m.Int64ObservableGauge("freshet.featurize.consumer.lag.messages", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages of the partition after the last one fetched (high watermark - offset - 1), for the partitions fetched in the last "+lagStale.String()+"."),
+		metric.WithInt64Callback(o.lags.observe))
+	add(err)
+	_, err = m.Float64ObservableGauge("freshet.featurize.last.batch.timestamp", metric.WithUnit("s"),
+		metric.WithDescription("Unix time at which the last micro-batch was in the store; 0 before the first."),
+		metric.WithFloat64Callback(o.lags.observeLastBatch))
+	add(err)
+	if err := errors.Join(errs...); err != nil {
+		// The SDK still returns working instruments; featurize runs on.
+		otel.Handle(fmt.Errorf("featurize metrics: %w", err))
+	}
 	o.freshness = p.HotHistogram("freshet_featurize_freshness_seconds",
 		"Time the update was in the store minus its event time, per applied event×view update.", "view",
 		[]float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400})
@@ -132,6 +154,7 @@ func (o *otelObserver) newTopic(t string) topicAttrs {
 
 // BatchStart implements Observer: it starts the batch's consumer span.
 func (o *otelObserver) BatchStart(ctx context.Context, msgs []kafka.Message) context.Context {
+	o.lags.fetched(msgs)
 	ctx, _ = o.tel.StartProcess(ctx, o.group, msgs)
 	return context.WithValue(ctx, startKey{}, time.Now())
 }
@@ -169,25 +192,12 @@ func (o *otelObserver) BatchEnd(ctx context.Context, msgs []kafka.Message, b *Ba
 		o.views[vi].freshness.Observe(float64(nowMs-t) / 1000)
 	})
 
-	// Per topic: messages and their end-to-end delay; per partition: the
-	// lag after its last message (a batch holds a few partitions: a slice
-	// searched in order beats a map).
-	var last []*kafka.Message
+	// Per topic: messages and their end-to-end delay.
 	for i := 0; i < len(msgs); {
 		topic, ta := msgs[i].Topic, o.topic(msgs[i].Topic)
 		j := i
 		for ; j < len(msgs) && msgs[j].Topic == topic; j++ {
-			m := &msgs[j]
-			k := 0
-			for k < len(last) && (last[k].Partition != m.Partition || last[k].Topic != m.Topic) {
-				k++
-			}
-			if k == len(last) {
-				last = append(last, m)
-			} else {
-				last[k] = m
-			}
-			if at, ok := telemetry.IngestTime(m.Headers); ok {
+			if at, ok := telemetry.IngestTime(msgs[j].Headers); ok {
 				if j == i {
 					ta.delay.ObserveInSpan(ctx, now.Sub(at).Seconds())
 				} else {
@@ -198,12 +208,7 @@ func (o *otelObserver) BatchEnd(ctx context.Context, msgs []kafka.Message, b *Ba
 		o.messages.Add(ctx, int64(j-i), ta.opt)
 		i = j
 	}
-	for _, m := range last {
-		if m.HighWaterMark > 0 {
-			o.lag.Record(ctx, max(0, m.HighWaterMark-m.Offset-1), metric.WithAttributes(
-				attribute.String("topic", m.Topic), attribute.String("partition", strconv.Itoa(m.Partition))))
-		}
-	}
+	o.lags.batchDone(now)
 	span.SetAttributes(attribute.Int64("freshet.updates.applied", applied), attribute.Int64("freshet.updates.late", late))
 	span.End()
 }
@@ -214,4 +219,77 @@ func (o *otelObserver) topic(t string) topicAttrs {
 		return ta
 	}
 	return o.newTopic(t) // not one of proc's topics: never from the loop
+}
+
+// lagStale is how long a partition's lag is reported after its last fetch:
+// longer than a session timeout, so that a partition that moved to another
+// member in a rebalance stops being reported here, where its last value
+// would stay forever.
+const lagStale = time.Minute
+
+// lagBook keeps the consumer lag of each partition as of its last fetch,
+// for the observable gauge read at scrape time.
+type lagBook struct {
+	mu        sync.Mutex
+	parts     map[partition]lagEntry
+	lastBatch time.Time
+	now       func() time.Time // nil: time.Now
+}
+
+type lagEntry struct {
+	lag int64
+	at  time.Time
+}
+
+func (b *lagBook) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
+// fetched records the lag after each partition's last message of a batch.
+func (b *lagBook) fetched(msgs []kafka.Message) {
+	now := b.clock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		if m.HighWaterMark > 0 {
+			b.parts[partition{m.Topic, m.Partition}] = lagEntry{max(0, m.HighWaterMark-m.Offset-1), now}
+		}
+	}
+}
+
+func (b *lagBook) batchDone(at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastBatch = at
+}
+
+// observe reports the partitions fetched within lagStale and forgets the
+// others.
+func (b *lagBook) observe(_ context.Context, o metric.Int64Observer) error {
+	now := b.clock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for pk, e := range b.parts {
+		if now.Sub(e.at) > lagStale {
+			delete(b.parts, pk)
+			continue
+		}
+		o.Observe(e.lag, metric.WithAttributes(attribute.String("topic", pk.topic), attribute.String("partition", strconv.Itoa(pk.id))))
+	}
+	return nil
+}
+
+func (b *lagBook) observeLastBatch(_ context.Context, o metric.Float64Observer) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.lastBatch.IsZero() {
+		o.Observe(float64(b.lastBatch.UnixNano()) / 1e9)
+	} else {
+		o.Observe(0)
+	}
+	return nil
 }
