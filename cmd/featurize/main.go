@@ -9,6 +9,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
@@ -37,44 +38,49 @@ func main() {
 	}
 	app.Parse(fs, args, cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
+	if err := run(cfg, fs, log, rebuild, clear); err != nil {
+		app.Fatal(log, fs.Name()+" failed", err)
+	}
+}
+
+// run is featurize, or with rebuild `featurize rebuild`.
+func run(cfg *cli.Featurize, fs *flag.FlagSet, log *slog.Logger, rebuild, clear bool) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "featurize", telemetry.WithLogger(log))
 	if err != nil {
-		app.Fatal(log, "set up telemetry", err)
+		return fmt.Errorf("set up telemetry: %w", err)
 	}
-	defer shutdown(ctx)
+	defer app.Close(ctx, log, "telemetry", shutdown)
 	log.Info("starting "+fs.Name(), append(config.Effective(fs), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
-		app.Fatal(log, "load definitions", err)
+		return err
 	}
 	store.SetLogger(log)
 	st, err := cfg.Store.Open(tel.InstrumentRedis)
 	if err != nil {
-		app.Fatal(log, "open online store", err)
+		return fmt.Errorf("open online store: %w", err)
 	}
 	defer st.Close()
 	if rebuild {
 		stats, err := featurize.Rebuild(ctx, cfg.Featurize, reg, st, featurize.RebuildOptions{Clear: clear}, log)
 		if err != nil {
-			app.Fatal(log, "rebuild", err)
+			return err
 		}
 		log.Info("rebuild done", "messages", stats["messages"], "applied", stats["applied"], "duplicates", stats["duplicates"], "late", stats["late"])
-		return
+		return nil
 	}
 	svc, err := featurize.NewService(cfg.Featurize, reg, st, log, featurize.WithTelemetry(tel))
 	if err != nil {
-		app.Fatal(log, "build featurize", err)
+		return fmt.Errorf("build featurize: %w", err)
 	}
 	l, err := httpx.Listen(cfg.Featurize.HTTPAddr)
 	if err != nil {
-		app.Fatal(log, "listen", err)
+		return fmt.Errorf("listen: %w", err)
 	}
-	if err := svc.Run(ctx, l); err != nil {
-		app.Fatal(log, "featurize", err)
-	}
+	return svc.Run(ctx, l)
 }
 
 // backfillCmd is `featurize backfill --events FILE... --spine FILE --out FILE

@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -24,18 +26,24 @@ func main() {
 	cfg, fs := cli.NewIngest()
 	app.Parse(fs, os.Args[1:], cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
+	if err := run(cfg, fs, log); err != nil {
+		app.Fatal(log, "ingest failed", err)
+	}
+}
+
+func run(cfg *cli.Ingest, fs *flag.FlagSet, log *slog.Logger) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))
 	if err != nil {
-		app.Fatal(log, "set up telemetry", err)
+		return fmt.Errorf("set up telemetry: %w", err)
 	}
-	defer shutdown(ctx)
+	defer app.Close(ctx, log, "telemetry", shutdown)
 	log.Info("starting ingest", append(config.Effective(fs), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
-		app.Fatal(log, "load definitions", err)
+		return err
 	}
 	w := cfg.Ingest.Kafka.NewWriter()
 	defer w.Close()
@@ -43,11 +51,9 @@ func main() {
 	srv := ingest.NewServer(reg, pub, cfg.Ingest, log, ingest.WithTelemetry(tel))
 	l, err := httpx.Listen(cfg.Ingest.HTTPAddr)
 	if err != nil {
-		app.Fatal(log, "listen", err)
+		return fmt.Errorf("listen: %w", err)
 	}
-	if err := srv.Run(ctx, l); err != nil {
-		app.Fatal(log, "ingest", err)
-	}
+	return srv.Run(ctx, l)
 }
 
 // replay is `ingest replay --event NAME [--speed X] [--max-errors N]
@@ -59,34 +65,36 @@ func replay(args []string) {
 	app.Parse(fs, args, cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
 	opt.Files = fs.Args()
+	if err := runReplay(cfg, opt, log); err != nil {
+		app.Fatal(log, "replay failed", err)
+	}
+}
+
+func runReplay(cfg *cli.Ingest, opt *ingest.ReplayOptions, log *slog.Logger) error {
 	reg, err := cfg.Common.Load()
 	if err != nil {
-		app.Fatal(log, "load definitions", err)
+		return err
 	}
 	if reg.Events[opt.Event] == nil {
-		app.Fatal(log, "replay", fmt.Errorf("--event %q is not an event type of %s", opt.Event, cfg.Common.Schemas))
+		return fmt.Errorf("--event %q is not an event type of %s", opt.Event, cfg.Common.Schemas)
 	}
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))
 	if err != nil {
-		app.Fatal(log, "set up telemetry", err)
+		return fmt.Errorf("set up telemetry: %w", err)
 	}
-	defer shutdown(ctx)
+	defer app.Close(ctx, log, "telemetry", shutdown)
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = cfg.Ingest.Kafka.EnsureTopics(tctx, []string{cfg.Ingest.Kafka.Topic(opt.Event)})
 	cancel()
 	if err != nil {
-		app.Fatal(log, "create topic", err)
+		return fmt.Errorf("create topic: %w", err)
 	}
 	w := cfg.Ingest.Kafka.NewWriter()
 	_, err = ingest.Replay(ctx, reg, ingest.NewPublisher(cfg.Ingest.Kafka, w, ingest.WithTelemetry(tel)), *opt)
 	if cerr := w.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
-	if err != nil {
-		log.Error("replay failed", "error", err)
-		_ = shutdown(ctx)
-		os.Exit(1)
-	}
+	return err
 }

@@ -2,6 +2,9 @@
 package main
 
 import (
+	"flag"
+	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
@@ -17,34 +20,38 @@ func main() {
 	cfg, fs := cli.NewServe()
 	app.Parse(fs, os.Args[1:], cfg.Validators()...)
 	log := cfg.Common.Logger(os.Stderr)
+	if err := run(cfg, fs, log); err != nil {
+		app.Fatal(log, "serve failed", err)
+	}
+}
+
+func run(cfg *cli.Serve, fs *flag.FlagSet, log *slog.Logger) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "serve", telemetry.WithLogger(log))
 	if err != nil {
-		app.Fatal(log, "set up telemetry", err)
+		return fmt.Errorf("set up telemetry: %w", err)
 	}
-	defer shutdown(ctx)
+	defer app.Close(ctx, log, "telemetry", shutdown)
 	log.Info("starting serve", append(config.Effective(fs), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
-		app.Fatal(log, "load definitions", err)
+		return err
 	}
 	store.SetLogger(log)
 	st, err := cfg.Store.Open(tel.InstrumentRedis)
 	if err != nil {
-		app.Fatal(log, "open online store", err)
+		return fmt.Errorf("open online store: %w", err)
 	}
 	defer st.Close()
 	srv, err := serve.New(reg, st, cfg.Serve, log, serve.WithTelemetry(tel))
 	if err != nil {
-		app.Fatal(log, "build serve", err)
+		return fmt.Errorf("build serve: %w", err)
 	}
 	l, err := httpx.Listen(cfg.Serve.HTTPAddr)
 	if err != nil {
-		app.Fatal(log, "listen", err)
+		return fmt.Errorf("listen: %w", err)
 	}
-	if err := srv.Run(ctx, l); err != nil {
-		app.Fatal(log, "serve", err)
-	}
+	return srv.Run(ctx, l)
 }

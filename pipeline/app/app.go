@@ -132,3 +132,13 @@ func Fatal(log *slog.Logger, msg string, err error) {
 	log.Error(msg, "error", err)
 	os.Exit(1)
 }
+
+// Close calls a shutdown function (telemetry's, which flushes the last
+// spans) with ctx and logs its error: for a defer in a command's run
+// function, which returns its error rather than exiting, so that the
+// deferred calls happen on failure too.
+func Close(ctx context.Context, log *slog.Logger, what string, shutdown func(context.Context) error) {
+	if err := shutdown(ctx); err != nil {
+		log.Warn("close "+what, "error", err)
+	}
+}

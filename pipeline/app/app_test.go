@@ -3,7 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -64,4 +66,13 @@ func TestLoggerTraceIDs(t *testing.T) {
 			require.NotContains(t, lines[1], "trace_id")
 		})
 	}
+}
+
+func TestCloseLogsTheShutdownError(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	Close(context.Background(), log, "telemetry", func(context.Context) error { return nil })
+	require.Empty(t, buf.String())
+	Close(context.Background(), log, "telemetry", func(context.Context) error { return errors.New("exporter timed out") })
+	require.Contains(t, buf.String(), `msg="close telemetry" error="exporter timed out"`)
 }

@@ -190,9 +190,10 @@ func tracerProvider(ctx context.Context, res *resource.Resource, o *options) (*s
 		tpo = append(tpo, sdktrace.WithBatcher(exp))
 		traces = "otlp " + config.Mask(otlpEndpoint())
 	default:
-		if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
-			tpo = append(tpo, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
-		}
+		// Nothing exported: record no span of our own whatever
+		// OTEL_TRACES_SAMPLER says, but keep a sampled caller's decision
+		// for the services downstream (the Kafka headers carry it).
+		tpo = append(tpo, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	if o.sampler != nil {
 		tpo = append(tpo, sdktrace.WithSampler(o.sampler))
