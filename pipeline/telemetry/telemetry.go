@@ -134,7 +134,7 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Providers, fun
 		resource.WithHost(),
 		resource.WithTelemetrySDK(),
 	)
-	if err != nil && res == nil {
+	if err != nil && res == nil { // a partial resource: the SDK has logged why
 		return nil, nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 
@@ -142,6 +142,12 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Providers, fun
 	if err != nil {
 		return nil, nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok { // stop the OTLP batcher of a setup that failed after it
+			_ = tp.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(
@@ -163,6 +169,7 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Providers, fun
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry http metrics: %w", err)
 	}
+	ok = true
 	shutdown := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 		defer cancel()
