@@ -96,6 +96,14 @@ func (b *bench) freshnessPhase(ctx context.Context) error {
 		return fmt.Errorf("the first event never showed through serve: %w", err)
 	}
 
+	// Then the steady rate for a while, unmeasured: Kafka's JIT, the
+	// services' pools and featurize's batching settle.
+	warmRun := OpenLoop{Rate: b.plan.FreshRate / freshEventsPerRequest, Duration: b.plan.FreshWarm, MaxInFlight: 256}.Run(ctx,
+		func(ctx context.Context, i int) error { return b.postEvents(ctx, ingestURL, body("")) })
+	if warmRun.Errors > 0 {
+		return fmt.Errorf("ingest failed %d of %d warm-up requests, first: %s", warmRun.Errors, warmRun.Scheduled, warmRun.FirstError)
+	}
+
 	hist := newHist()
 	var (
 		hmu          sync.Mutex

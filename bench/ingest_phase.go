@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -116,21 +115,8 @@ func (b *bench) ingestHTTP(ctx context.Context, f *ingestFigure) error {
 
 // postEvents posts one NDJSON body and expects 202.
 func (b *bench) postEvents(ctx context.Context, u string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("POST %s: HTTP %d: %s", u, resp.StatusCode, out)
-	}
-	return nil
+	_, err := b.call(ctx, http.MethodPost, u, "application/x-ndjson", body, http.StatusAccepted)
+	return err
 }
 
 // replay writes the events to a Parquet file, writes the same events with

@@ -156,8 +156,11 @@ func summarizeSamples(samples []perfSample) [][]string {
 		}
 		sort.Slice(syms, func(i, j int) bool { return leaves[p][syms[i]] > leaves[p][syms[j]] })
 		var top []string
+		if p == "harness" { // go run's binary: perf cannot name its functions
+			top = append(top, "see the phase's .harness.pprof")
+		}
 		for k, s := range syms {
-			if k >= 5 || p == "idle" {
+			if k >= 5 || p == "idle" || p == "harness" {
 				break
 			}
 			top = append(top, fmt.Sprintf("%s %.0f%%", strings.ReplaceAll(s, "|", "/"), 100*float64(leaves[p][s])/float64(byProc[p])))

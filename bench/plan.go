@@ -33,10 +33,10 @@ type Plan struct {
 	// ReplayEvents are replayed from a Parquet file, and written by the
 	// kafka-go Writer alone for the limit.
 	ReplayEvents int
-	// FreshRate (events/s) is kept up for FreshFor while freshness is
-	// measured.
-	FreshRate float64
-	FreshFor  time.Duration
+	// FreshRate (events/s) is kept up for FreshWarm, then for FreshFor
+	// while freshness is measured.
+	FreshRate           float64
+	FreshWarm, FreshFor time.Duration
 	// CatchUp bounds how long featurize may take to consume a topic before
 	// the run is declared broken.
 	CatchUp time.Duration
@@ -55,7 +55,7 @@ func FullPlan() Plan {
 		Rates:           []float64{1000, 5000, 10000},
 		BatchRates:      []float64{100, 500},
 		BatchSize:       100,
-		Phase:           4 * time.Second,
+		Phase:           3 * time.Second,
 		SearchPhase:     2 * time.Second,
 		Search:          Search{Start: 2500, Cap: 80_000, Refine: 3},
 		SLO:             50 * time.Millisecond,
@@ -63,6 +63,7 @@ func FullPlan() Plan {
 		IngestBatch:     1000,
 		ReplayEvents:    1_000_000,
 		FreshRate:       5000,
+		FreshWarm:       5 * time.Second,
 		FreshFor:        20 * time.Second,
 		CatchUp:         3 * time.Minute,
 	}
@@ -88,6 +89,7 @@ func ShortPlan() Plan {
 		IngestBatch:     1000,
 		ReplayEvents:    40_000,
 		FreshRate:       5000,
+		FreshWarm:       time.Second,
 		FreshFor:        3 * time.Second,
 		CatchUp:         time.Minute,
 	}

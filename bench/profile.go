@@ -99,6 +99,8 @@ func (p *profiler) Phase(ctx context.Context, name string, fn func() error) erro
 // Keep copies the profiles of the phases whose goal was missed into
 // outDir/<date>-profiles/ and returns their paths relative to outDir.
 func (p *profiler) Keep(rep *Report, outDir string) []string {
+	dest := filepath.Join(outDir, rep.Date+"-profiles")
+	_ = os.RemoveAll(dest) // an earlier run's of the same day
 	names := map[string]bool{}
 	for _, r := range rep.Misses() {
 		if r.Profile != "" && p.taken[r.Profile] {
@@ -108,7 +110,6 @@ func (p *profiler) Keep(rep *Report, outDir string) []string {
 	if len(names) == 0 {
 		return nil
 	}
-	dest := filepath.Join(outDir, rep.Date+"-profiles")
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		p.log.Warn("keep profiles", "error", err)
 		return nil

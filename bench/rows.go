@@ -233,8 +233,8 @@ func (b *bench) freshnessRows(f freshFigure, h *hdrhistogram.Histogram) {
 	}
 	b.rep.Details = append(b.rep.Details, st)
 	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("Freshness: ingest, featurize and serve run together (default settings: featurize batch wait 50 ms); "+
-		"%d-event NDJSON requests keep up %.0f events/s on an open-loop clock; every %dth request carries a probe event of a new user, "+
-		"polled through serve after its 202 until PRESENT, every 2 ms or every twentieth of the wait so far, whichever is longer (so each figure is at most 2 ms or 5%% late).", freshEventsPerRequest, f.rate, probeEvery))
+		"%d-event NDJSON requests keep up %.0f events/s on an open-loop clock (after %s unmeasured at that rate); every %dth request carries a probe event of a new user, "+
+		"polled through serve after its 202 until PRESENT, every 2 ms or every twentieth of the wait so far, whichever is longer (so each figure is at most 2 ms or 5%% late).", freshEventsPerRequest, f.rate, b.plan.FreshWarm, probeEvery))
 }
 
 // memoryRows adds each service's peak RSS.

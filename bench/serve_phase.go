@@ -1,13 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -330,19 +330,11 @@ func (b *bench) checkServe(ctx context.Context, base string, ds *dataset) error 
 	return b.postOK(ctx, base+"/v1/features/"+serveView, `{"entities":["u000001","u000002"]}`)
 }
 
+// getJSON GETs u and decodes its 200 answer into v.
 func (b *bench) getJSON(ctx context.Context, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := b.call(ctx, http.MethodGet, u, "", nil, http.StatusOK)
 	if err != nil {
 		return err
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)
@@ -350,20 +342,40 @@ func (b *bench) getJSON(ctx context.Context, u string, v any) error {
 	return nil
 }
 
+// postOK POSTs a JSON body to u and expects 200.
 func (b *bench) postOK(ctx context.Context, u, body string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
-	if err != nil {
-		return err
+	_, err := b.call(ctx, http.MethodPost, u, "application/json", []byte(body), http.StatusOK)
+	return err
+}
+
+// call sends one request and returns its answer's body; any status but
+// want is an error naming it and the start of the body.
+func (b *bench) call(ctx context.Context, method, u, contentType string, body []byte, want int) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", u, err)
+		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: HTTP %d: %s", u, resp.StatusCode, out)
+	out, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		if len(out) > 300 {
+			out = out[:300]
+		}
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, out)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read the answer: %w", method, u, err)
+	}
+	return out, nil
 }
