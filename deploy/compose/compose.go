@@ -8,14 +8,12 @@
 package compose
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -75,6 +73,9 @@ func IsFreshet(s types.ServiceConfig) bool { return s.Build != nil }
 type Program struct {
 	// Name is ingest, featurize, serve or "freshet demo".
 	Name string
+	// Binary is the executable the command starts, its first word: the
+	// image has no ENTRYPOINT, so it is one of the binaries it builds.
+	Binary string
 	// Flags has every setting of the program: its flags and, through
 	// config.EnvName, their FRESHET_* variables.
 	Flags *flag.FlagSet
@@ -91,7 +92,7 @@ func ProgramOf(command []string) (*Program, error) {
 	if len(command) == 0 {
 		return nil, errors.New("no command: a freshet service must name its program (the image runs none by default)")
 	}
-	p := &Program{Name: command[0], Args: command[1:]}
+	p := &Program{Name: command[0], Binary: command[0], Args: command[1:]}
 	switch command[0] {
 	case "ingest", "featurize", "serve":
 		if len(p.Args) > 0 && !strings.HasPrefix(p.Args[0], "-") {
@@ -194,52 +195,6 @@ func ServiceEnv(s types.ServiceConfig) (map[string]string, error) {
 			return nil, fmt.Errorf("service %s: %s takes its value from the host's environment: give it one in the file", s.Name, k)
 		}
 		env[k] = *v
-	}
-	return env, nil
-}
-
-// ImageEnv returns the variables the ENV instructions of a Dockerfile's
-// last stage set, in the NAME=VALUE form (unquoted values; line
-// continuations allowed). Another form is an error rather than a guess.
-func ImageEnv(dockerfile string) (map[string]string, error) {
-	f, err := os.Open(dockerfile)
-	if err != nil {
-		return nil, fmt.Errorf("image environment: %w", err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	var line string
-	for n := 1; sc.Scan(); n++ {
-		text := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(text, "#") {
-			continue
-		}
-		if rest, cont := strings.CutSuffix(text, "\\"); cont {
-			line += rest + " "
-			continue
-		}
-		line += text
-		fields := strings.Fields(line)
-		line = ""
-		if len(fields) == 0 {
-			continue
-		}
-		switch strings.ToUpper(fields[0]) {
-		case "FROM":
-			env = map[string]string{} // a new stage starts with the base's environment: none of ours
-		case "ENV":
-			for _, kv := range fields[1:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" || strings.ContainsAny(v, `"'$`) {
-					return nil, fmt.Errorf("%s:%d: ENV %q: only NAME=VALUE with a plain value is understood", dockerfile, n, kv)
-				}
-				env[k] = v
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", dockerfile, err)
 	}
 	return env, nil
 }

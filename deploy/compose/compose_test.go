@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -74,8 +73,16 @@ func TestNoVersionKey(t *testing.T) {
 	}
 }
 
-// pinned matches an image reference with an explicit tag (or digest) that
-// is not latest.
+// fullVersion is a tag that names a release down to its patch level:
+// 1.26.8, v3.1.0, 1.26.8-bookworm, 7.4.2-alpine.
+var fullVersion = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+([-+_.].*)?$`)
+
+// pinned reports whether an image reference names one release: a digest,
+// or a tag with a full major.minor.patch version. latest, no tag, and
+// floating tags that name only a major or a minor version (golang:1.26-bookworm,
+// redis:7.4, redis:7) are refused: they move with every patch release, so
+// two builds of one commit could differ. Every image the stack and the
+// Dockerfile use publishes patch-level tags.
 func pinned(image string) error {
 	if image == "" {
 		return fmt.Errorf("no image")
@@ -92,10 +99,21 @@ func pinned(image string) error {
 	if tag == "latest" || tag == "" {
 		return fmt.Errorf("%s: latest is not a version", image)
 	}
-	if !regexp.MustCompile(`[0-9]`).MatchString(tag) {
-		return fmt.Errorf("%s: tag %q names no version", image, tag)
+	if !fullVersion.MatchString(tag) {
+		return fmt.Errorf("%s: tag %q names no full version (major.minor.patch): it moves with each release", image, tag)
 	}
 	return nil
+}
+
+func TestPinned(t *testing.T) {
+	for _, ok := range []string{"golang:1.26.8-bookworm", "redis:7.4.2", "apache/kafka:4.1.0", "prom/prometheus:v3.1.0",
+		"localhost:5000/freshet:0.1.0", "golang@sha256:0123abcd", "golang:1.26@sha256:0123abcd"} {
+		require.NoError(t, pinned(ok), ok)
+	}
+	for _, bad := range []string{"golang:1.26-bookworm", "golang:1.26", "golang:1", "golang:bookworm", "redis:7.4", "redis:7",
+		"redis", "redis:latest", "localhost:5000/freshet", "grafana/grafana:11", "prom/prometheus:v3.1", ""} {
+		require.Error(t, pinned(bad), bad)
+	}
 }
 
 func TestImagesPinned(t *testing.T) {
@@ -104,26 +122,15 @@ func TestImagesPinned(t *testing.T) {
 		require.NoError(t, pinned(s.Image), "service %s", name)
 	}
 	// And the images the Dockerfile builds from.
-	f, err := os.Open(filepath.Join(testenv.RepoRoot(t), "Dockerfile"))
+	stages, err := ParseDockerfile(filepath.Join(testenv.RepoRoot(t), "Dockerfile"))
 	require.NoError(t, err)
-	defer f.Close()
-	stages := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || !strings.EqualFold(fields[0], "FROM") {
-			continue
+	names := map[string]bool{}
+	for _, st := range stages {
+		if st.Image != "scratch" && !names[st.Image] {
+			require.NoError(t, pinned(st.Image), "Dockerfile:%d: FROM", st.Line)
 		}
-		from := fields[1]
-		if len(fields) >= 4 && strings.EqualFold(fields[2], "AS") {
-			stages[fields[3]] = true
-		}
-		if from == "scratch" || stages[from] {
-			continue
-		}
-		require.NoError(t, pinned(from), "Dockerfile FROM")
+		names[st.Name] = true
 	}
-	require.NoError(t, sc.Err())
 }
 
 // TestSettingsAreTheProgramsOwn: every FRESHET_* variable a freshet
@@ -245,40 +252,99 @@ func httpPort(t testing.TB, s types.ServiceConfig) string {
 	return port
 }
 
-// TestHealthchecksAndDependencies: every freshet service has a healthcheck
-// that asks its own /readyz on the port it listens on (demo, which serves
-// nothing, asks ingest's), and starts only once what it depends on is
-// healthy; so do kafka and redis, which they depend on.
+// noHealthcheck is every service of the stack without a healthcheck, with
+// the reason. Every other service has one, and a service that depends on
+// one of these can only wait for it to start.
+var noHealthcheck = map[string]string{
+	"otel-collector": "otel/opentelemetry-collector-contrib is built FROM scratch: no shell, no wget or curl, " +
+		"and no probe command of its own",
+	"jaeger": "jaegertracing/jaeger has no probe command of its own, and no tool in its image is known here to " +
+		"work as one (no Docker engine runs these tests); a healthcheck that cannot run marks the service " +
+		"unhealthy for good, and what waits for it healthy never starts",
+	"demo": "freshet demo listens on nothing (pipeline/devmode/demo.go only sends to ingest), and the image's " +
+		"only probe, `freshet healthcheck URL`, could only ask another service: that service's health, not the " +
+		"demo's; nothing depends on the demo",
+}
+
+// probes is what the healthcheck of each service not built from the
+// Dockerfile runs, by image: the only commands it may use, with why the
+// image has them. The freshet image has `freshet healthcheck` and nothing
+// else.
+var probes = map[string]struct{ test, why string }{
+	"apache/kafka":    {"CMD-SHELL", "a Debian-based image with a shell and Kafka's own scripts in /opt/kafka/bin"},
+	"redis":           {"redis-cli", "the official image ships redis-cli with the server"},
+	"prom/prometheus": {"wget", "the image is built on busybox, which has wget"},
+	"grafana/grafana": {"wget", "the image is built on Alpine, whose busybox has wget"},
+}
+
+// TestHealthchecksAndDependencies: every service has a healthcheck,
+// except those in noHealthcheck, and every dependency on a service with a
+// healthcheck waits for it to be healthy. A freshet service's asks its own
+// /readyz on the port it listens on, with `freshet healthcheck`; another
+// image's runs only what that image has (probes), and an HTTP probe asks
+// the service itself on a port it exposes.
 func TestHealthchecksAndDependencies(t *testing.T) {
 	p := stack(t, true)
-	services := freshetServices(p)
-	for _, name := range []string{"kafka", "redis"} {
-		hc := p.Services[name].HealthCheck
-		require.True(t, hc != nil && !hc.Disable && len(hc.Test) > 0, "service %s has no healthcheck", name)
+	for name := range noHealthcheck {
+		require.Contains(t, p.Services, name, "noHealthcheck names a service the stack does not have")
 	}
-	for name, s := range services {
+	for name, s := range p.Services {
 		hc := s.HealthCheck
-		require.NotNil(t, hc, "service %s has no healthcheck", name)
-		require.False(t, hc.Disable)
-		require.Len(t, hc.Test, 4, "service %s: healthcheck %q", name, hc.Test)
-		require.Equal(t, []string{"CMD", "freshet", "healthcheck"}, []string(hc.Test[:3]),
-			"service %s: the image has no shell and no curl", name)
-		u, err := url.Parse(hc.Test[3])
-		require.NoError(t, err)
-		require.Equal(t, "/readyz", u.Path, "service %s", name)
-		if port := httpPort(t, s); port != "" {
+		has := hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+		if reason, ok := noHealthcheck[name]; ok {
+			require.False(t, has, "service %s has a healthcheck now: take it out of noHealthcheck (%s)", name, reason)
+			continue
+		}
+		require.True(t, has, "service %s has no healthcheck (an exception goes in noHealthcheck, with its reason)", name)
+		if IsFreshet(s) {
+			require.Len(t, hc.Test, 4, "service %s: healthcheck %q", name, hc.Test)
+			require.Equal(t, []string{"CMD", "freshet", "healthcheck"}, []string(hc.Test[:3]),
+				"service %s: the image has no shell and no curl", name)
+			u, err := url.Parse(hc.Test[3])
+			require.NoError(t, err)
+			require.Equal(t, "/readyz", u.Path, "service %s", name)
+			port := httpPort(t, s)
+			require.NotEmpty(t, port, "service %s listens on nothing: it has nothing of its own to check (see noHealthcheck)", name)
 			require.Equal(t, "localhost", u.Hostname(), "service %s checks itself", name)
 			require.Equal(t, port, u.Port(), "service %s: its healthcheck asks another port than it listens on", name)
-		} else {
-			require.Contains(t, services, u.Hostname(), "service %s", name)
-			require.Equal(t, httpPort(t, services[u.Hostname()]), u.Port(), "service %s", name)
+			continue
 		}
-		require.NotEmpty(t, s.DependsOn, "service %s waits for nothing", name)
-		for dep, d := range s.DependsOn {
-			require.Equal(t, types.ServiceConditionHealthy, d.Condition, "service %s: depends on %s without waiting for it to be healthy", name, dep)
-			require.NotNil(t, p.Services[dep].HealthCheck, "service %s waits for %s to be healthy, which has no healthcheck", name, dep)
+		repo, _, _ := strings.Cut(s.Image, ":")
+		probe, ok := probes[repo]
+		require.True(t, ok, "service %s: what can a healthcheck run in %s? Say it in probes", name, repo)
+		switch hc.Test[0] {
+		case "CMD-SHELL":
+			require.Equal(t, "CMD-SHELL", probe.test, "service %s: %s has no shell for CMD-SHELL", name, repo)
+		case "CMD":
+			require.Greater(t, len(hc.Test), 1, "service %s", name)
+			require.Equal(t, probe.test, hc.Test[1], "service %s: %s has %s (%s)", name, repo, probe.test, probe.why)
+		default:
+			t.Errorf("service %s: healthcheck %q is neither CMD nor CMD-SHELL", name, hc.Test)
+		}
+		for _, w := range hc.Test[1:] {
+			if u, err := url.Parse(w); err == nil && u.Scheme == "http" {
+				require.Equal(t, "localhost", u.Hostname(), "service %s checks itself", name)
+				require.True(t, slices.ContainsFunc(s.Ports, func(pc types.ServicePortConfig) bool { return strconv.Itoa(int(pc.Target)) == u.Port() }),
+					"service %s: its healthcheck asks port %s, which it does not expose", name, u.Port())
+			}
 		}
 	}
+	for name, s := range p.Services {
+		if IsFreshet(s) {
+			require.NotEmpty(t, s.DependsOn, "service %s waits for nothing", name)
+		}
+		for dep, d := range s.DependsOn {
+			require.Contains(t, p.Services, dep, "service %s", name)
+			if _, none := noHealthcheck[dep]; none {
+				require.Equal(t, types.ServiceConditionStarted, d.Condition,
+					"service %s waits for %s, which has no healthcheck (%s), to be %s", name, dep, noHealthcheck[dep], d.Condition)
+			} else {
+				require.Equal(t, types.ServiceConditionHealthy, d.Condition,
+					"service %s: depends on %s without waiting for it to be healthy", name, dep)
+			}
+		}
+	}
+	services := freshetServices(p)
 	// Every address of a freshet service that another one names is the
 	// port that service listens on.
 	for name, s := range services {

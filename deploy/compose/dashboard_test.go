@@ -17,7 +17,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
@@ -75,168 +74,92 @@ func (d dashboard) exprs() map[string][]string {
 	return out
 }
 
-// metricSet is what a scrape of /metrics shows: every series name, with
-// the label names it carries.
-type metricSet map[string]map[string]bool
+// metricSet is what a scrape of /metrics shows: every series name with
+// the label names it carries, and every family's type from its # TYPE
+// line.
+type metricSet struct {
+	series map[string]map[string]bool
+	types  map[string]string // family name → counter, gauge, histogram, summary, untyped
+}
 
 var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s`)
 var labelName = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`)
+var typeLine = regexp.MustCompile(`^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|gaugehistogram|summary|info|stateset|unknown|untyped)$`)
 
 func parseMetrics(text string) (metricSet, error) {
-	set := metricSet{}
+	set := metricSet{series: map[string]map[string]bool{}, types: map[string]string{}}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.HasPrefix(line, "# TYPE ") {
+			m := typeLine.FindStringSubmatch(line)
+			if m == nil {
+				return metricSet{}, fmt.Errorf("unparsable TYPE line %q", line)
+			}
+			set.types[m[1]] = m[2]
+			continue
+		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		m := sampleLine.FindStringSubmatch(line)
 		if m == nil {
-			return nil, fmt.Errorf("unparsable metrics line %q", line)
+			return metricSet{}, fmt.Errorf("unparsable metrics line %q", line)
 		}
-		if set[m[1]] == nil {
-			set[m[1]] = map[string]bool{}
+		if set.series[m[1]] == nil {
+			set.series[m[1]] = map[string]bool{}
 		}
 		for _, l := range labelName.FindAllStringSubmatch(m[2], -1) {
-			set[m[1]][l[1]] = true
+			set.series[m[1]][l[1]] = true
 		}
 	}
 	return set, sc.Err()
 }
 
-// promqlRefs returns the metric names and label names a PromQL expression
-// uses. It knows just enough PromQL for dashboards: selectors with
-// matchers, range brackets, function calls, aggregations with by/without,
-// vector matching with on/ignoring, strings, numbers and durations.
-func promqlRefs(expr string) (metrics, labels []string, err error) {
-	aggregations := map[string]bool{"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true,
-		"stdvar": true, "count": true, "count_values": true, "bottomk": true, "topk": true, "quantile": true,
-		"limitk": true, "limit_ratio": true}
-	grouping := map[string]bool{"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true}
-	operators := map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true, "atan2": true}
-	s := []rune(expr)
-	isStart := func(r rune) bool { return r == '_' || r == ':' || unicode.IsLetter(r) }
-	isPart := func(r rune) bool { return isStart(r) || unicode.IsDigit(r) }
-	ident := func(i int) (string, int) {
-		j := i
-		for j < len(s) && isPart(s[j]) {
-			j++
-		}
-		return string(s[i:j]), j
+// kind is the type of the family a series belongs to: counter or gauge
+// (the text format's TYPE names a counter with its _total), or
+// histogram_bucket, histogram_count, histogram_sum, summary_count,
+// summary_sum for the series of a histogram or a summary; "" when no TYPE
+// line covers it (as for a histogram's name without a suffix, which names
+// no series). up, Prometheus's own, is a gauge.
+func (s metricSet) kind(name string) string {
+	if name == "up" {
+		return "gauge"
 	}
-	skipSpace := func(i int) int {
-		for i < len(s) && unicode.IsSpace(s[i]) {
-			i++
+	if t, ok := s.types[name]; ok {
+		if t == "histogram" || t == "summary" {
+			return "" // the family, not a series: its series have suffixes
 		}
-		return i
+		return t
 	}
-	skipString := func(i int) (int, error) {
-		q := s[i]
-		for j := i + 1; j < len(s); j++ {
-			if s[j] == '\\' && q != '`' {
-				j++
-				continue
-			}
-			if s[j] == q {
-				return j + 1, nil
-			}
+	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+		base, ok := strings.CutSuffix(name, suffix)
+		if !ok {
+			continue
 		}
-		return 0, fmt.Errorf("%q: unterminated string", expr)
-	}
-	for i := 0; i < len(s); {
-		r := s[i]
-		switch {
-		case unicode.IsSpace(r):
-			i++
-		case r == '"' || r == '\'' || r == '`':
-			if i, err = skipString(i); err != nil {
-				return nil, nil, err
-			}
-		case r == '[':
-			j := slices.Index(s[i:], ']')
-			if j < 0 {
-				return nil, nil, fmt.Errorf("%q: unclosed [", expr)
-			}
-			i += j + 1
-		case r == '{':
-			// Matchers: label op value, comma-separated.
-			for i++; ; {
-				i = skipSpace(i)
-				if i >= len(s) {
-					return nil, nil, fmt.Errorf("%q: unclosed {", expr)
-				}
-				if s[i] == '}' {
-					i++
-					break
-				}
-				if s[i] == ',' {
-					i++
-					continue
-				}
-				if !isStart(s[i]) {
-					return nil, nil, fmt.Errorf("%q: unexpected %q in a selector", expr, s[i])
-				}
-				var name string
-				name, i = ident(i)
-				labels = append(labels, name)
-				i = skipSpace(i)
-				for i < len(s) && strings.ContainsRune("=!~", s[i]) {
-					i++
-				}
-				i = skipSpace(i)
-				if i >= len(s) || s[i] != '"' && s[i] != '\'' && s[i] != '`' {
-					return nil, nil, fmt.Errorf("%q: matcher of %s has no string value", expr, name)
-				}
-				if i, err = skipString(i); err != nil {
-					return nil, nil, err
-				}
-			}
-		case isStart(r):
-			var name string
-			name, i = ident(i)
-			next := skipSpace(i)
-			switch {
-			case (name == "group_left" || name == "group_right") && (next >= len(s) || s[next] != '('):
-				// no label list: fine for these two
-			case grouping[name]:
-				if next >= len(s) || s[next] != '(' {
-					return nil, nil, fmt.Errorf("%q: %s without a label list", expr, name)
-				}
-				end := slices.Index(s[next:], ')')
-				if end < 0 {
-					return nil, nil, fmt.Errorf("%q: unclosed %s (", expr, name)
-				}
-				for _, l := range strings.Split(string(s[next+1:next+end]), ",") {
-					if l = strings.TrimSpace(l); l != "" {
-						labels = append(labels, l)
-					}
-				}
-				i = next + end + 1
-			case aggregations[name] || operators[name]:
-			case next < len(s) && s[next] == '(':
-				// a function call
-			default:
-				metrics = append(metrics, name)
-			}
-		case unicode.IsDigit(r):
-			for i < len(s) && (isPart(s[i]) || s[i] == '.') {
-				i++ // a number or a duration: 0.99, 1e3, 5m
-			}
-		default:
-			i++ // operators, parentheses, commas
+		if t := s.types[base]; t == "histogram" || t == "summary" && suffix != "_bucket" {
+			return t + suffix
 		}
 	}
-	return metrics, labels, nil
+	return ""
 }
 
-// checkDashboard returns what the dashboard's queries use that the metric
-// set lacks: a metric no service exposes, or a label none of the query's
-// metrics carries. up, job and instance are Prometheus's own.
+// checkDashboard returns what is wrong with the dashboard's queries: a
+// query that does not parse (unbalanced parentheses, a stray token); a
+// metric no service exposes, or a label none of the query's metrics
+// carries (up, job and instance are Prometheus's own); a structure that
+// cannot be right (promqlShape); a metric used against its type
+// (promqlTypes).
 func checkDashboard(d dashboard, set metricSet) []string {
 	var problems []string
 	for title, exprs := range d.exprs() {
 		for _, e := range exprs {
+			n, err := parsePromQL(e)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", title, err))
+				continue
+			}
 			metrics, labels, err := promqlRefs(e)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %v", title, err))
@@ -250,10 +173,10 @@ func checkDashboard(d dashboard, set metricSet) []string {
 				if m == "up" {
 					continue
 				}
-				if set[m] == nil {
+				if set.series[m] == nil {
 					problems = append(problems, fmt.Sprintf("%s: %s is not a metric of the services", title, m))
 				}
-				for l := range set[m] {
+				for l := range set.series[m] {
 					have[l] = true
 				}
 			}
@@ -261,6 +184,9 @@ func checkDashboard(d dashboard, set metricSet) []string {
 				if !have[l] {
 					problems = append(problems, fmt.Sprintf("%s: label %s is on none of %v", title, l, metrics))
 				}
+			}
+			for _, p := range append(promqlShape(n), promqlTypes(n, set.kind)...) {
+				problems = append(problems, fmt.Sprintf("%s: %s", title, p))
 			}
 		}
 	}
@@ -350,11 +276,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestDashboardQueriesRealMetrics: every metric and label the dashboard
-// queries is one the services expose, as scraped from their /metrics in a
-// run of the whole pipeline; and the dashboard has the panels the stack
-// promises (freshness, lag, throughput by outcome, serve latency
-// percentiles) on the provisioned Prometheus datasource.
+// TestDashboardQueriesRealMetrics: every query of the dashboard parses,
+// every metric and label it uses is one the services expose, and it uses
+// each metric as the metric's type allows, as scraped (# TYPE lines
+// included) from their /metrics in a run of the whole pipeline.
 func TestDashboardQueriesRealMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline in process")
@@ -372,6 +297,118 @@ func TestDashboardQueriesRealMetrics(t *testing.T) {
 	problems := checkDashboard(bad, set)
 	require.Contains(t, problems, "typo: freshet_featurize_event_total is not a metric of the services")
 	require.Contains(t, problems, "typo: label outcomes is on none of [freshet_featurize_events_total]")
+
+	// So does every malformed query, against the types the services give
+	// their metrics.
+	requireCaught(t, set, badQueries)
+}
+
+// singleQuery is a dashboard of one panel with one query.
+func singleQuery(title, expr string) dashboard {
+	return dashboard{Panels: []panel{{Title: title, Targets: []struct {
+		Expr       string     `json:"expr"`
+		Datasource datasource `json:"datasource"`
+	}{{Expr: expr}}}}}
+}
+
+// badQuery is a malformed query and what its problem says.
+type badQuery struct{ what, expr, want string }
+
+// badQueries are malformed queries on the services' real metrics, each
+// with (part of) the problem the checks must report. The first five are
+// the ones that used to pass, when only the names in a query were checked.
+var badQueries = []badQuery{
+	{"histogram_quantile without le",
+		`histogram_quantile(0.99, sum by (view) (rate(freshet_featurize_freshness_seconds_bucket[$__rate_interval])))`,
+		"the buckets' le must be kept, by (le, ...)"},
+	{"unbalanced parentheses",
+		`histogram_quantile(0.99, sum by (le, view) (rate(freshet_featurize_freshness_seconds_bucket[$__rate_interval]))`,
+		`unbalanced: '(' at offset 18 is never closed`},
+	{"rate on a gauge",
+		`max by (topic, partition) (rate(freshet_featurize_consumer_lag_messages[$__rate_interval]))`,
+		"freshet_featurize_consumer_lag_messages is a gauge"},
+	{"rate on a gauge, by its name",
+		`max by (topic, partition) (rate(freshet_featurize_consumer_lag_messages[$__rate_interval]))`,
+		"rate(freshet_featurize_consumer_lag_messages[...]): rate, increase and irate are for counters and histograms, whose series end in"},
+	{"a stray )))",
+		`sum by (outcome) (rate(freshet_featurize_events_total[$__rate_interval])))))`,
+		`unbalanced: ')' at offset 73 closes nothing`},
+	{"only )))", `)))`, `unbalanced: ')' at offset 0 closes nothing`},
+	{"a bracket closed by a parenthesis",
+		`sum(rate(freshet_featurize_events_total[5m)])`, `unbalanced: ')' at offset 42 closes '['`},
+	{"an unclosed brace", `sum(freshet_featurize_consumer_lag_messages{topic="a")`, `unbalanced: ')' at offset 53 closes '{'`},
+	{"two expressions", `sum(freshet_featurize_consumer_lag_messages) up`, `unexpected "up" at offset 45 after a complete expression`},
+	{"a misspelt function", `sum(rat(freshet_featurize_events_total[5m]))`, "rat at offset 4 is not a PromQL function"},
+	{"rate without a range", `sum(rate(freshet_featurize_events_total))`, "rate takes a range of a series"},
+	{"a counter's raw value", `sum by (outcome) (freshet_featurize_events_total)`,
+		"freshet_featurize_events_total (a counter) outside rate or increase"},
+	{"histogram_quantile without a sum",
+		`histogram_quantile(0.5, rate(freshet_featurize_freshness_seconds_bucket[5m]))`, "histogram_quantile over no sum of the buckets"},
+	{"histogram_quantile over max",
+		`histogram_quantile(0.5, max by (le) (rate(freshet_featurize_freshness_seconds_bucket[5m])))`, "histogram_quantile over no sum of the buckets"},
+	{"histogram_quantile without rate",
+		`histogram_quantile(0.5, sum by (le) (freshet_featurize_freshness_seconds_bucket))`, "histogram_quantile over the sum of no rate or increase"},
+	{"histogram_quantile over a _count",
+		`histogram_quantile(0.5, sum by (le) (rate(freshet_featurize_freshness_seconds_count[5m])))`, "histogram_quantile over no _bucket series"},
+	{"histogram_quantile over sum without (le)",
+		`histogram_quantile(0.5, sum without (le) (rate(freshet_featurize_freshness_seconds_bucket[5m])))`, "the buckets' le must be kept"},
+}
+
+// requireCaught checks that each bad query fails the dashboard's checks
+// with the problem it should, and logs what was reported.
+func requireCaught(t *testing.T, set metricSet, bad []badQuery) {
+	t.Helper()
+	for _, b := range bad {
+		problems := checkDashboard(singleQuery(b.what, b.expr), set)
+		t.Logf("%s: %s\n\t%s", b.what, b.expr, strings.Join(problems, "\n\t"))
+		require.True(t, slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, b.want) }),
+			"%s: %s: want a problem with %q, got %q", b.what, b.expr, b.want, problems)
+	}
+}
+
+// scrapeSample is a scrape of the kinds of metrics the checks tell apart,
+// in the text format the services expose.
+const scrapeSample = `# HELP freshet_featurize_freshness_seconds Age of a feature when written.
+# TYPE freshet_featurize_freshness_seconds histogram
+freshet_featurize_freshness_seconds_bucket{view="user_spend",le="0.1"} 3
+freshet_featurize_freshness_seconds_bucket{view="user_spend",le="+Inf"} 4
+freshet_featurize_freshness_seconds_sum{view="user_spend"} 0.5
+freshet_featurize_freshness_seconds_count{view="user_spend"} 4
+# TYPE freshet_featurize_consumer_lag_messages gauge
+freshet_featurize_consumer_lag_messages{topic="t",partition="0"} 2
+# TYPE freshet_featurize_events_total counter
+freshet_featurize_events_total{outcome="applied"} 7
+# TYPE misnamed_total gauge
+misnamed_total 1
+`
+
+// TestPromQLChecks: the dashboard's checks catch malformed queries
+// without a run of the pipeline (TestDashboardQueriesRealMetrics repeats
+// this against the real scrape), and pass well-formed ones.
+func TestPromQLChecks(t *testing.T) {
+	set, err := parseMetrics(scrapeSample)
+	require.NoError(t, err)
+	require.Equal(t, "histogram_bucket", set.kind("freshet_featurize_freshness_seconds_bucket"))
+	require.Equal(t, "histogram_count", set.kind("freshet_featurize_freshness_seconds_count"))
+	require.Equal(t, "gauge", set.kind("freshet_featurize_consumer_lag_messages"))
+	require.Equal(t, "counter", set.kind("freshet_featurize_events_total"))
+	require.Equal(t, "", set.kind("freshet_featurize_freshness_seconds"))
+	requireCaught(t, set, append(badQueries, badQuery{"rate on a gauge named like a counter",
+		`sum(rate(misnamed_total[5m]))`, "misnamed_total is a gauge"}))
+
+	for _, good := range []string{
+		`histogram_quantile(0.99, sum by (le, view) (rate(freshet_featurize_freshness_seconds_bucket[$__rate_interval])))`,
+		`histogram_quantile(0.5, sum(rate(freshet_featurize_freshness_seconds_bucket{view=~"a|b"}[5m])) by (le))`,
+		`sum(rate(freshet_featurize_freshness_seconds_sum[5m])) / sum(rate(freshet_featurize_freshness_seconds_count[5m]))`,
+		`max by (topic, partition) (freshet_featurize_consumer_lag_messages)`,
+		`freshet_featurize_consumer_lag_messages > bool 10`,
+		`topk(3, sum by (outcome) (increase(freshet_featurize_events_total[1h] offset 1d)))`,
+		`-max_over_time(freshet_featurize_consumer_lag_messages[10m:1m])`,
+		`sum by (outcome) (rate(freshet_featurize_events_total[5m])) / ignoring (outcome) group_left sum (rate(freshet_featurize_events_total[5m]))`,
+		`up{job=~"ingest|featurize|serve"} == 0`,
+	} {
+		require.Empty(t, checkDashboard(singleQuery("good", good), set), good)
+	}
 }
 
 func TestDashboardPanels(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/testenv"
@@ -55,7 +56,16 @@ func TestLocalInstances(t *testing.T) {
 	require.Equal(t, "", demo.URL)
 	require.Equal(t, []string{"freshet", "demo", "--sample", filepath.Join(schemas, "events.ndjson"), "--event", "transaction"}, demo.Command)
 	require.Contains(t, demo.Env, "FRESHET_INGEST_URL=http://127.0.0.1:40001", "the demo feeds the local ingest")
-	require.Equal(t, []string{"freshet", "healthcheck", "http://127.0.0.1:40001/readyz"}, demo.Health)
+	require.Empty(t, demo.Health, "the demo has no healthcheck: it listens on nothing")
+
+	// A healthcheck that names another service is rewritten as the rest.
+	d := p.Services["demo"]
+	d.HealthCheck = &types.HealthCheckConfig{Test: types.HealthCheckTest{"CMD", "freshet", "healthcheck", "http://ingest:8081/readyz"}}
+	p.Services["demo"] = d
+	next = 40000
+	insts, err = l.Instances(p, []string{"ingest", "demo"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"freshet", "healthcheck", "http://127.0.0.1:40001/readyz"}, insts[1].Health)
 
 	// An address of the stack left unmapped is an error, not a process
 	// that cannot reach its broker.
