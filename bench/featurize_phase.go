@@ -29,6 +29,7 @@ type featurizeFigure struct {
 	memory                      map[string]viewSample
 	usedBefore, usedAfter       int64
 	applied, late, undecodable  int64
+	duplicates                  int64
 	featurizeRSS, catchUpMillis int64
 }
 
@@ -105,6 +106,10 @@ func (b *bench) runFeaturize(ctx context.Context, ds *dataset, f *featurizeFigur
 		return err
 	}
 	defer p.Stop()
+	// Progress is counted in events applied to every view: a consumer
+	// group that rebalances redelivers messages, which featurize counts
+	// again as messages but skips as duplicates.
+	views := int64(len(b.views))
 	var (
 		first   time.Time
 		firstN  int64
@@ -121,19 +126,20 @@ func (b *bench) runFeaturize(ctx context.Context, ds *dataset, f *featurizeFigur
 			return fmt.Errorf("featurize stats: %w", err)
 		}
 		now := time.Now()
-		if st["messages"] > 0 && first.IsZero() {
-			first, firstN = now, st["messages"]
+		done := st["applied"] / views
+		if done > 0 && first.IsZero() {
+			first, firstN = now, done
 		}
-		if last == nil || st["messages"] != last["messages"] {
+		if last == nil || st["applied"] != last["applied"] {
 			changed = now
 		}
 		last = st
-		if st["messages"] >= int64(ds.Events) {
+		if done >= int64(ds.Events) {
 			break
 		}
 		if now.After(deadline) {
-			return fmt.Errorf("featurize never caught up: %d of %d messages after %s (no progress for %s)",
-				st["messages"], ds.Events, b.plan.CatchUp, now.Sub(changed).Round(time.Second))
+			return fmt.Errorf("featurize never caught up: %d of %d events applied to its %d views after %s (no progress for %s; late %d, undecodable %d)",
+				done, ds.Events, views, b.plan.CatchUp, now.Sub(changed).Round(time.Second), st["late"], st["undecodable"])
 		}
 		select {
 		case <-ctx.Done():
@@ -148,13 +154,13 @@ func (b *bench) runFeaturize(ctx context.Context, ds *dataset, f *featurizeFigur
 	} else { // everything in the first batch seen: count from the start
 		f.feat = float64(ds.Events) / end.Sub(t0).Seconds()
 	}
-	f.applied, f.late, f.undecodable = last["applied"], last["late"], last["undecodable"]
+	f.applied, f.late, f.undecodable, f.duplicates = last["applied"], last["late"], last["undecodable"], last["duplicates"]
 	f.featurizeRSS = p.PeakRSS()
 	b.rss = append(b.rss, rssFigure{"featurize", fmt.Sprintf("%d events, %d entities", ds.Events, ds.Entities), f.featurizeRSS})
 	if err := p.Stop(); err != nil {
 		return err
 	}
-	if want := int64(ds.Events) * int64(len(b.views)); f.applied != want || f.undecodable != 0 {
+	if want := int64(ds.Events) * views; f.applied != want || f.undecodable != 0 || f.late != 0 {
 		return fmt.Errorf("featurize applied %d event×view updates of %d (late %d, undecodable %d)", f.applied, want, f.late, f.undecodable)
 	}
 	return nil

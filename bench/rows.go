@@ -148,7 +148,7 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 
 func (b *bench) featurizeRows(figs []*featurizeFigure) {
 	d := Detail{Title: "Featurize topics", Header: []string{"entities", "events", "Writer (batches of 10000) ev/s", "Reader alone ev/s",
-		"featurize ev/s", "go-redis writes alone ev/s", "featurize wall (start to caught up)", "featurize peak RSS", "Redis used_memory delta"}}
+		"featurize ev/s", "go-redis writes alone ev/s", "featurize wall (start to caught up)", "redelivered (duplicates skipped)", "featurize peak RSS", "Redis used_memory delta"}}
 	for _, f := range figs {
 		section := fmt.Sprintf("featurize, %s entities", entName(f.ds.Entities))
 		if f.ds.Entities == 1 {
@@ -167,7 +167,7 @@ func (b *bench) featurizeRows(figs []*featurizeFigure) {
 		}
 		b.rep.Add(row)
 		d.Rows = append(d.Rows, []string{entName(f.ds.Entities), entName(f.ds.Events), fmt.Sprintf("%.0f", f.write), fmt.Sprintf("%.0f", f.read),
-			fmt.Sprintf("%.0f", f.feat), fmt.Sprintf("%.0f", f.direct), fmt.Sprintf("%.1f s", float64(f.catchUpMillis)/1000),
+			fmt.Sprintf("%.0f", f.feat), fmt.Sprintf("%.0f", f.direct), fmt.Sprintf("%.1f s", float64(f.catchUpMillis)/1000), fmt.Sprint(f.duplicates),
 			fmt.Sprintf("%d MiB", f.featurizeRSS>>20), fmt.Sprintf("%.0f MB", float64(f.usedAfter-f.usedBefore)/1e6)})
 	}
 	b.rep.Details = append(b.rep.Details, d)
