@@ -66,6 +66,10 @@ func (s *gatedSource) CommitMessages(_ context.Context, msgs ...kafka.Message) e
 func (s *gatedSource) lastCommit() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.lastLocked()
+}
+
+func (s *gatedSource) lastLocked() int64 {
 	last := int64(-1)
 	for _, o := range s.commits {
 		last = max(last, o)
@@ -76,11 +80,7 @@ func (s *gatedSource) lastCommit() int64 {
 func (s *gatedSource) Rewind() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	last := int64(-1)
-	for _, o := range s.commits {
-		last = max(last, o)
-	}
-	s.next = int(last + 1)
+	s.next = int(s.lastLocked() + 1)
 	s.rewinds++
 	return nil
 }
