@@ -87,6 +87,7 @@ func (b *bench) featurizeOne(ctx context.Context, ds *dataset) (*featurizeFigure
 	if f.memory, err = b.sampleViews(ctx, ds); err != nil {
 		return nil, err
 	}
+	b.samples[ds] = f.memory
 	if f.direct, err = b.directWrites(ctx, ds, evs, msgs, f.memory); err != nil {
 		return nil, err
 	}

@@ -94,6 +94,8 @@ type bench struct {
 	serveDS, heavyDS *dataset
 	rss              []rssFigure
 	uses             []cpuUse
+	// samples holds what the keys of each featurize topic hold, by view.
+	samples map[*dataset]map[string]viewSample
 }
 
 // rssFigure is a service's peak RSS during one phase.
@@ -113,7 +115,7 @@ func run(ctx context.Context, log *slog.Logger, plan Plan, short bool, outDir st
 		return 1, err
 	}
 	b := &bench{
-		env: env, plan: plan, log: log, layouts: map[string]*aggregate.Layout{},
+		env: env, plan: plan, log: log, layouts: map[string]*aggregate.Layout{}, samples: map[*dataset]map[string]viewSample{},
 		id:     fmt.Sprintf("bench%d", started.Unix()%1e8),
 		rep:    &Report{Date: started.Format("2006-01-02"), Started: started, Short: short},
 		client: newClient(),

@@ -138,6 +138,16 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 		s.Rows = append(s.Rows, []string{name, fmt.Sprintf("%.0f", sr.Max), strings.Join(tr, ", ")})
 	}
 	b.rep.Details = append(b.rep.Details, s)
+	state := func(ds *dataset) string {
+		v := b.samples[ds][serveView]
+		return fmt.Sprintf("the %s-entity topic's (%s events per entity: %s's hashes hold %s fields, %.0f bytes)",
+			entName(ds.Entities), num(float64(ds.Events)/float64(ds.Entities)), serveView, num(v.Fields), v.Bytes)
+	}
+	note := "Serve's figures read the state featurize wrote for " + state(b.serveDS) + ", picking entities across all of them"
+	if heavy != nil {
+		note += "; the heavy-entity rows read " + state(heavy.ds)
+	}
+	b.rep.Notes = append(b.rep.Notes, note+". go-redis and the floor handler read the same keys.")
 	if b.plan.Search.Cap > 0 {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("The highest-rate search doubles from %.0f req/s up to %.0f and bisects %d times; "+
 			"each trial sends for %s, and the four targets' searches take turns, one trial each. All four share the machine with the load generator, "+
