@@ -140,12 +140,12 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 	b.rep.Details = append(b.rep.Details, s)
 	state := func(ds *dataset) string {
 		v := b.samples[ds][serveView]
-		return fmt.Sprintf("the %s-entity topic's (%s events per entity: %s's hashes hold %s fields, %.0f bytes)",
+		return fmt.Sprintf("the %s-entity topic (%s events per entity: %s's hashes hold %s fields, %.0f bytes)",
 			entName(ds.Entities), num(float64(ds.Events)/float64(ds.Entities)), serveView, num(v.Fields), v.Bytes)
 	}
 	note := "Serve's figures read the state featurize wrote for " + state(b.serveDS) + ", picking entities across all of them"
 	if heavy != nil {
-		note += "; the heavy-entity rows read " + state(heavy.ds)
+		note += "; the heavy-entity rows read the state of " + state(heavy.ds)
 	}
 	b.rep.Notes = append(b.rep.Notes, note+". go-redis and the floor handler read the same keys.")
 	if b.plan.Search.Cap > 0 {
