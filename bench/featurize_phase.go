@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -15,12 +16,18 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/store"
 )
 
-// featurizeBatch is featurize's default micro-batch (FRESHET_BATCH_SIZE),
-// which the direct-write limit copies.
-const featurizeBatch = 10_000
+// featurizeDefaults are featurize's default settings (the processes run
+// with them), read from its own flag set: the direct-write limit copies
+// its micro-batch size.
+func featurizeDefaults() featurize.Config {
+	var c featurize.Config
+	c.RegisterFlags(flag.NewFlagSet("featurize", flag.ContinueOnError))
+	return c
+}
 
 // featurizeFigure is what one topic measured.
 type featurizeFigure struct {
@@ -139,8 +146,8 @@ func (b *bench) runFeaturize(ctx context.Context, ds *dataset, f *featurizeFigur
 			break
 		}
 		if now.After(deadline) {
-			return fmt.Errorf("featurize never caught up: %d of %d events applied to its %d views after %s (no progress for %s; late %d, undecodable %d)",
-				done, ds.Events, views, b.plan.CatchUp, now.Sub(changed).Round(time.Second), st["late"], st["undecodable"])
+			return fmt.Errorf("featurize never caught up: %d of %d events applied to its %d views after %s (no progress for %s; stats %v); its last log lines:\n%s",
+				done, ds.Events, views, b.plan.CatchUp, now.Sub(changed).Round(time.Second), st, p.LogTail(15))
 		}
 		select {
 		case <-ctx.Done():
@@ -237,7 +244,7 @@ func (b *bench) entityID(l *aggregate.Layout, ds *dataset, i int) string {
 }
 
 // directWrites applies, with go-redis alone, the writes featurize makes for
-// ds's events: per micro-batch of featurizeBatch events and per view, one
+// ds's events: per micro-batch of featurize's default size and per view, one
 // HSET per entity of the tiles the batch touches (values as long as the
 // real ones), its version, newest time and partition offset, and a PEXPIRE;
 // pipelined in four concurrent shards by entity, as featurize applies. No
@@ -257,8 +264,9 @@ func (b *bench) directWrites(ctx context.Context, ds *dataset, evs []events.Even
 	bal := &kafka.Murmur2Balancer{}
 	parts := []int{0, 1, 2, 3, 4, 5}
 	var took time.Duration
-	for lo := 0; lo < len(evs); lo += featurizeBatch {
-		hi := min(lo+featurizeBatch, len(evs))
+	batch := featurizeDefaults().BatchSize
+	for lo := 0; lo < len(evs); lo += batch {
+		hi := min(lo+batch, len(evs))
 		var shard [shards][]*write
 		for _, name := range b.views {
 			l := b.layouts[name]

@@ -132,7 +132,8 @@ func (b *bench) writeTopic(ctx context.Context, ds *dataset, msgs []kafka.Messag
 // nothing else, and returns its events/s from the first message to the
 // last.
 func (b *bench) readTopic(ctx context.Context, ds *dataset) (float64, error) {
-	cfg := featurize.Config{GroupID: ds.Group + "-reader", BatchSize: 10000, Kafka: b.kafkaConfig(ds)}
+	cfg := featurizeDefaults()
+	cfg.GroupID, cfg.Kafka = ds.Group+"-reader", b.kafkaConfig(ds)
 	r := featurize.NewReader(cfg, []string{ds.Topic()})
 	defer r.Close()
 	rctx, cancel := context.WithTimeout(ctx, b.plan.CatchUp)

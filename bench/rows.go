@@ -147,7 +147,9 @@ func (b *bench) serveRows(t *serveTargets, heavy *heavyRuns) {
 	if heavy != nil {
 		note += "; the heavy-entity rows read the state of " + state(heavy.ds)
 	}
-	b.rep.Notes = append(b.rep.Notes, note+". go-redis and the floor handler read the same keys.")
+	b.rep.Notes = append(b.rep.Notes, note+". go-redis and the floor handler read the same keys. "+
+		"Before the serve phase Redis rewrote its append-only file (BGREWRITEAOF on a Redis the harness started) and the harness waited for it, "+
+		"so that the rewrite's fork of a Redis of millions of keys does not land in a latency run.")
 	if b.plan.Search.Cap > 0 {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("The highest-rate search doubles from %.0f req/s up to %.0f and bisects %d times; "+
 			"each trial sends for %s, and the four targets' searches take turns, one trial each. All four share the machine with the load generator, "+
@@ -198,7 +200,7 @@ func (b *bench) featurizeRows(figs []*featurizeFigure) {
 		"from its first micro-batch in Redis to its last, so start-up and the group join do not count; the Reader's from its first message to its last. "+
 		"The direct writes are featurize's micro-batches of %d events as one HSET (tiles touched, version, newest time, offset) and a PEXPIRE "+
 		"per entity and view, pipelined in 4 concurrent shards, without featurize's reads, merge and compare-and-set script; each batch's commands are built off the clock.",
-		entName(b.plan.FeaturizeEvents), featurizeBatch))
+		entName(b.plan.FeaturizeEvents), featurizeDefaults().BatchSize))
 }
 
 func (b *bench) ingestRows(f ingestFigure) {
@@ -242,9 +244,9 @@ func (b *bench) freshnessRows(f freshFigure, h *hdrhistogram.Histogram) {
 		st.Rows = append(st.Rows, []string{s.meaning, num(scale*h.Quantile(0.5)) + unit, num(scale*h.Quantile(0.99)) + unit, num(scale*h.Mean()) + unit, fmt.Sprintf("%.0f", h.Count)})
 	}
 	b.rep.Details = append(b.rep.Details, st)
-	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("Freshness: ingest, featurize and serve run together (default settings: featurize batch wait 50 ms); "+
+	b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("Freshness: ingest, featurize and serve run together (default settings: featurize batch wait %s); "+
 		"%d-event NDJSON requests keep up %.0f events/s on an open-loop clock (after %s unmeasured at that rate); every %dth request carries a probe event of a new user, "+
-		"polled through serve after its 202 until PRESENT, every 2 ms or every twentieth of the wait so far, whichever is longer (so each figure is at most 2 ms or 5%% late).", freshEventsPerRequest, f.rate, b.plan.FreshWarm, probeEvery))
+		"polled through serve after its 202 until PRESENT, every 2 ms or every twentieth of the wait so far, whichever is longer (so each figure is at most 2 ms or 5%% late).", featurizeDefaults().BatchWait, freshEventsPerRequest, f.rate, b.plan.FreshWarm, probeEvery))
 }
 
 // memoryRows adds each service's peak RSS.
