@@ -130,14 +130,22 @@ func summarizeSamples(samples []perfSample) [][]string {
 	total := int64(0)
 	byProc := map[string]int64{}
 	leaves := map[string]map[string]int64{}
+	cum := map[string]map[string]int64{}
 	for _, s := range samples {
 		total += s.period
 		byProc[s.proc] += s.period
 		if leaves[s.proc] == nil {
-			leaves[s.proc] = map[string]int64{}
+			leaves[s.proc], cum[s.proc] = map[string]int64{}, map[string]int64{}
 		}
 		if len(s.frames) > 0 {
 			leaves[s.proc][s.frames[0].sym] += s.period
+		}
+		seen := map[string]bool{}
+		for _, f := range s.frames {
+			if stage := stageOf(f.sym); stage != "" && !seen[stage] {
+				seen[stage] = true
+				cum[s.proc][stage] += s.period
+			}
 		}
 	}
 	procs := make([]string, 0, len(byProc))
@@ -165,9 +173,50 @@ func summarizeSamples(samples []perfSample) [][]string {
 			}
 			top = append(top, fmt.Sprintf("%s %.0f%%", strings.ReplaceAll(s, "|", "/"), 100*float64(leaves[p][s])/float64(byProc[p])))
 		}
-		rows = append(rows, []string{p, fmt.Sprintf("%.1f%%", 100*float64(byProc[p])/float64(total)), strings.Join(top, ", ")})
+		stages := make([]string, 0, len(cum[p]))
+		for st := range cum[p] {
+			stages = append(stages, st)
+		}
+		sort.Slice(stages, func(i, j int) bool { return cum[p][stages[i]] > cum[p][stages[j]] })
+		var where []string
+		for k, st := range stages {
+			if k >= 6 {
+				break
+			}
+			where = append(where, fmt.Sprintf("%s %.0f%%", st, 100*float64(cum[p][st])/float64(byProc[p])))
+		}
+		rows = append(rows, []string{p, fmt.Sprintf("%.1f%%", 100*float64(byProc[p])/float64(total)), strings.Join(top, ", "), strings.Join(where, ", ")})
 	}
 	return rows
+}
+
+// stageOf names the part of a Go service a frame belongs to, for the
+// cumulative breakdown: freshet's own functions by package and name, the
+// HTTP server, go-redis, kafka-go, JSON, the garbage collector and the
+// scheduler. Other frames have no stage.
+func stageOf(sym string) string {
+	const own = "github.com/freshet-ml/freshet/pipeline/"
+	switch {
+	case strings.HasPrefix(sym, own):
+		name := strings.TrimPrefix(sym, own)
+		if strings.HasSuffix(name, "-fm") || strings.Contains(name, ".func") || strings.Contains(name, ".gowrap") {
+			return ""
+		}
+		return name
+	case sym == "net/http.(*conn).serve":
+		return "net/http server"
+	case strings.HasPrefix(sym, "github.com/redis/go-redis/v9.(*Pipeline).Exec"), sym == "github.com/redis/go-redis/v9.(*baseClient).process":
+		return "go-redis round trip"
+	case strings.HasPrefix(sym, "github.com/segmentio/kafka-go.(*Reader)."), strings.HasPrefix(sym, "github.com/segmentio/kafka-go.(*Writer)."):
+		return "kafka-go"
+	case strings.HasPrefix(sym, "encoding/json."):
+		return "encoding/json"
+	case sym == "runtime.gcBgMarkWorker":
+		return "GC"
+	case sym == "runtime.schedule":
+		return "Go scheduler"
+	}
+	return ""
 }
 
 // encodeProfile writes samples as a pprof profile.proto message

@@ -140,7 +140,7 @@ func (p *profiler) Keep(rep *Report, outDir string) []string {
 		}
 		kept = append(kept, rel(outDir, dst))
 		rep.Details = append(rep.Details, Detail{Title: fmt.Sprintf("Where the CPU went during %s (perf, all processes, 2 CPUs = 200%%)", name),
-			Header: []string{"process", "CPU share of the machine", "top functions (self)"}, Rows: byProc})
+			Header: []string{"process", "CPU share of the machine", "top functions (self)", "where its time goes (cumulative share of the process)"}, Rows: byProc})
 	}
 	return kept
 }
