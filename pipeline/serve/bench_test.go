@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,6 +90,31 @@ func benchBatch100(b *testing.B, tel *telemetry.Providers) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := httptest.NewRequest(http.MethodPost, "/v1/features/user_spend", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkFeastSingle is Feast's POST /get-online-features for one entity
+// and every feature of user_spend: the request BenchmarkGetSingle answers
+// by GET, so the two differ by the Feast request and answer alone.
+func BenchmarkFeastSingle(b *testing.B) {
+	h, users := benchHandler(b, nil)
+	reg := exampleRegistry(b)
+	var refs []string
+	for _, f := range reg.Views["user_spend"].Features {
+		refs = append(refs, `"user_spend:`+f.Name+`"`)
+	}
+	body := `{"features":[` + strings.Join(refs, ",") + `],"entities":{"user_id":["` + users[7] + `"]}}`
+	r := httptest.NewRequest(http.MethodPost, "/get-online-features", nil)
+	rd := strings.NewReader(body)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body, r.ContentLength = io.NopCloser(rd), int64(len(body))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != http.StatusOK {
