@@ -747,6 +747,9 @@ func (c *Consumer) rewind(ctx context.Context) {
 	c.log.WarnContext(ctx, "online store restarted: its last writes may be lost; dropping uncommitted offsets and resuming from the committed ones",
 		"uncommitted_batches", len(c.pending))
 	c.pending = c.pending[:0]
+	if ctx.Err() != nil {
+		return // shutting down: nothing more will be fetched
+	}
 	c.proc.forgetPositions()
 	if r, ok := c.src.(Rewinder); ok {
 		if err := r.Rewind(); err != nil {
