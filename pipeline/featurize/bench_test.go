@@ -10,8 +10,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/store"
@@ -42,8 +40,9 @@ func exampleMessages(tb testing.TB, reg *schemas.Registry, topic string, n, user
 	return msgs
 }
 
-// BenchmarkProcessBatch measures plan + apply of 5000-event micro-batches of
-// the example views into Redis: decoding, coalescing and the script.
+// BenchmarkProcessBatch measures plan + apply of micro-batches of featurize's
+// default size (--batch-size) of the example views into Redis: decoding,
+// coalescing and the script.
 func BenchmarkProcessBatch(b *testing.B) { benchProcessBatch(b, nil) }
 
 // BenchmarkProcessBatchTelemetry is BenchmarkProcessBatch observed as the
@@ -53,23 +52,7 @@ func BenchmarkProcessBatch(b *testing.B) { benchProcessBatch(b, nil) }
 // default without OTEL_EXPORTER_OTLP_ENDPOINT), with an exporter but no
 // span sampled, and with every span recorded and exported (to an exporter
 // that drops them).
-func BenchmarkProcessBatchTelemetry(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		opts []telemetry.Option
-	}{
-		{"traces=off", nil},
-		{"traces=unsampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.NeverSample())}},
-		{"traces=sampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample())}},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			tel, shutdown, err := telemetry.Setup(context.Background(), "bench", c.opts...)
-			require.NoError(b, err)
-			b.Cleanup(func() { _ = shutdown(context.Background()) })
-			benchProcessBatch(b, tel)
-		})
-	}
-}
+func BenchmarkProcessBatchTelemetry(b *testing.B) { testenv.EachTelemetry(b, benchProcessBatch) }
 
 func benchProcessBatch(b *testing.B, tel *telemetry.Providers) {
 	// live: events 1ms apart, as a stream of 1000 events/s arrives (an

@@ -274,6 +274,13 @@ func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
 	require.ElementsMatch(t, []string{"0@1", "1@1", "0@3", "1@3", "0@4", "1@4"}, got)
 }
 
+// txnAt is a transaction of user u at merchant m at time ts (RFC 3339), at
+// an offset of a partition.
+func txnAt(topic string, partition int, off int64, ts string) kafka.Message {
+	return kafka.Message{Topic: topic, Partition: partition, Offset: off,
+		Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
+}
+
 // TestWatermarkSurvivesRestart: a new process that resumes a partition
 // judges lateness against the watermark its predecessor saved, not against
 // an empty one, so a redelivered or resumed stream is judged the same way.
@@ -284,10 +291,7 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 	st := store.NewRedis(rc, testenv.Unique("marks-test:"))
 	kc := defaultConfig(t).Kafka
 	topic := kc.Topic("transaction")
-	msg := func(off int64, ts string) kafka.Message {
-		return kafka.Message{Topic: topic, Partition: 2, Offset: off,
-			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
-	}
+	msg := func(off int64, ts string) kafka.Message { return txnAt(topic, 2, off, ts) }
 	ctx := context.Background()
 	run := func(keep bool, msgs ...kafka.Message) int64 {
 		p, err := NewProcessor(reg, st, kc, quiet())
@@ -317,10 +321,7 @@ func TestRedeliveryIsCountedAsDuplicate(t *testing.T) {
 	st := store.NewRedis(rc, testenv.Unique("redeliver-test:"))
 	kc := defaultConfig(t).Kafka
 	topic := kc.Topic("transaction")
-	msg := func(off int64, ts string) kafka.Message {
-		return kafka.Message{Topic: topic, Partition: 1, Offset: off,
-			Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
-	}
+	msg := func(off int64, ts string) kafka.Message { return txnAt(topic, 1, off, ts) }
 	ctx := context.Background()
 	run := func(msgs ...kafka.Message) map[string]ViewOutcomes {
 		p, err := NewProcessor(reg, st, kc, quiet())

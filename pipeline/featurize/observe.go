@@ -2,14 +2,12 @@ package featurize
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -99,35 +97,22 @@ func NewObserver(p *telemetry.Providers, group string, proc *Processor) Observer
 	}
 	m := p.Meter("github.com/freshet-ml/freshet/pipeline/featurize")
 	o := &otelObserver{tel: p, group: group, topics: map[string]topicAttrs{}, lags: &lagBook{parts: map[partition]lagEntry{}}}
-	var errs []error
-	add := func(err error) { errs = append(errs, err) }
-	var err error
-	o.messages, err = m.Int64Counter("freshet.featurize.messages", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages consumed whose micro-batch is in the store (as GET /v1/stats messages)."))
-	add(err)
-	o.updates, err = m.Int64Counter("freshet.featurize.events", metric.WithUnit("{event}"),
-		metric.WithDescription("Event×view updates by outcome: applied, duplicate (applied before), late, no_entity (no entity field), undecodable."))
-	add(err)
-	o.size, err = m.Int64Histogram("freshet.featurize.batch.messages", metric.WithUnit("{message}"),
+	o.messages = telemetry.Instrument(m.Int64Counter("freshet.featurize.messages", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages consumed whose micro-batch is in the store (as GET /v1/stats messages).")))
+	o.updates = telemetry.Instrument(m.Int64Counter("freshet.featurize.events", metric.WithUnit("{event}"),
+		metric.WithDescription("Event×view updates by outcome: applied, duplicate (applied before), late, no_entity (no entity field), undecodable.")))
+	o.size = telemetry.Instrument(m.Int64Histogram("freshet.featurize.batch.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages per micro-batch."),
-		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000))
-	add(err)
-	o.duration, err = m.Float64Histogram("freshet.featurize.batch.duration", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)))
+	o.duration = telemetry.Instrument(m.Float64Histogram("freshet.featurize.batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to plan and apply a micro-batch to the store, retries included."),
-		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	add(err)
-	_, err = m.Int64ObservableGauge("freshet.featurize.consumer.lag.messages", metric.WithUnit("{message}"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)))
+	telemetry.Instrument(m.Int64ObservableGauge("freshet.featurize.consumer.lag.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages of the partition after the last one fetched (high watermark - offset - 1), for the partitions fetched in the last "+lagStale.String()+"."),
-		metric.WithInt64Callback(o.lags.observe))
-	add(err)
-	_, err = m.Float64ObservableGauge("freshet.featurize.last.batch.timestamp", metric.WithUnit("s"),
+		metric.WithInt64Callback(o.lags.observe)))
+	telemetry.Instrument(m.Float64ObservableGauge("freshet.featurize.last.batch.timestamp", metric.WithUnit("s"),
 		metric.WithDescription("Unix time at which the last micro-batch was in the store; 0 before the first."),
-		metric.WithFloat64Callback(o.lags.observeLastBatch))
-	add(err)
-	if err := errors.Join(errs...); err != nil {
-		// The SDK still returns working instruments; featurize runs on.
-		otel.Handle(fmt.Errorf("featurize metrics: %w", err))
-	}
+		metric.WithFloat64Callback(o.lags.observeLastBatch)))
 	o.freshness = p.HotHistogram("freshet_featurize_freshness_seconds",
 		"Time the update was in the store minus its event time, per applied event×view update.", "view",
 		[]float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400})
@@ -251,13 +236,21 @@ func (b *lagBook) clock() time.Time {
 // fetched records the lag after each partition's last message of a batch.
 func (b *lagBook) fetched(msgs []kafka.Message) {
 	now := b.clock()
+	// A batch holds a few partitions: the last message of each, found from
+	// the end in a small slice, is all that is recorded.
+	var last []*kafka.Message
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := &msgs[i]
+		if m.HighWaterMark > 0 && !slices.ContainsFunc(last, func(l *kafka.Message) bool {
+			return l.Partition == m.Partition && l.Topic == m.Topic
+		}) {
+			last = append(last, m)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i := range msgs {
-		m := &msgs[i]
-		if m.HighWaterMark > 0 {
-			b.parts[partition{m.Topic, m.Partition}] = lagEntry{max(0, m.HighWaterMark-m.Offset-1), now}
-		}
+	for _, m := range last {
+		b.parts[partition{m.Topic, m.Partition}] = lagEntry{max(0, m.HighWaterMark-m.Offset-1), now}
 	}
 }
 

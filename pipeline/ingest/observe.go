@@ -68,19 +68,19 @@ func newObserver(tel *telemetry.Providers) *observer {
 	}
 	m := tel.Meter("github.com/freshet-ml/freshet/pipeline/ingest")
 	o := &observer{tel: tel}
-	o.accepted, _ = m.Int64Counter("freshet.ingest.events.accepted", metric.WithUnit("{event}"),
-		metric.WithDescription("Events accepted by the HTTP API: Kafka acknowledged them from every in-sync replica."))
-	o.rejected, _ = m.Int64Counter("freshet.ingest.events.rejected", metric.WithUnit("{event}"),
-		metric.WithDescription("Events refused by the HTTP API, by reason: invalid, batch_invalid (valid, in a request with an invalid one), too_large, kafka_unavailable."))
-	o.writeTime, _ = m.Float64Histogram("freshet.ingest.kafka.write.duration", metric.WithUnit("s"),
+	o.accepted = telemetry.Instrument(m.Int64Counter("freshet.ingest.events.accepted", metric.WithUnit("{event}"),
+		metric.WithDescription("Events accepted by the HTTP API: Kafka acknowledged them from every in-sync replica.")))
+	o.rejected = telemetry.Instrument(m.Int64Counter("freshet.ingest.events.rejected", metric.WithUnit("{event}"),
+		metric.WithDescription("Events refused by the HTTP API, by reason: invalid, batch_invalid (valid, in a request with an invalid one), too_large, kafka_unavailable.")))
+	o.writeTime = telemetry.Instrument(m.Float64Histogram("freshet.ingest.kafka.write.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time of one Kafka write, until every in-sync replica acknowledged it."),
-		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	o.writeEvents, _ = m.Int64Histogram("freshet.ingest.kafka.write.events", metric.WithUnit("{event}"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)))
+	o.writeEvents = telemetry.Instrument(m.Int64Histogram("freshet.ingest.kafka.write.events", metric.WithUnit("{event}"),
 		metric.WithDescription("Events per Kafka write (an HTTP request, or a replay batch)."),
-		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000))
-	o.writeBytes, _ = m.Int64Histogram("freshet.ingest.kafka.write", metric.WithUnit("By"),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)))
+	o.writeBytes = telemetry.Instrument(m.Int64Histogram("freshet.ingest.kafka.write", metric.WithUnit("By"),
 		metric.WithDescription("Key and value bytes per Kafka write."),
-		metric.WithExplicitBucketBoundaries(256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216))
+		metric.WithExplicitBucketBoundaries(256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)))
 	return o
 }
 

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
@@ -41,35 +38,13 @@ func benchHandler(b *testing.B, tel *telemetry.Providers) (http.Handler, []strin
 	return s.Handler(), users
 }
 
-// benchTelemetry runs bench with telemetry: with no exporter (the default
-// without OTEL_EXPORTER_OTLP_ENDPOINT), with an exporter but no span
-// sampled, and with every span recorded and exported (to an exporter that
-// drops them). The plain benchmarks are the numbers without telemetry.
-func benchTelemetry(b *testing.B, bench func(*testing.B, *telemetry.Providers)) {
-	for _, c := range []struct {
-		name string
-		opts []telemetry.Option
-	}{
-		{"traces=off", nil},
-		{"traces=unsampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.NeverSample())}},
-		{"traces=sampled", []telemetry.Option{telemetry.WithSpanExporter(tracetest.NewNoopExporter()), telemetry.WithSampler(sdktrace.AlwaysSample())}},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			tel, shutdown, err := telemetry.Setup(context.Background(), "bench", c.opts...)
-			require.NoError(b, err)
-			b.Cleanup(func() { _ = shutdown(context.Background()) })
-			bench(b, tel)
-		})
-	}
-}
-
 func BenchmarkGetSingle(b *testing.B) { benchGetSingle(b, nil) }
 
-func BenchmarkGetSingleTelemetry(b *testing.B) { benchTelemetry(b, benchGetSingle) }
+func BenchmarkGetSingleTelemetry(b *testing.B) { testenv.EachTelemetry(b, benchGetSingle) }
 
 func BenchmarkBatch100(b *testing.B) { benchBatch100(b, nil) }
 
-func BenchmarkBatch100Telemetry(b *testing.B) { benchTelemetry(b, benchBatch100) }
+func BenchmarkBatch100Telemetry(b *testing.B) { testenv.EachTelemetry(b, benchBatch100) }
 
 func benchGetSingle(b *testing.B, tel *telemetry.Providers) {
 	h, users := benchHandler(b, tel)

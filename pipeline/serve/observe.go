@@ -45,14 +45,14 @@ var _ store.Online = (*observedStore)(nil)
 func observe(st store.Online, p *telemetry.Providers, views []string) *observedStore {
 	m := p.Meter("github.com/freshet-ml/freshet/pipeline/serve")
 	o := &observedStore{Online: st, views: map[string]*viewOpts{}}
-	o.lookups, _ = m.Int64Counter("freshet.serve.lookups", metric.WithUnit("{entity}"),
-		metric.WithDescription("Entities looked up, by view and status: PRESENT (the entity has state) or NOT_FOUND."))
-	o.entities, _ = m.Int64Histogram("freshet.serve.request.entities", metric.WithUnit("{entity}"),
+	o.lookups = telemetry.Instrument(m.Int64Counter("freshet.serve.lookups", metric.WithUnit("{entity}"),
+		metric.WithDescription("Entities looked up, by view and status: PRESENT (the entity has state) or NOT_FOUND.")))
+	o.entities = telemetry.Instrument(m.Int64Histogram("freshet.serve.request.entities", metric.WithUnit("{entity}"),
 		metric.WithDescription("Entities per request and view (one store read)."),
-		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000))
-	o.latency, _ = m.Float64Histogram("freshet.serve.store.read.duration", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)))
+	o.latency = telemetry.Instrument(m.Float64Histogram("freshet.serve.store.read.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time of one store read: the Redis round trip of a request and view, decoding included."),
-		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)))
 	for _, v := range views {
 		o.views[v] = newViewOpts(v)
 	}

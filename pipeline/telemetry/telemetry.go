@@ -394,3 +394,16 @@ func (c childTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 	}
 	return c.t.Start(ctx, name, opts...)
 }
+
+// Instrument returns a metric instrument made by a Meter, reporting the
+// error of making it through OpenTelemetry's error handler (the service's
+// log): the SDK returns a working instrument even then, so the service
+// runs on with the metric it could make.
+//
+//	o.accepted = telemetry.Instrument(m.Int64Counter("freshet.ingest.events.accepted", ...))
+func Instrument[T any](instrument T, err error) T {
+	if err != nil {
+		otel.Handle(fmt.Errorf("metric instrument: %w", err))
+	}
+	return instrument
+}
