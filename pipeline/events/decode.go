@@ -36,10 +36,21 @@ const (
 // wins, as in encoding/json. Strings are decoded as encoding/json decodes
 // them: invalid UTF-8 bytes and unpaired surrogate escapes become U+FFFD.
 //
-// Malformed JSON anywhere in data is reported first; otherwise, when several
-// fields are wrong, the error names the first in the schema's declaration
-// order.
+// Malformed JSON anywhere in data is reported alone, as a *FieldError;
+// otherwise a single wrong field is a *FieldError and several are a
+// FieldErrors naming each, in the schema's declaration order.
 func Decode(t *schemas.Event, data []byte) (Event, error) {
+	return decode(t, data, nil, 0)
+}
+
+// Decode is events.Decode that also checks the event time against r at now
+// (epoch ms): an implausible time is one more field error, listed with the
+// others, so that a sender learns everything wrong with an event at once.
+func (r TimeRule) Decode(t *schemas.Event, data []byte, now int64) (Event, error) {
+	return decode(t, data, &r, now)
+}
+
+func decode(t *schemas.Event, data []byte, rule *TimeRule, now int64) (Event, error) {
 	if t == nil {
 		return Event{}, &FieldError{Reason: "no event type to decode against"}
 	}
@@ -73,6 +84,7 @@ func Decode(t *schemas.Event, data []byte) (Event, error) {
 	}
 	var reasons []string // by field index, allocated at the first wrong value
 	hint := 0            // where lookup tries first
+	var number, tsNumber bool
 
 	s.skipSpace()
 	if s.pos < len(data) && data[s.pos] == '}' {
@@ -94,11 +106,17 @@ func Decode(t *schemas.Event, data []byte) (Event, error) {
 			s.skipSpace()
 			if i := s.lookup(t, raw, plain, hint, longest); i >= 0 {
 				hint = i + 1
+				// Whether the value is a number, for the time rule's
+				// message: an integer time is shown as read.
+				number = s.pos < len(s.data) && (s.data[s.pos] == '-' || (s.data[s.pos] >= '0' && s.data[s.pos] <= '9'))
 				st, reason, err := s.value(&t.Fields[i], &ev.Values[i])
 				if err != nil {
 					return Event{}, err
 				}
 				states[i] = st
+				if t.Fields[i].Name == t.Timestamp {
+					tsNumber = number
+				}
 				if st != set {
 					ev.Values[i] = Value{}
 				}
@@ -128,26 +146,38 @@ func Decode(t *schemas.Event, data []byte) (Event, error) {
 		return Event{}, s.syntaxError(" after top-level value")
 	}
 
+	var errs FieldErrors
 	for i := range t.Fields {
 		f := &t.Fields[i]
 		switch states[i] {
 		case wrong:
-			return Event{}, &FieldError{Field: f.Name, Reason: reasons[i]}
+			errs = append(errs, &FieldError{Field: f.Name, Reason: reasons[i]})
 		case missing:
 			if f.Required {
-				return Event{}, &FieldError{Field: f.Name, Reason: "required field is missing"}
+				errs = append(errs, &FieldError{Field: f.Name, Reason: "required field is missing"})
 			}
 		case null:
 			if f.Required {
-				return Event{}, &FieldError{Field: f.Name, Reason: "required field is null"}
+				errs = append(errs, &FieldError{Field: f.Name, Reason: "required field is null"})
 			}
 		case set:
 			if f.Type == schemas.Timestamp && f.Name == t.Timestamp {
 				ev.Time = ev.Values[i].I
+				if rule != nil {
+					if fe := rule.Check(f.Name, ev.Time, tsNumber, now); fe != nil {
+						errs = append(errs, fe)
+					}
+				}
 			}
 		}
 	}
-	return ev, nil
+	switch len(errs) {
+	case 0:
+		return ev, nil
+	case 1:
+		return Event{}, errs[0]
+	}
+	return Event{}, errs
 }
 
 // lookup returns the position in t.Fields of the field named by the raw key,

@@ -10,8 +10,10 @@
 package events
 
 import (
+	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/freshet-ml/freshet/schemas"
@@ -265,6 +267,42 @@ func (e *FieldError) Error() string {
 		return e.Reason
 	}
 	return "field " + e.Field + ": " + e.Reason
+}
+
+// FieldErrors is every field error of one event, in the schema's
+// declaration order: Decode's error when more than one field is wrong.
+// errors.As finds the first as a *FieldError.
+type FieldErrors []*FieldError
+
+func (e FieldErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, fe := range e {
+		msgs[i] = fe.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns each field error.
+func (e FieldErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
+}
+
+// Each returns the field errors of err, an error of Decode: one for a
+// *FieldError, each of a FieldErrors, and nil for any other error.
+func Each(err error) []*FieldError {
+	var many FieldErrors
+	if errors.As(err, &many) {
+		return many
+	}
+	var one *FieldError
+	if errors.As(err, &one) {
+		return []*FieldError{one}
+	}
+	return nil
 }
 
 // At returns a copy of e moved to event time t: its timestamp field too.
