@@ -19,8 +19,10 @@ plus one lookup of an entity that never appeared (must be NOT_FOUND).
 Rules: status PRESENT; integer features (count, sums/min/max/last of int
 fields) must be JSON integers and equal; float features within --rtol
 relative or --atol absolute, and written as JSON floats (3.0, never 3, as
-the API promises); null == null; strings and bools exact. event_time may be
-epoch ms or an RFC 3339 string naming the same millisecond.
+the API promises); null == null; strings and bools exact. event_time must be
+the newest accepted event at or before the lookup's time (ref.json's
+"event_time_at"), or null when there is none; it may be epoch ms or an
+RFC 3339 string naming the same millisecond.
 
 Exit status: 0 all equal, 1 any mismatch, 2 serve unreachable / bad usage.
 Standard library only.
@@ -129,7 +131,9 @@ def time_ms(v: Any) -> int | None:
 
 def caveat(meta: dict | None, view: str, event_time: int, t: int) -> str:
     """Why a mismatch might be legitimate: serve keeps only `retention` of
-    history before an entity's newest event, and state expires after ttl."""
+    history before an entity's newest event (event_time, the newest of all,
+    not the one as of t), so values and event_time as of older times may be
+    off, and state expires after ttl."""
     if not meta or view not in meta.get("views", {}):
         return ""
     vm = meta["views"][view]
@@ -178,8 +182,15 @@ def compare_row(where: str, view: str, entity: str, t: int, ref_row: dict, row: 
         bad(f"unexpected feature {name} = {json.dumps(feats[name])}")
     res.checked += 1
     et = row.get("event_time")
-    if time_ms(et) != ref_row["event_time"]:
-        bad(f"event_time {et!r}, want {ref_row['event_time']}")
+    if "event_time_at" not in ref_row:
+        bad("ref.json has no event_time_at: write it again with scripts/reference.py")
+        return res
+    want_et = ref_row["event_time_at"][str(t)]
+    if want_et is None:
+        if et is not None:
+            bad(f"event_time {et!r}, want null (no event at or before {t})")
+    elif time_ms(et) != want_et:
+        bad(f"event_time {et!r}, want {want_et}")
     return res
 
 

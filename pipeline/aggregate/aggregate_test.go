@@ -393,3 +393,187 @@ func TestTimelineMatchesBruteForce(t *testing.T) {
 	require.NoError(t, tl.Add(&evs[0]))
 	require.Error(t, tl.Add(&evs[1]), "out of order")
 }
+
+// buildState builds the tiles of evs as featurize and the store do: in
+// random chunks, each tile packed and unpacked, merged in any order.
+func buildState(tb testing.TB, rng *rand.Rand, l *Layout, evs []events.Event) *State {
+	tb.Helper()
+	perm := rng.Perm(len(evs))
+	all := l.NewTiles()
+	for len(perm) > 0 {
+		n := 1 + rng.IntN(len(perm))
+		chunk := l.NewTiles()
+		for _, j := range perm[:n] {
+			chunk.Add(&evs[j])
+		}
+		perm = perm[n:]
+		for _, tl := range chunk.Tiles() {
+			accs, err := l.DecodePacked(tl.Group, string(l.AppendPacked(nil, tl.Group, tl.Accs)))
+			require.NoError(tb, err)
+			tl.Accs = accs
+		}
+		all.Merge(chunk)
+	}
+	return all.State()
+}
+
+// newestAtOrBeforeBrute is the newest event time at or before at, straight
+// from the events.
+func newestAtOrBeforeBrute(evs []events.Event, at int64) (int64, bool) {
+	var best int64
+	ok := false
+	for _, e := range evs {
+		if e.Time <= at && (!ok || e.Time > best) {
+			best, ok = e.Time, true
+		}
+	}
+	return best, ok
+}
+
+// finestHop is the smallest hop of the view's features, read from the
+// definition rather than from the layout under test.
+func finestHop(v *schemas.View) int64 {
+	h := v.Features[0].Hop
+	for _, f := range v.Features {
+		h = min(h, f.Hop)
+	}
+	return h
+}
+
+// TestEventTimeMatchesBruteForce: the newest event at or before a time,
+// from tiles built in any split and order and round-tripped through the
+// packed form, equals the newest event time <= at of the event list at
+// the end of every tile of the finest hop and wherever at's own tile holds
+// nothing later than at; otherwise it is the newest event of the tiles
+// entirely before at's own, as documented.
+func TestEventTimeMatchesBruteForce(t *testing.T) {
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 17))
+		v := randomView(t, rng)
+		l, err := NewLayout(v)
+		require.NoError(t, err)
+		evs := randomEvents(t, rng, v.Source, 1+rng.IntN(200), 20_000)
+		st := buildState(t, rng, l, evs)
+		newest, _ := newestAtOrBeforeBrute(evs, math.MaxInt64)
+		require.Equal(t, newest, st.EventTime)
+		hop := finestHop(v)
+
+		// At tile ends (k·hop − 1): always exact.
+		for k := FloorDiv(-6_000, hop); k*hop-1 <= 16_000; k++ {
+			at := k*hop - 1
+			want, wantOK := newestAtOrBeforeBrute(evs, at)
+			got, ok := l.EventTime(st, at)
+			require.Equal(t, wantOK, ok, "seed %d at %d (hop %d)", seed, at, hop)
+			require.Equal(t, want, got, "seed %d at %d (hop %d)", seed, at, hop)
+		}
+		// At arbitrary times, event times and their neighbours.
+		var ats []int64
+		for range 200 {
+			ats = append(ats, rng.Int64N(30_000)-8_000)
+		}
+		for _, e := range evs[:min(len(evs), 50)] {
+			ats = append(ats, e.Time-1, e.Time, e.Time+1)
+		}
+		for _, at := range ats {
+			start := FloorDiv(at, hop) * hop
+			want, wantOK := newestAtOrBeforeBrute(evs, at)
+			if anyIn(evs, at+1, start+hop-1) {
+				// at's own tile holds a later event: the newest of the
+				// tiles entirely before it.
+				want, wantOK = newestAtOrBeforeBrute(evs, start-1)
+			}
+			got, ok := l.EventTime(st, at)
+			require.Equal(t, wantOK, ok, "seed %d at %d (hop %d)", seed, at, hop)
+			require.Equal(t, want, got, "seed %d at %d (hop %d)", seed, at, hop)
+			if wantOK {
+				require.LessOrEqual(t, got, at, "never an event later than at")
+			}
+		}
+	}
+}
+
+// TestEventTime works through the rule on hand-written cases: events at
+// 10:00:10, 10:00:50 and 10:03:00 of a view whose finest hop is a minute.
+func TestEventTime(t *testing.T) {
+	reg, err := schemas.Parse("t.yaml", []byte(`
+events:
+  e:
+    key: k
+    timestamp: ts
+    fields: {k: string, x: float}
+feature_views:
+  v:
+    source: e
+    entity: k
+    features:
+      x_sum_1h: {agg: sum, field: x, window: 1h, hop: 1m}
+      x_max_1d: {agg: max, field: x, window: 1d, hop: 1h}
+`))
+	require.NoError(t, err)
+	l, err := NewLayout(reg.Views["v"])
+	require.NoError(t, err)
+	const ten = int64(1_717_236_000_000) // 2024-06-01T10:00:00Z
+	const s, m = int64(1000), int64(60_000)
+	tiles := l.NewTiles()
+	for _, ms := range []int64{ten + 10*s, ten + 50*s, ten + 3*m} {
+		ev, err := events.Decode(l.View.Source, []byte(fmt.Sprintf(`{"k":"a","x":1.5,"ts":%d}`, ms)))
+		require.NoError(t, err)
+		tiles.Add(&ev)
+	}
+	st := tiles.State()
+	for _, tc := range []struct {
+		name string
+		at   int64
+		want int64
+		ok   bool
+	}{
+		{"after the newest event", ten + 5*m, ten + 3*m, true},
+		{"at the newest event", ten + 3*m, ten + 3*m, true},
+		{"tile end before the newest", ten + 3*m - 1, ten + 50*s, true},
+		{"own tile empty", ten + 2*m + 30*s, ten + 50*s, true},
+		{"after both events of the tile", ten + 55*s, ten + 50*s, true},
+		{"at an event, none later in its tile", ten + 50*s, ten + 50*s, true},
+		{"between two events of one tile: the tiles before it", ten + 30*s, 0, false},
+		{"at the first event, a later one in its tile", ten + 10*s, 0, false},
+		{"before every event", ten - 1, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := l.EventTime(st, tc.at)
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	_, ok := l.EventTime(&State{}, ten)
+	require.False(t, ok, "no state: no event time")
+	_, ok = l.EventTime(nil, ten)
+	require.False(t, ok)
+}
+
+// TestEveryGroupKeepsEventTime: each group's first column is the plain
+// count with the newest event time, count features included or not, and
+// a count feature still reads it.
+func TestEveryGroupKeepsEventTime(t *testing.T) {
+	for seed := range uint64(10) {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		v := randomView(t, rng)
+		l, err := NewLayout(v)
+		require.NoError(t, err)
+		for _, g := range l.Groups {
+			require.Equal(t, "", g.Columns[0].Field, "hop %d", g.Hop)
+			require.True(t, g.Columns[0].Time, "hop %d", g.Hop)
+			require.Equal(t, "ae", g.Ops()[:2], "hop %d: N, then the time", g.Hop)
+			for _, c := range g.Columns[1:] {
+				require.False(t, c.Time, "only the plain count keeps the time")
+			}
+		}
+	}
+	// An empty tile packs an empty time and reads back as empty.
+	l, err := NewLayout(randomView(t, rand.New(rand.NewPCG(1, 1))))
+	require.NoError(t, err)
+	accs := make([]Acc, len(l.Groups[0].Columns))
+	got, err := l.DecodePacked(0, string(l.AppendPacked(nil, 0, accs)))
+	require.NoError(t, err)
+	require.Equal(t, accs, got)
+	_, err = l.DecodePacked(0, "1\x1fnot-a-time"+string(l.AppendPacked(nil, 0, accs))[1:])
+	require.Error(t, err, "a time that is not an integer")
+}

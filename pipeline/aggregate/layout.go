@@ -13,8 +13,9 @@
 // holds t is taken whole, so a lookup is exact when no event later than t lies
 // in t's own tile.
 //
-// The package must not know about Kafka, Redis or HTTP. The Redis script in
-// pipeline/store mirrors Merge element by element; change both together.
+// The package must not know about Kafka, Redis or HTTP. pipeline/store packs
+// tiles with AppendPacked and merges them with Acc.Merge, in Go: its Redis
+// script only writes what was merged.
 package aggregate
 
 import (
@@ -34,33 +35,28 @@ type Column struct {
 	// Index of Field in the source event's fields; -1 for the plain count.
 	Index int
 	Type  schemas.FieldType
-	Sum   bool // sum of values
-	M2    bool // sum of squared deviations from the tile mean (needs Sum)
-	Min   bool
-	Max   bool
-	Last  bool // event time and JSON value of the latest event
+	// Time keeps the newest event time of the tile's events (in
+	// Acc.LastT). Only the plain count column of each group has it: with
+	// it, an as-of lookup can say which event is the newest at or before
+	// its time (Layout.EventTime).
+	Time bool
+	Sum  bool // sum of values
+	M2   bool // sum of squared deviations from the tile mean (needs Sum)
+	Min  bool
+	Max  bool
+	Last bool // event time and JSON value of the latest event
 }
 
-// width is the number of packed elements of the column.
-func (c Column) width() int {
-	n := 1
-	for _, b := range []bool{c.Sum, c.M2, c.Min, c.Max} {
-		if b {
-			n++
-		}
-	}
-	if c.Last {
-		n += 2
-	}
-	return n
-}
-
-// ops are the merge operations of the column's packed elements, as the Redis
-// script reads them: a add, v m2 (merged with the two elements before it),
-// n min, x max, t last (time, then value at the next element, l).
+// ops are the merge operations of the column's packed elements, in packing
+// order: a add, e newest event time (max), v m2 (merged with the two
+// elements before it), n min, x max, t last (time, then value at the next
+// element, l). They go into the layout's fingerprint.
 func (c Column) ops() string {
 	var b strings.Builder
 	b.WriteByte('a')
+	if c.Time {
+		b.WriteByte('e')
+	}
 	if c.Sum {
 		b.WriteByte('a')
 	}
@@ -180,6 +176,13 @@ func NewLayout(v *schemas.View) (*Layout, error) {
 				c.Last = true
 			}
 		}
+		// Every group keeps the plain count, whether or not a count
+		// feature uses it, for the newest event time of each tile: as-of
+		// answers need it (Layout.EventTime).
+		if cols[""] == nil {
+			cols[""] = &Column{Index: -1}
+		}
+		cols[""].Time = true
 		names := make([]string, 0, len(cols))
 		for name := range cols {
 			names = append(names, name)
@@ -206,7 +209,9 @@ func NewLayout(v *schemas.View) (*Layout, error) {
 		}
 	}
 	h := fnv.New32a()
-	fmt.Fprintf(h, "v1|%s|%s", v.Source.Name, v.Entity)
+	// v2: the plain count column of every group keeps its tile's newest
+	// event time (Column.Time).
+	fmt.Fprintf(h, "v2|%s|%s", v.Source.Name, v.Entity)
 	for _, g := range l.Groups {
 		fmt.Fprintf(h, "|%d:%d:", g.Hop, g.Keep)
 		for _, c := range g.Columns {
@@ -225,6 +230,10 @@ func (l *Layout) FeatureIndex(name string) (int, bool) {
 	i, ok := l.features[name]
 	return i, ok
 }
+
+// timeColumn is the index, in every group, of the plain count column that
+// keeps the newest event time: names sort "" first.
+const timeColumn = 0
 
 // FloorDiv is floor(a/b) for b > 0, also for negative a (events before 1970).
 func FloorDiv(a, b int64) int64 {

@@ -24,7 +24,8 @@ type Acc struct {
 	Max float64
 	// LastT and LastV are the event time and JSON text of the latest value;
 	// on equal times the greater JSON text wins, so the result never depends
-	// on the order events arrive in.
+	// on the order events arrive in. A column with Time (the plain count)
+	// keeps the newest event time in LastT and no value.
 	LastT int64
 	LastV string
 }
@@ -121,7 +122,13 @@ func (t *Tiles) Add(ev *events.Event) {
 func (g *Group) fold(accs []Acc, ev *events.Event, text *[]byte) {
 	for ci, c := range g.Columns {
 		if c.Index < 0 {
-			accs[ci].N++
+			a := &accs[ci]
+			// The first event sets the time: 0 is no bound for events
+			// before 1970.
+			if c.Time && (a.N == 0 || ev.Time > a.LastT) {
+				a.LastT = ev.Time
+			}
+			a.N++
 			continue
 		}
 		v := ev.Values[c.Index]
@@ -194,6 +201,9 @@ func (l *Layout) AppendPacked(b []byte, group int, accs []Acc) []byte {
 	for ci, c := range l.Groups[group].Columns {
 		a := accs[ci]
 		put(f(a.N))
+		if c.Time {
+			put(optional(a.N > 0, strconv.AppendInt(num[:0], a.LastT, 10)))
+		}
 		if c.Sum {
 			put(f(a.Sum))
 		}
@@ -232,6 +242,9 @@ func (l *Layout) DecodePacked(group int, s string) ([]Acc, error) {
 	for ci, col := range cols {
 		a := &accs[ci]
 		c.num(&a.N, false)
+		if col.Time {
+			c.integer(&a.LastT)
+		}
 		for _, st := range []struct {
 			on       bool
 			dst      *float64
@@ -296,6 +309,21 @@ func (c *cursor) num(dst *float64, optional bool) {
 	*dst = x
 }
 
+// integer reads an optional integer (the newest event time of an empty column
+// is empty); integers are read as such, so any event time reads back
+// exactly.
+func (c *cursor) integer(dst *int64) {
+	e := c.next()
+	if c.err != nil || e == "" {
+		return
+	}
+	x, err := strconv.ParseInt(e, 10, 64)
+	if err != nil {
+		c.err = fmt.Errorf("element %q: %w", e, err)
+	}
+	*dst = x
+}
+
 // State is what the store holds for one entity of a view.
 type State struct {
 	Found bool
@@ -303,6 +331,57 @@ type State struct {
 	EventTime int64
 	// Groups holds each group's tiles sorted by index.
 	Groups [][]Tile
+}
+
+// EventTime returns the newest event time of st at or before at (ms), and
+// false when no retained event is at or before at.
+//
+// At or after the entity's newest event (a lookup as of now) that is
+// State.EventTime. Before it, the answer comes from the tiles of the
+// finest hop, which keep the newest event time of each tile, under the
+// exactness rule of values: it is exact whenever no event later than at
+// lies in at's own finest tile (always at t = k·hop − 1 ms). When at's own
+// tile holds events later than at, which of its events are at or before at
+// cannot be told, so the answer is the newest event of the tiles entirely
+// before it: never later than at, possibly older than the true one, and
+// false when those tiles are empty. Like values, it is meant for times
+// within the retention before the newest event; older tiles are dropped.
+func (l *Layout) EventTime(st *State, at int64) (int64, bool) {
+	if st == nil || !st.Found {
+		return 0, false
+	}
+	if at >= st.EventTime {
+		return st.EventTime, true
+	}
+	if len(st.Groups) == 0 || len(l.Groups) == 0 {
+		return 0, false
+	}
+	// Groups are sorted by hop: the first is the finest.
+	return newestAtOrBefore(st.Groups[0], l.Groups[0].Hop, at)
+}
+
+// newestAtOrBefore is the newest event time at or before at that the tiles
+// of one group (sorted by index) tell for sure: the newest of the tiles
+// before at's own, or of at's own when none of its events is later than at.
+func newestAtOrBefore(tiles []Tile, hop, at int64) (int64, bool) {
+	own := FloorDiv(at, hop)
+	// j: the last tile that starts at or before at.
+	j := sort.Search(len(tiles), func(k int) bool { return tiles[k].Index > own }) - 1
+	for ; j >= 0; j-- {
+		if len(tiles[j].Accs) <= timeColumn {
+			return 0, false // a malformed state: nothing is known
+		}
+		a := tiles[j].Accs[timeColumn]
+		if a.N == 0 {
+			continue
+		}
+		if tiles[j].Index < own || a.LastT <= at {
+			return a.LastT, true
+		}
+		// at's own tile holds an event later than at: its events at or
+		// before at, if any, cannot be told apart; the tiles before it can.
+	}
+	return 0, false
 }
 
 // Value computes feature i of the view as of time at (ms) from st.

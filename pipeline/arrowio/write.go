@@ -410,7 +410,8 @@ func millisCell(ms int64) string {
 // WriteStream writes an Arrow IPC stream to w: the body of a batch lookup
 // answered as application/vnd.apache.arrow.stream. Its columns are the
 // entity (utf8, named entityName), "event_time" (timestamp[ms, UTC], the
-// entity's latest event time; null where found[i] is false), then one column
+// entity's newest event at or before the lookup time; null where found[i]
+// is false: no state, or no event then), then one column
 // per feature, typed by cols[j].Type, holding values[j] with a null for each
 // Absent value. entities, found and eventTimes have one element per row and
 // values[j] one per row for each of cols. Rows go in records of at most 64k.

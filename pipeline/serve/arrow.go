@@ -25,8 +25,9 @@ func wantsArrow(r *http.Request) bool {
 }
 
 // writeArrow answers a batch lookup as an Arrow IPC stream: the entity
-// column (named after the view's entity field), event_time, and one typed
-// column per feature, null where the window is empty or the entity unknown.
+// column (named after the view's entity field), event_time (the newest
+// event at or before at, as in the JSON answer), and one typed column per
+// feature, null where the window is empty or the entity unknown.
 func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, entities []string, states []*aggregate.State, feats []int, at int64) {
 	cols := make([]arrowio.Column, len(feats))
 	values := make([][]events.Value, len(feats))
@@ -35,13 +36,15 @@ func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, ent
 		cols[j] = arrowio.Column{Name: f.Name, Type: f.ValueType()}
 		values[j] = make([]events.Value, len(entities))
 	}
-	found := make([]bool, len(entities))
+	// hasTime marks the rows with an event at or before at: event_time is
+	// null elsewhere, also for an entity that has state.
+	hasTime := make([]bool, len(entities))
 	times := make([]int64, len(entities))
 	for k, st := range states {
-		if found[k] = st != nil && st.Found; !found[k] {
+		if !found(st) {
 			continue
 		}
-		times[k] = st.EventTime
+		times[k], hasTime[k] = v.layout.EventTime(st, at)
 		for j, i := range feats {
 			values[j][k] = v.layout.Value(st, i, at)
 		}
@@ -49,7 +52,7 @@ func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, ent
 	// Encode fully before writing, so an encoding failure is still a
 	// clean error answer.
 	var buf bytes.Buffer
-	if err := arrowio.WriteStream(&buf, v.entity, entities, found, times, cols, values); err != nil {
+	if err := arrowio.WriteStream(&buf, v.entity, entities, hasTime, times, cols, values); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -11,12 +11,84 @@ import (
 // feastRequest is the body of Feast's POST /get-online-features. Members
 // this server does not know are ignored, as Feast clients send some.
 type feastRequest struct {
-	// Features are "view:feature" references.
-	Features []string `json:"features"`
-	// Entities maps the one entity field to its values.
-	Entities         map[string][]json.RawMessage `json:"entities"`
-	FullFeatureNames bool                         `json:"full_feature_names"`
-	FeatureService   json.RawMessage              `json:"feature_service"`
+	// features are "view:feature" references.
+	features []string
+	// key is the one entity field of "entities", values its values.
+	key    string
+	values []json.RawMessage
+	// keys is how many fields "entities" maps: exactly one is served.
+	keys             int
+	fullFeatureNames bool
+	// featureService is set when a feature service was named, which this
+	// server does not support.
+	featureService bool
+}
+
+// feastMembers are the members of a Feast request this server reads;
+// readFeast reads them by index.
+var feastMembers = [...]string{"entities", "feature_service", "features", "full_feature_names"}
+
+// readFeast reads the body of a Feast request.
+func (s *Server) readFeast(w http.ResponseWriter, r *http.Request) (feastRequest, error) {
+	var req feastRequest
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return req, err
+	}
+	var seen [len(feastMembers)]bool
+	err = eachMember(body, func(quoted, value []byte) error {
+		k := nameIndex(quoted, feastMembers[:])
+		if k < 0 {
+			return nil // another member a Feast client sends: ignored
+		}
+		if seen[k] {
+			return duplicate(feastMembers[k])
+		}
+		seen[k] = true
+		var err error
+		switch k {
+		case 0:
+			err = req.readEntities(value)
+		case 1:
+			req.featureService = string(value) != "null"
+		case 2:
+			req.features, _, err = stringList(value, "features", `a list of "view:feature" references`, `a "view:feature" reference`)
+		case 3:
+			req.fullFeatureNames, err = boolMember(value, "full_feature_names")
+		}
+		return err
+	})
+	return req, err
+}
+
+// readEntities reads Feast's "entities": an object mapping the entity field
+// to a list of values. null maps no field at all.
+func (req *feastRequest) readEntities(value []byte) error {
+	switch value[0] {
+	case 'n':
+		return nil
+	case '{':
+	default:
+		return badRequest(`"entities": want an object mapping the entity field to a list of values, got %s`, jsonKind(value[0]))
+	}
+	return eachMember(value, func(quoted, list []byte) error {
+		key := memberName(quoted)
+		if req.keys > 0 && key == req.key {
+			return badRequest(`"entities": %q given twice`, key)
+		}
+		values, ok, err := rawList(list, "entities."+key, "a list of strings or integers")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return badRequest(`"entities.%s": want a list of strings or integers, got null`, key)
+		}
+		if req.keys == 0 {
+			req.key, req.values = key, values
+		}
+		req.keys++
+		return nil
+	})
 }
 
 // feastColumn is one requested feature.
@@ -36,33 +108,31 @@ type feastColumn struct {
 // The first result is the entity column, echoing the entity values as
 // given; then one per requested feature, in request order. Features may
 // come from several views when all of them are keyed by the one entity
-// field of "entities"; each view costs one store read.
+// field of "entities"; each view costs one store read. An event timestamp
+// is the entity's newest event at or before now (an event ahead of the
+// clock is not yet counted), Feast's epoch when there is none.
 func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
-	var req feastRequest
-	if err := s.decodeBody(w, r, &req, false); err != nil {
+	req, err := s.readFeast(w, r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if len(req.FeatureService) > 0 && string(req.FeatureService) != "null" {
+	if req.featureService {
 		s.fail(w, r, badRequest("feature_service is not supported: list the features as \"view:feature\""))
 		return
 	}
-	if len(req.Features) == 0 {
+	if len(req.features) == 0 {
 		s.fail(w, r, badRequest(`missing "features": want a list of "view:feature" references`))
 		return
 	}
-	if len(req.Entities) != 1 {
-		s.fail(w, r, badRequest(`"entities" has %d keys: want exactly one, the entity field of the requested views, mapped to a list of values`, len(req.Entities)))
+	if req.keys != 1 {
+		s.fail(w, r, badRequest(`"entities" has %d keys: want exactly one, the entity field of the requested views, mapped to a list of values`, req.keys))
 		return
 	}
-	var key string
-	var raws []json.RawMessage
-	for k, vs := range req.Entities {
-		key, raws = k, vs
-	}
-	cols := make([]feastColumn, len(req.Features))
+	key, raws := req.key, req.values
+	cols := make([]feastColumn, len(req.features))
 	var views []*view // in order of first request
-	for i, ref := range req.Features {
+	for i, ref := range req.features {
 		vname, fname, ok := strings.Cut(ref, ":")
 		if !ok {
 			s.fail(w, r, badRequest("feature reference %q is not \"view:feature\"", ref))
@@ -75,7 +145,7 @@ func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 		}
 		fi, ok := v.layout.FeatureIndex(fname)
 		if !ok {
-			s.fail(w, r, badRequest("unknown feature %q in view %q", fname, vname))
+			s.fail(w, r, v.unknownFeature(fname))
 			return
 		}
 		if v.entity != key {
@@ -83,7 +153,7 @@ func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cols[i] = feastColumn{view: v, index: fi, name: fname}
-		if req.FullFeatureNames {
+		if req.fullFeatureNames {
 			cols[i].name = vname + "__" + fname
 		}
 		if !containsView(views, v) {
@@ -158,8 +228,9 @@ func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if found(st[i]) {
-				b = appendFeastTime(b, st[i].EventTime)
+			// Feast writes the epoch for a value it has no time for.
+			if t, ok := c.view.layout.EventTime(st[i], at); ok {
+				b = appendFeastTime(b, t)
 			} else {
 				b = append(b, feastEpoch...)
 			}

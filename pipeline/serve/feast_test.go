@@ -122,10 +122,10 @@ func TestFeastErrors(t *testing.T) {
 		{"unknown view", `{"features":["nope:txn_count_1h"],"entities":{"user_id":["u_1"]}}`, 404, []string{`unknown view "nope"`}},
 		{"unknown feature", `{"features":["user_spend:x"],"entities":{"user_id":["u_1"]}}`, 400, []string{`unknown feature "x" in view "user_spend"`}},
 		{"bad entity", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":["u_1",2.5]}}`, 400, []string{"entities.user_id[1]", "2.5 is not an integer"}},
-		{"entity values not a list", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":"u_1"}}`, 400, []string{"invalid JSON body"}},
+		{"entity values not a list", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":"u_1"}}`, 400, []string{`"entities.user_id": want a list of strings or integers, got a string`}},
 		{"too many entities", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":[1,2,3,4,5,6]}}`, 400, []string{"too many entities"}},
 		{"malformed", `{"features":[`, 400, []string{"invalid JSON body"}},
-		{"not an object", `["user_spend:txn_count_1h"]`, 400, []string{"invalid JSON body"}},
+		{"not an object", `["user_spend:txn_count_1h"]`, 400, []string{"request body: want a JSON object, got a list"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			requireError(t, post(t, base+"/get-online-features", tc.body), tc.status, tc.parts...)

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 //	{"view": v, "entity": e, "at": T, "status": "PRESENT"|"NOT_FOUND",
 //	 "features": {name: value, ...}, "event_time": T or null}
 //
+// event_time is the entity's newest event at or before at (see appendRow).
 // The entity in the path is taken as text, which is the canonical text of
 // an integer entity too.
 func (s *Server) getOne(w http.ResponseWriter, r *http.Request) {
@@ -81,10 +83,50 @@ func (s *Server) oneQuery(v *view, raw string) (int64, []int, error) {
 
 // batchRequest is the body of POST /v1/features/{view}.
 type batchRequest struct {
-	// Entities is required; an empty list is answered with no rows.
-	Entities *[]json.RawMessage `json:"entities"`
-	Features []string           `json:"features"`
-	At       json.RawMessage    `json:"at"`
+	// entities is required; an empty list is answered with no rows.
+	entities    []json.RawMessage
+	hasEntities bool
+	// features is a subset to answer; none means every feature.
+	features []string
+	// at is the lookup time as given, empty for now.
+	at json.RawMessage
+}
+
+// batchMembers are the members of a batch request, sorted as the refusal
+// of any other lists them; readBatch reads them by index.
+var batchMembers = [...]string{"at", "entities", "features"}
+
+// readBatch reads the body of a batch request. Unknown members are refused:
+// a misspelt "entites" silently ignored would answer a different question.
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (batchRequest, error) {
+	var req batchRequest
+	body, err := s.readObject(w, r)
+	if err != nil {
+		return req, err
+	}
+	var seen [len(batchMembers)]bool
+	err = eachMember(body, func(quoted, value []byte) error {
+		k := nameIndex(quoted, batchMembers[:])
+		if k < 0 {
+			name := memberName(quoted)
+			return badRequest("%s", unknownName(fmt.Sprintf("member %q", name), name, "the members are", batchMembers[:]))
+		}
+		if seen[k] {
+			return duplicate(batchMembers[k])
+		}
+		seen[k] = true
+		var err error
+		switch k {
+		case 0:
+			req.at = value
+		case 1:
+			req.entities, req.hasEntities, err = rawList(value, "entities", "a list of strings or integers")
+		case 2:
+			req.features, _, err = stringList(value, "features", "a list of feature names", "a feature name")
+		}
+		return err
+	})
+	return req, err
 }
 
 // getBatch answers POST /v1/features/{view} with one row per entity, in
@@ -97,26 +139,26 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var req batchRequest
-	if err := s.decodeBody(w, r, &req, true); err != nil {
+	req, err := s.readBatch(w, r)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if req.Entities == nil {
+	if !req.hasEntities {
 		s.fail(w, r, badRequest(`missing "entities": want a list of strings or integers`))
 		return
 	}
-	entities, err := s.entityTexts(*req.Entities, "entities")
+	entities, err := s.entityTexts(req.entities, "entities")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	feats, err := v.features(req.Features)
+	feats, err := v.features(req.features)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	at, err := s.jsonAt(req.At)
+	at, err := s.jsonAt(req.at)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -156,7 +198,9 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 func found(st *aggregate.State) bool { return st != nil && st.Found }
 
 // appendRow writes the members status, features and event_time of one
-// entity's answer. Every feature is null when the entity has no state.
+// entity's answer as of at. Every feature is null when the entity has no
+// state; event_time is the newest event at or before at (Layout.EventTime),
+// null when there is none, also for an entity that has state.
 func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) []byte {
 	present := found(st)
 	if present {
@@ -176,8 +220,8 @@ func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) [
 		}
 	}
 	b = append(b, `},"event_time":`...)
-	if present {
-		return appendTime(b, st.EventTime)
+	if t, ok := v.layout.EventTime(st, at); ok {
+		return appendTime(b, t)
 	}
 	return append(b, "null"...)
 }

@@ -3,14 +3,14 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/freshet-ml/freshet/pipeline/events"
 )
 
 // maxBody bounds a request body; a larger one is refused with 413.
@@ -21,39 +21,6 @@ const (
 	minAt = -62167219200000 // 0000-01-01T00:00:00.000Z
 	maxAt = 253402300799999 // 9999-12-31T23:59:59.999Z
 )
-
-// decodeBody decodes the JSON body of r into dst with encoding/json: one
-// value, nothing after it, at most s.maxBody bytes. strict refuses members
-// dst does not have.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any, strict bool) error {
-	if r.ContentLength > s.maxBody {
-		return tooLarge(s.maxBody)
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBody))
-	dec.UseNumber()
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	err := dec.Decode(dst)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("data after the JSON value")
-			if terr != nil {
-				err = terr
-			}
-		}
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &tooBig):
-		return tooLarge(tooBig.Limit)
-	case errors.Is(err, io.EOF):
-		return badRequest("empty request body: want a JSON object")
-	}
-	return badRequest("invalid JSON body: %v", err)
-}
 
 func tooLarge(limit int64) error {
 	size := fmt.Sprintf("%d bytes", limit)
@@ -120,34 +87,68 @@ func jsonKind(c byte) string {
 	case '{':
 		return "an object"
 	case '[':
-		return "an array"
+		return "a list"
 	case '"':
 		return "a string"
 	}
 	return "a number"
 }
 
-// parseAt reads a lookup time: integer epoch milliseconds or an RFC 3339
-// time (sub-millisecond digits truncated towards the past, as events are).
+// Integer lookup times are epoch milliseconds in [minIntAt, maxIntAt):
+// 1973-03-03 to 5138-11-16. An integer outside is almost always a unit
+// mistake: epoch seconds read as milliseconds would answer as of 1970, with
+// every window empty, and look like a valid answer.
+const (
+	minIntAt = 100_000_000_000     // 1973-03-03T09:46:40Z
+	maxIntAt = 100_000_000_000_000 // 5138-11-16T09:46:40Z, excluded
+)
+
+// parseAt reads a lookup time: integer epoch milliseconds within [minIntAt,
+// maxIntAt), or an RFC 3339 time of the years 0000 to 9999 (sub-millisecond
+// digits truncated towards the past, as events are).
 func parseAt(s string) (int64, error) {
-	var ms int64
 	if isInteger(s) {
-		i, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, badAt(strconv.Quote(clip(s)))
-		}
-		ms = i
-	} else {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, badAt(strconv.Quote(clip(s)))
-		}
-		ms = t.UnixMilli()
+		return parseIntAt(s)
 	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, badAt(strconv.Quote(clip(s)))
+	}
+	ms := t.UnixMilli()
 	if ms < minAt || ms > maxAt {
 		return 0, badRequest("invalid at %s: outside years 0000 to 9999", strconv.Quote(clip(s)))
 	}
 	return ms, nil
+}
+
+// parseIntAt reads the digits s (an optional minus first) as epoch
+// milliseconds; out of range, the refusal says which unit the value looks
+// like, with the milliseconds it would then be.
+func parseIntAt(s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil { // beyond int64: no unit makes it a time
+		return 0, intAtRange(clip(s))
+	}
+	if v >= minIntAt && v < maxIntAt {
+		return v, nil
+	}
+	unit := events.GuessUnit(v, minIntAt, maxIntAt-1)
+	var ms int64
+	switch unit {
+	case "seconds":
+		ms = v * 1000
+	case "microseconds":
+		ms = v / 1000
+	case "nanoseconds":
+		ms = v / 1_000_000
+	default:
+		return 0, intAtRange(s)
+	}
+	return 0, badRequest("invalid at %s: looks like epoch %s; use milliseconds (%d) or RFC 3339", s, unit, ms)
+}
+
+func intAtRange(shown string) error {
+	return badRequest("invalid at %s: integer epoch milliseconds must lie in [%d, %d) (1973-03-03 to 5138-11-16); use RFC 3339 for other times", shown, int64(minIntAt), int64(maxIntAt))
 }
 
 // queryAt reads the at query parameter, defaulting to now.
@@ -220,7 +221,7 @@ func (v *view) features(names []string) ([]int, error) {
 	for _, n := range names {
 		i, ok := v.layout.FeatureIndex(n)
 		if !ok {
-			return nil, badRequest("unknown feature %q in view %q", n, v.name)
+			return nil, v.unknownFeature(n)
 		}
 		for _, j := range out {
 			if j == i {
@@ -230,6 +231,11 @@ func (v *view) features(names []string) ([]int, error) {
 		out = append(out, i)
 	}
 	return out, nil
+}
+
+// unknownFeature is the refusal of a feature name v does not have.
+func (v *view) unknownFeature(name string) error {
+	return badRequest("%s", unknownName(fmt.Sprintf("feature %q in view %q", name, v.name), name, "its features", v.sortedFeatures))
 }
 
 // clip shortens a value quoted in a refusal.

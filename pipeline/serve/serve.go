@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
@@ -83,7 +84,9 @@ type Server struct {
 	now     func() time.Time
 	tel     *telemetry.Providers
 	views   map[string]*view
-	handler http.Handler
+	// viewNames lists the views, sorted, for the refusal of an unknown one.
+	viewNames []string
+	handler   http.Handler
 }
 
 // view is one feature view prepared for serving.
@@ -96,6 +99,9 @@ type view struct {
 	all []int
 	// keys holds each feature's name as a JSON object key with its colon.
 	keys [][]byte
+	// sortedFeatures lists the feature names, sorted, for the refusal of
+	// an unknown one.
+	sortedFeatures []string
 }
 
 // New builds a server for every view of reg, reading state from st. A nil
@@ -124,8 +130,11 @@ func New(reg *schemas.Registry, st store.Online, cfg Config, log *slog.Logger, o
 		for i, f := range v.Features {
 			pv.all = append(pv.all, i)
 			pv.keys = append(pv.keys, append(appendString(nil, f.Name), ':'))
+			pv.sortedFeatures = append(pv.sortedFeatures, f.Name)
 		}
+		slices.Sort(pv.sortedFeatures)
 		s.views[name] = pv
+		s.viewNames = append(s.viewNames, name) // ViewNames is sorted
 	}
 	if s.tel != nil {
 		s.st = observe(s.st, s.tel, reg.ViewNames())
@@ -187,7 +196,7 @@ func (s *Server) lookup(name string) (*view, error) {
 	if v := s.views[name]; v != nil {
 		return v, nil
 	}
-	return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown view %q", name)}
+	return nil, &apiError{http.StatusNotFound, unknownName(fmt.Sprintf("view %q", name), name, "views", s.viewNames)}
 }
 
 // read fetches the state of entities of v in one store call; an empty list

@@ -168,6 +168,14 @@ func requireStateMatches(t *testing.T, r *Redis, l *aggregate.Layout, s []source
 		ws := want[ent].State()
 		require.True(t, got[i].Found)
 		require.Equal(t, ws.EventTime, got[i].EventTime, "event time of %s", ent)
+		// The newest event time at or before a time survives the packing,
+		// the merges and the retention sweeps as the tiles built here hold it.
+		for at := ws.EventTime - l.View.Retention(); at <= ws.EventTime+300; at += 7 {
+			wt, wok := l.EventTime(ws, at)
+			gt, gok := l.EventTime(got[i], at)
+			require.Equal(t, wok, gok, "%s event time at %d", ent, at)
+			require.Equal(t, wt, gt, "%s event time at %d", ent, at)
+		}
 		for fi, f := range l.View.Features {
 			// Lookups as of any time within the retention before the
 			// newest event are exact.
@@ -265,6 +273,10 @@ func requireStateMatchesRecent(t *testing.T, r *Redis, l *aggregate.Layout, s []
 	got, err := r.Read(context.Background(), l, []string{"busy"})
 	require.NoError(t, err)
 	for at := ws.EventTime - l.View.Retention(); at < ws.EventTime+300; at += 5 {
+		wt, wok := l.EventTime(ws, at)
+		gt, gok := l.EventTime(got[0], at)
+		require.Equal(t, wok, gok, "event time at %d", at)
+		require.Equal(t, wt, gt, "event time at %d", at)
 		for fi := range l.View.Features {
 			require.Equal(t, l.Value(ws, fi, at), l.Value(got[0], fi, at), "feature %s at %d", l.View.Features[fi].Name, at)
 		}
