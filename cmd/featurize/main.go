@@ -1,13 +1,13 @@
 // Command featurize consumes events from Kafka and keeps the feature views'
 // tiles in Redis, effectively once.
 //
-//	featurize                  run the consumer
+//	featurize                   run the consumer
 //	featurize rebuild [--clear] recompute the online store from Kafka's retained events
-//	featurize backfill ...     point-in-time training data from event files
+//	featurize backfill ...      point-in-time training data from event files
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,28 +23,33 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "backfill" {
+	sub := ""
+	if len(os.Args) > 1 {
+		sub = os.Args[1]
+	}
+	switch sub {
+	case "backfill":
 		backfillCmd(os.Args[2:])
 		return
+	case "rebuild":
+		cfg, cmd := cli.RebuildCommand()
+		app.Start(cmd, os.Args[2:], cfg.Validators()...)
+		log := cli.Logger(&cfg.Common)
+		if err := run(&cfg.Featurize, cmd, log, true, cfg.Clear); err != nil {
+			app.Fatal(log, "featurize rebuild failed", err)
+		}
+		return
 	}
-	rebuild := len(os.Args) > 1 && os.Args[1] == "rebuild"
-	args := os.Args[1:]
-	cfg, fs := cli.NewFeaturize()
-	var clear bool
-	if rebuild {
-		args = args[1:]
-		fs.Init("featurize rebuild", fs.ErrorHandling())
-		fs.BoolVar(&clear, "clear", false, "delete the views' online state before rebuilding")
-	}
-	app.Parse(fs, args, cfg.Validators()...)
-	log := cfg.Common.Logger(os.Stderr)
-	if err := run(cfg, fs, log, rebuild, clear); err != nil {
-		app.Fatal(log, fs.Name()+" failed", err)
+	cfg, cmd := cli.FeaturizeCommand()
+	app.Start(cmd, os.Args[1:], cfg.Validators()...)
+	log := cli.Logger(&cfg.Common)
+	if err := run(cfg, cmd, log, false, false); err != nil {
+		app.Fatal(log, "featurize failed", err)
 	}
 }
 
 // run is featurize, or with rebuild `featurize rebuild`.
-func run(cfg *cli.Featurize, fs *flag.FlagSet, log *slog.Logger, rebuild, clear bool) error {
+func run(cfg *cli.Featurize, cmd *app.Command, log *slog.Logger, rebuild, clear bool) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "featurize", telemetry.WithLogger(log))
@@ -52,7 +57,7 @@ func run(cfg *cli.Featurize, fs *flag.FlagSet, log *slog.Logger, rebuild, clear 
 		return fmt.Errorf("set up telemetry: %w", err)
 	}
 	defer app.Close(ctx, log, "telemetry", shutdown)
-	log.Info("starting "+fs.Name(), append(config.Effective(fs), tel.LogAttrs()...)...)
+	log.Info("starting "+cmd.Flags.Name(), append(config.Effective(cmd.Flags), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
@@ -69,7 +74,8 @@ func run(cfg *cli.Featurize, fs *flag.FlagSet, log *slog.Logger, rebuild, clear 
 		if err != nil {
 			return err
 		}
-		log.Info("rebuild done", "messages", stats["messages"], "applied", stats["applied"], "duplicates", stats["duplicates"], "late", stats["late"])
+		log.Info("rebuild done", "messages", stats["messages"], "applied", stats["applied"], "duplicates", stats["duplicates"],
+			"late", stats["late"], "rejected_time", stats["rejected_time"])
 		return nil
 	}
 	svc, err := featurize.NewService(cfg.Featurize, reg, st, log, featurize.WithTelemetry(tel))
@@ -86,35 +92,15 @@ func run(cfg *cli.Featurize, fs *flag.FlagSet, log *slog.Logger, rebuild, clear 
 // backfillCmd is `featurize backfill --events FILE... --spine FILE --out FILE
 // [--view V ...] [--entity-column NAME] [--at-column NAME]`.
 func backfillCmd(args []string) {
-	fs := flag.NewFlagSet("featurize backfill", flag.ContinueOnError)
-	var common app.Common
-	common.RegisterFlags(fs)
-	var evs, views config.Strings
-	var opt backfill.Options
-	fs.Var(&evs, "events", "event files (any replay format); more files may follow the flag")
-	fs.StringVar(&opt.Spine, "spine", "", "spine file: rows with an entity and a time column, plus any columns passed through")
-	fs.StringVar(&opt.Out, "out", "", "output file: .parquet, .arrow, .feather, .arrows or .csv")
-	fs.Var(&views, "view", "feature view to compute (repeatable; default: every view)")
-	fs.StringVar(&opt.EntityColumn, "entity-column", "", "spine column of the entity (default: each view's entity field)")
-	fs.StringVar(&opt.AtColumn, "at-column", "", "spine column of the time (default: the event's timestamp field)")
-	fs.IntVar(&opt.MaxErrors, "max-errors", 0, "invalid event rows tolerated before the backfill fails")
-	fs.StringVar(&opt.Rejects, "rejects", "", "file receiving every invalid event row")
-	rest, err := config.ParseInterspersed(fs, args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "featurize backfill: %v\n", err)
-		os.Exit(2)
-	}
-	opt.Events, opt.Views, opt.Stderr = append(evs, rest...), views, os.Stderr
+	cfg, cmd := cli.BackfillCommand()
+	files := app.Start(cmd, args, cfg.Validators()...)
+	opt := cfg.Options
+	opt.Events, opt.Stderr = append(opt.Events, files...), os.Stderr
 	if len(opt.Events) == 0 || opt.Spine == "" || opt.Out == "" {
-		fmt.Fprintln(os.Stderr, "featurize backfill: --events, --spine and --out are required")
-		os.Exit(2)
+		os.Exit(app.ExitCode(cmd.Fail(errors.New("--events, --spine and --out are required"))))
 	}
-	if err := common.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "featurize backfill: %v\n", err)
-		os.Exit(2)
-	}
-	log := common.Logger(os.Stderr)
-	reg, err := common.Load()
+	log := cli.Logger(&cfg.Common)
+	reg, err := cfg.Common.Load()
 	if err != nil {
 		app.Fatal(log, "load definitions", err)
 	}

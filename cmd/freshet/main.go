@@ -1,6 +1,7 @@
 // Command freshet is the all-in-one dev mode and the small tools:
 //
 //	freshet dev                 everything embedded, serving live features
+//	freshet init [DIR]          a small working project to start from
 //	freshet validate [PATH]     check feature definitions
 //	freshet config [SERVICE]    the settings table of each service
 //	freshet kafka [--port P]    a standalone Kafka-protocol broker for tests
@@ -9,49 +10,88 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+
+	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/config"
 )
 
-const usage = `usage: freshet COMMAND [flags]
+// tool is one command of freshet: its line in the usage, and what runs it.
+type tool struct {
+	app.Subcommand
+	run func(args []string) error
+}
 
-commands:
-  dev        run Kafka (kfake), Redis (miniredis), ingest, featurize and serve in one process
-  validate   check feature definitions: freshet validate [PATH]
-  config     print the settings of every service as a Markdown table
-  kafka      run a standalone in-memory Kafka-protocol broker (kfake), for tests
-  demo       feed a running ingest: the example events moved to now, then a small live feed
-  healthcheck URL   exit 0 when URL answers 2xx (for container healthchecks)
-`
+// tools is every command, in the order the usage lists them.
+var tools = []tool{
+	{app.Subcommand{Name: "dev", About: "run Kafka (kfake), Redis (miniredis), ingest, featurize and serve in one process"}, dev},
+	{app.Subcommand{Name: "init", About: "write a small working project to start from: freshet init [DIR]"}, initProject},
+	{app.Subcommand{Name: "validate", About: "check feature definitions: freshet validate [PATH]"}, validate},
+	{app.Subcommand{Name: "config", About: "print the settings of every service as a Markdown table: freshet config [SERVICE]"}, printConfig},
+	{app.Subcommand{Name: "kafka", About: "run a standalone in-memory Kafka-protocol broker (kfake), for tests"}, runKafka},
+	{app.Subcommand{Name: "demo", About: "feed a running ingest: the example events moved to now, then a small live feed"}, demo},
+	{app.Subcommand{Name: "healthcheck", About: "exit 0 when URL answers 2xx (for container healthchecks): freshet healthcheck URL"}, healthcheck},
+}
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+// top is freshet's own usage: its commands, no flags.
+func top() *app.Command {
+	c := &app.Command{
+		Flags: flag.NewFlagSet("freshet", flag.ContinueOnError),
+		Usage: []string{"freshet COMMAND [flags]"},
+		About: "The all-in-one dev mode and freshet's small tools. `freshet COMMAND --help` describes a command.",
 	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "dev":
-		err = dev(args)
-	case "validate":
-		err = validate(args)
-	case "config":
-		err = printConfig(args)
-	case "kafka":
-		err = runKafka(args)
-	case "demo":
-		err = demo(args)
-	case "healthcheck":
-		err = healthcheck(args)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "freshet: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+	for _, t := range tools {
+		c.Commands = append(c.Commands, t.Subcommand)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "freshet %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+	return c
+}
+
+func main() { os.Exit(freshet(os.Args[1:])) }
+
+// freshet runs a command line and returns the exit status.
+func freshet(args []string) int {
+	if len(args) == 0 {
+		top().WriteUsage(os.Stderr)
+		return 2
 	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help":
+		if len(rest) > 0 { // freshet help dev: the usage of dev
+			return freshet([]string{rest[0], "--help"})
+		}
+		top().WriteUsage(os.Stdout)
+		return 0
+	case "-h", "-help", "--help":
+		top().WriteUsage(os.Stdout)
+		return 0
+	}
+	for _, t := range tools {
+		if t.Name == name {
+			err := t.run(rest)
+			if app.ExitCode(err) == 1 { // help and usage errors are printed already
+				fmt.Fprintf(os.Stderr, "freshet %s: %v\n", name, err)
+			}
+			return app.ExitCode(err)
+		}
+	}
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.Name
+	}
+	msg := fmt.Sprintf("freshet: unknown command %q", name)
+	if s := config.Suggest(name, names); s != "" {
+		msg += fmt.Sprintf("; did you mean %s?", s)
+	}
+	fmt.Fprintf(os.Stderr, "%s\n\n", msg)
+	top().WriteUsage(os.Stderr)
+	return 2
+}
+
+// toolCommand is the command line of a freshet tool that reads no FRESHET_*
+// variable.
+func toolCommand(fs *flag.FlagSet, usage, about string, args bool) *app.Command {
+	return &app.Command{Flags: fs, Usage: []string{usage}, About: about, Args: args}
 }

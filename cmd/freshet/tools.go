@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,16 +16,28 @@ import (
 	"github.com/freshet-ml/freshet/schemas"
 )
 
+// validate is `freshet validate [PATH]`.
 func validate(args []string) error {
+	cmd := toolCommand(flag.NewFlagSet("freshet validate", flag.ContinueOnError), "freshet validate [PATH]",
+		"Check feature definitions, a YAML file or a directory of *.yaml files (default: $FRESHET_SCHEMAS,\n"+
+			"else schemas/example), and print every problem with its file, line and key.", true)
+	line, err := cmd.Parse(args)
+	if err != nil {
+		return err
+	}
+	if len(line.Args) > 1 {
+		return cmd.Fail(fmt.Errorf("one path at most, got %d", len(line.Args)))
+	}
 	path := os.Getenv("FRESHET_SCHEMAS")
-	if len(args) > 0 {
-		path = args[0]
+	if len(line.Args) > 0 {
+		path = line.Args[0]
 	}
 	if path == "" {
 		path = "schemas/example"
 	}
 	reg, err := schemas.Load(path)
-	if ps, ok := err.(schemas.Problems); ok {
+	var ps schemas.Problems
+	if errors.As(err, &ps) {
 		for _, p := range ps {
 			fmt.Println(p)
 		}
@@ -41,22 +54,44 @@ func validate(args []string) error {
 	return nil
 }
 
+// printConfig is `freshet config [SERVICE]`.
 func printConfig(args []string) error {
 	sets := cli.FlagSets()
-	names := make([]string, 0, len(sets))
+	services := make([]string, 0, len(sets))
 	for n := range sets {
-		if len(args) == 0 || strings.EqualFold(args[0], n) {
-			names = append(names, n)
+		services = append(services, n)
+	}
+	sort.Strings(services)
+	cmd := toolCommand(flag.NewFlagSet("freshet config", flag.ContinueOnError), "freshet config [SERVICE]",
+		"Print the settings of every service, or of SERVICE ("+strings.Join(services, ", ")+"), as Markdown\n"+
+			"tables: flag, FRESHET_* variable, default and meaning, read from the services' own flag sets.", true)
+	line, err := cmd.Parse(args)
+	if err != nil {
+		return err
+	}
+	if len(line.Args) > 1 {
+		return cmd.Fail(fmt.Errorf("one service at most, got %d", len(line.Args)))
+	}
+	names := services
+	if len(line.Args) == 1 {
+		names = nil
+		for _, n := range services {
+			if strings.EqualFold(line.Args[0], n) {
+				names = append(names, n)
+			}
+		}
+		if len(names) == 0 {
+			msg := fmt.Sprintf("unknown service %q (services: %s)", line.Args[0], strings.Join(services, ", "))
+			if s := config.Suggest(line.Args[0], services); s != "" {
+				msg += fmt.Sprintf("; did you mean %s?", s)
+			}
+			return cmd.Fail(errors.New(msg))
 		}
 	}
-	if len(names) == 0 {
-		return fmt.Errorf("unknown service %q", args[0])
-	}
-	sort.Strings(names)
 	for _, n := range names {
 		fmt.Printf("### %s\n\n", n)
 		if err := config.WriteMarkdown(os.Stdout, sets[n]); err != nil {
-			return err
+			return fmt.Errorf("write the settings of %s: %w", n, err)
 		}
 		fmt.Println()
 	}
@@ -70,7 +105,10 @@ func runKafka(args []string) error {
 	port := fs.Int("port", 9092, "port to listen on (loopback)")
 	partitions := fs.Int("default-partitions", 6, "partitions of auto-created topics")
 	dataDir := fs.String("data-dir", "", "keep topics and committed offsets in this directory across restarts (default: in memory)")
-	if err := fs.Parse(args); err != nil {
+	cmd := toolCommand(fs, "freshet kafka [flags]",
+		"Run a standalone in-memory Kafka-protocol broker (kfake) on loopback until interrupted, for tests and\n"+
+			"the end-to-end script.", false)
+	if _, err := cmd.Parse(args); err != nil {
 		return err
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(*partitions)}

@@ -4,10 +4,11 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
@@ -23,15 +24,15 @@ func main() {
 		replay(os.Args[2:])
 		return
 	}
-	cfg, fs := cli.NewIngest()
-	app.Parse(fs, os.Args[1:], cfg.Validators()...)
-	log := cfg.Common.Logger(os.Stderr)
-	if err := run(cfg, fs, log); err != nil {
+	cfg, cmd := cli.IngestCommand()
+	app.Start(cmd, os.Args[1:], cfg.Validators()...)
+	log := cli.Logger(&cfg.Common)
+	if err := run(cfg, cmd, log); err != nil {
 		app.Fatal(log, "ingest failed", err)
 	}
 }
 
-func run(cfg *cli.Ingest, fs *flag.FlagSet, log *slog.Logger) error {
+func run(cfg *cli.Ingest, cmd *app.Command, log *slog.Logger) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))
@@ -39,7 +40,7 @@ func run(cfg *cli.Ingest, fs *flag.FlagSet, log *slog.Logger) error {
 		return fmt.Errorf("set up telemetry: %w", err)
 	}
 	defer app.Close(ctx, log, "telemetry", shutdown)
-	log.Info("starting ingest", append(config.Effective(fs), tel.LogAttrs()...)...)
+	log.Info("starting ingest", append(config.Effective(cmd.Flags), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {
@@ -56,16 +57,17 @@ func run(cfg *cli.Ingest, fs *flag.FlagSet, log *slog.Logger) error {
 	return srv.Run(ctx, l)
 }
 
-// replay is `ingest replay --event NAME [--speed X] [--max-errors N]
-// [--rejects FILE] FILE...`.
+// replay is `ingest replay --event NAME [flags] FILE...`.
 func replay(args []string) {
-	cfg, fs := cli.NewIngest()
-	fs.Init("ingest replay", fs.ErrorHandling())
-	opt := ingest.ReplayFlags(fs)
-	app.Parse(fs, args, cfg.Validators()...)
-	log := cfg.Common.Logger(os.Stderr)
-	opt.Files = fs.Args()
-	if err := runReplay(cfg, opt, log); err != nil {
+	cfg, cmd := cli.ReplayCommand()
+	files := app.Start(cmd, args, cfg.Validators()...)
+	if len(files) == 0 {
+		os.Exit(app.ExitCode(cmd.Fail(errors.New("no file to replay: name one or more after the flags"))))
+	}
+	log := cli.Logger(&cfg.Common)
+	opt := cfg.Replay
+	opt.Files = files
+	if err := runReplay(&cfg.Ingest, opt, log); err != nil {
 		app.Fatal(log, "replay failed", err)
 	}
 }
@@ -76,8 +78,9 @@ func runReplay(cfg *cli.Ingest, opt *ingest.ReplayOptions, log *slog.Logger) err
 		return err
 	}
 	if reg.Events[opt.Event] == nil {
-		return fmt.Errorf("--event %q is not an event type of %s", opt.Event, cfg.Common.Schemas)
+		return fmt.Errorf("--event %q is not an event type of %s; event types: %s", opt.Event, cfg.Common.Schemas, strings.Join(reg.EventNames(), ", "))
 	}
+	opt.Times = &cfg.Ingest.Times
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "ingest", telemetry.WithLogger(log))

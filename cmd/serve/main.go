@@ -2,7 +2,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,15 +16,15 @@ import (
 )
 
 func main() {
-	cfg, fs := cli.NewServe()
-	app.Parse(fs, os.Args[1:], cfg.Validators()...)
-	log := cfg.Common.Logger(os.Stderr)
-	if err := run(cfg, fs, log); err != nil {
+	cfg, cmd := cli.ServeCommand()
+	app.Start(cmd, os.Args[1:], cfg.Validators()...)
+	log := cli.Logger(&cfg.Common)
+	if err := run(cfg, cmd, log); err != nil {
 		app.Fatal(log, "serve failed", err)
 	}
 }
 
-func run(cfg *cli.Serve, fs *flag.FlagSet, log *slog.Logger) error {
+func run(cfg *cli.Serve, cmd *app.Command, log *slog.Logger) error {
 	ctx, stop := app.Context()
 	defer stop()
 	tel, shutdown, err := telemetry.Setup(ctx, "serve", telemetry.WithLogger(log))
@@ -33,7 +32,7 @@ func run(cfg *cli.Serve, fs *flag.FlagSet, log *slog.Logger) error {
 		return fmt.Errorf("set up telemetry: %w", err)
 	}
 	defer app.Close(ctx, log, "telemetry", shutdown)
-	log.Info("starting serve", append(config.Effective(fs), tel.LogAttrs()...)...)
+	log.Info("starting serve", append(config.Effective(cmd.Flags), tel.LogAttrs()...)...)
 
 	reg, err := cfg.Common.Load()
 	if err != nil {

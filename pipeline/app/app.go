@@ -6,14 +6,11 @@ package app
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"go.opentelemetry.io/otel/trace"
@@ -39,14 +36,14 @@ func (c *Common) RegisterFlags(fs *flag.FlagSet) {
 // Validate reports the first invalid setting.
 func (c *Common) Validate() error {
 	if c.Schemas == "" {
-		return errors.New("schemas: a file or directory of definitions is required")
+		return &config.SettingError{Setting: "schemas", Problem: "is empty", Expected: "a YAML file or a directory of *.yaml files"}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel)
+		return &config.SettingError{Setting: "log-level", Value: c.LogLevel, Problem: "is not a log level", Expected: "debug, info, warn or error"}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("log-format: %q is not text or json", c.LogFormat)
+		return &config.SettingError{Setting: "log-format", Value: c.LogFormat, Problem: "is not a log format", Expected: "text or json"}
 	}
 	return nil
 }
@@ -95,32 +92,6 @@ func (c *Common) Load() (*schemas.Registry, error) { return schemas.Load(c.Schem
 
 // Validator is a component config.
 type Validator interface{ Validate() error }
-
-// Parse parses args and the environment into fs and validates every config;
-// it exits with status 2 and a clear message on a bad setting.
-func Parse(fs *flag.FlagSet, args []string, cfgs ...Validator) {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nEvery flag can also be set with the FRESHET_* environment variable of the same name.\n\n", fs.Name())
-		fs.PrintDefaults()
-	}
-	if err := config.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
-		os.Exit(2)
-	}
-	var errs []string
-	for _, c := range cfgs {
-		if err := c.Validate(); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n  %s\n", fs.Name(), strings.Join(errs, "\n  "))
-		os.Exit(2)
-	}
-}
 
 // Context is canceled on SIGINT or SIGTERM.
 func Context() (context.Context, context.CancelFunc) {

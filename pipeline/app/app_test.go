@@ -20,9 +20,9 @@ func TestCommonValidate(t *testing.T) {
 		err  string
 	}{
 		{"ok", Common{Schemas: "s", LogLevel: "debug", LogFormat: "json"}, ""},
-		{"no schemas", Common{LogLevel: "info", LogFormat: "text"}, "schemas:"},
-		{"bad level", Common{Schemas: "s", LogLevel: "loud", LogFormat: "text"}, `log-level: "loud"`},
-		{"bad format", Common{Schemas: "s", LogLevel: "info", LogFormat: "xml"}, `log-format: "xml"`},
+		{"no schemas", Common{LogLevel: "info", LogFormat: "text"}, `schemas: "" is empty; expected a YAML file or a directory of *.yaml files`},
+		{"bad level", Common{Schemas: "s", LogLevel: "loud", LogFormat: "text"}, `log-level: "loud" is not a log level; expected debug, info, warn or error`},
+		{"bad format", Common{Schemas: "s", LogLevel: "info", LogFormat: "xml"}, `log-format: "xml" is not a log format; expected text or json`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()
@@ -30,7 +30,7 @@ func TestCommonValidate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.ErrorContains(t, err, tc.err)
+			require.EqualError(t, err, tc.err)
 		})
 	}
 }

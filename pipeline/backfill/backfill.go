@@ -21,11 +21,13 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/arrowio"
+	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -57,6 +59,10 @@ type Options struct {
 	RunSize int
 	// TempDir holds the spilled runs; empty means the system's.
 	TempDir string
+	// Times is which event times are plausible; a row outside is invalid,
+	// as ingest refuses it (an event in microseconds would otherwise
+	// count nowhere, silently). nil means the defaults.
+	Times *events.TimeRule
 }
 
 // DefaultRunSize bounds the events held in memory while sorting.
@@ -115,21 +121,9 @@ func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, erro
 	if at == "" {
 		at = source.Timestamp
 	}
-	// Spine: one pass per distinct entity column, keeping (entity, time,
-	// row) in time order.
-	n := -1
-	byCol := map[string][]spineRow{}
-	for _, v := range views {
-		if _, done := byCol[v.entityCol]; !done {
-			rows, err := readSpine(opt.Spine, v.entityCol, at)
-			if err != nil {
-				return Summary{}, err
-			}
-			byCol[v.entityCol] = rows
-			n = len(rows)
-		}
-		v.rows = byCol[v.entityCol]
-		v.values = make([][]events.Value, len(v.l.View.Features))
+	n, err := readSpines(views, opt, at)
+	if err != nil {
+		return Summary{}, err
 	}
 
 	// Event history is usually kept in time order: walk it as it is read,
@@ -183,7 +177,7 @@ func pick(reg *schemas.Registry, opt Options) ([]*view, *schemas.Event, error) {
 	for _, name := range names {
 		v := reg.Views[name]
 		if v == nil {
-			return nil, nil, fmt.Errorf("unknown view %q", name)
+			return nil, nil, unknownView(reg, name)
 		}
 		if source != nil && v.Source != source {
 			return nil, nil, fmt.Errorf("views %s and %s read different events (%s, %s): backfill them separately with --view", out[0].l.View.Name, name, source.Name, v.Source.Name)
@@ -203,6 +197,111 @@ func pick(reg *schemas.Registry, opt Options) ([]*view, *schemas.Event, error) {
 		return nil, nil, errors.New("no feature views to backfill")
 	}
 	return out, source, nil
+}
+
+// unknownView is the error of a --view that names no view: it lists them.
+func unknownView(reg *schemas.Registry, name string) error {
+	names := reg.ViewNames()
+	msg := fmt.Sprintf("unknown view %q (views: %s)", name, strings.Join(names, ", "))
+	if s := config.Suggest(name, names); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return errors.New(msg)
+}
+
+// readSpines reads the spine once per distinct entity column, keeping
+// (entity, time, row) in time order for each view, and returns the number
+// of rows. Every column is tried before failing, so that the error names
+// every view the spine cannot serve.
+func readSpines(views []*view, opt Options, at string) (int, error) {
+	n := -1
+	byCol := map[string][]spineRow{}
+	failed := map[string]error{}
+	for _, v := range views {
+		col := v.entityCol
+		if byCol[col] != nil || failed[col] != nil {
+			continue
+		}
+		rows, err := readSpine(opt.Spine, col, at)
+		if err != nil {
+			failed[col] = err
+			continue
+		}
+		if rows == nil {
+			rows = []spineRow{} // read: an empty spine is no failure
+		}
+		byCol[col], n = rows, len(rows)
+	}
+	if len(failed) > 0 {
+		return 0, unservedViews(views, failed, len(byCol) > 0, opt)
+	}
+	for _, v := range views {
+		v.rows = byCol[v.entityCol]
+		v.values = make([][]events.Value, len(v.l.View.Features))
+	}
+	return n, nil
+}
+
+// unservedViews is the error of a spine that cannot serve some views: it
+// names each and why, and says how to choose. Failing beats computing the
+// views that can be served and warning: a training set that silently lacks
+// the columns of views nobody excluded is found out at training time, and
+// the spine is read before any event, so the error comes at once.
+func unservedViews(views []*view, failed map[string]error, someRead bool, opt Options) error {
+	var missing, unfit, served []string
+	columns := ""
+	for _, v := range views {
+		err := failed[v.entityCol]
+		if err == nil {
+			served = append(served, v.l.View.Name)
+			continue
+		}
+		if opt.EntityColumn != "" {
+			return fmt.Errorf("--entity-column %s: %w", opt.EntityColumn, err)
+		}
+		keyed := fmt.Sprintf("view %s (keyed by %s)", v.l.View.Name, v.l.View.Entity)
+		if cols, ok := missingColumn(err, v.entityCol); ok {
+			missing = append(missing, fmt.Sprintf("no column %s for %s", v.entityCol, keyed))
+			columns = cols
+			continue
+		}
+		if !someRead {
+			// The file or its time column failed, not this view's column.
+			return err
+		}
+		unfit = append(unfit, fmt.Sprintf("cannot serve %s: %s", keyed, strings.TrimPrefix(err.Error(), opt.Spine+": ")))
+	}
+	var how string
+	switch {
+	case len(served) > 0 && len(opt.Views) == 0:
+		how = "choose the views to compute with --view " + strings.Join(served, " --view ") +
+			", or name the spine's entity column with --entity-column"
+	case len(opt.Views) > 0:
+		how = "name the spine's entity column with --entity-column, or leave those views out of --view"
+	default:
+		how = "name the spine's entity column with --entity-column"
+	}
+	if columns != "" {
+		how += " (spine columns: " + columns + ")"
+	}
+	var problems []string
+	if len(missing) > 0 {
+		problems = append(problems, "has "+strings.Join(missing, ", "))
+	}
+	problems = append(problems, unfit...)
+	return fmt.Errorf("spine %s %s; %s", opt.Spine, strings.Join(problems, " and "), how)
+}
+
+// missingColumn reports whether err is pipeline/arrowio's error for a spine
+// without column col, and returns the columns it lists.
+// TestSpineLacksViewKeys pins the wording this relies on.
+func missingColumn(err error, col string) (columns string, ok bool) {
+	msg := err.Error()
+	i := strings.LastIndex(msg, ": no column "+col+" (columns: ")
+	if i < 0 || !strings.HasSuffix(msg, ")") {
+		return "", false
+	}
+	return msg[i+len(": no column "+col+" (columns: ") : len(msg)-1], true
 }
 
 func readSpine(path, entityCol, atCol string) ([]spineRow, error) {
@@ -413,6 +512,11 @@ func readEvents(ctx context.Context, t *schemas.Event, opt Options, visit func(*
 		rejects = bufio.NewWriter(f)
 		defer rejects.Flush()
 	}
+	rule := events.DefaultTimeRule()
+	if opt.Times != nil {
+		rule = *opt.Times
+	}
+	now := time.Now().UnixMilli()
 	for _, path := range opt.Events {
 		r, err := arrowio.OpenEvents(path, t)
 		if err != nil {
@@ -422,6 +526,11 @@ func readEvents(ctx context.Context, t *schemas.Event, opt Options, visit func(*
 			ev, err := r.Next()
 			if errors.Is(err, io.EOF) {
 				break
+			}
+			if err == nil {
+				if fe := rule.Check(t.Timestamp, ev.Time, true, now); fe != nil {
+					err = &arrowio.RowError{File: path, Row: r.Rows(), Field: fe.Field, Reason: fe.Reason}
+				}
 			}
 			var rowErr *arrowio.RowError
 			if errors.As(err, &rowErr) {

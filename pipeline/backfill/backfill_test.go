@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/csv"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
@@ -22,7 +24,6 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/broker"
-	"github.com/freshet-ml/freshet/pipeline/cli"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/store"
@@ -119,9 +120,97 @@ func TestTooManyInvalid(t *testing.T) {
 	require.Equal(t, 2, strings.Count(string(rejects), "\n"))
 }
 
+// TestImplausibleTimesAreInvalidRows: an event time in microseconds or
+// seconds is an invalid row saying so, as ingest refuses it, instead of an
+// event that silently counts in no window.
+func TestImplausibleTimesAreInvalidRows(t *testing.T) {
+	dir := t.TempDir()
+	ms := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	evs := writeFile(t, filepath.Join(dir, "events.ndjson"), fmt.Sprintf(
+		`{"txn_id":"a","user_id":"u1","amount":1.0,"ts":%d}`+"\n"+
+			`{"txn_id":"b","user_id":"u1","amount":2.0,"ts":%d}`+"\n"+
+			`{"txn_id":"c","user_id":"u1","amount":3.0,"ts":%d}`+"\n", ms, ms*1000, ms/1000))
+	spine := writeFile(t, filepath.Join(dir, "spine.csv"), "user_id,ts\nu1,2024-06-01T12:30:00Z\n")
+	var stderr strings.Builder
+	out := filepath.Join(dir, "o.csv")
+	sum, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: spine, Out: out,
+		Views: []string{"user_spend"}, MaxErrors: 2, Stderr: &stderr})
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Invalid)
+	require.Contains(t, stderr.String(), "events.ndjson:2: field ts: implausible event time")
+	require.Contains(t, stderr.String(), "looks like epoch microseconds")
+	require.Contains(t, stderr.String(), "events.ndjson:3: field ts:")
+	require.Contains(t, stderr.String(), "looks like epoch seconds")
+	require.Equal(t, "1", readCSV(t, out)[0]["user_spend__txn_count_1h"])
+}
+
 func TestUnknownView(t *testing.T) {
-	_, err := Run(context.Background(), example(t), Options{Views: []string{"nope"}})
-	require.ErrorContains(t, err, `unknown view "nope"`)
+	for _, tc := range []struct{ view, want string }{
+		{"nope", `unknown view "nope" (views: merchant_activity, user_spend)`},
+		{"user_spnd", `unknown view "user_spnd" (views: merchant_activity, user_spend); did you mean user_spend?`},
+	} {
+		_, err := Run(context.Background(), example(t), Options{Views: []string{"user_spend", tc.view}})
+		require.EqualError(t, err, tc.want)
+	}
+}
+
+// TestSpineLacksViewKeys: a spine without the entity column of some views
+// fails before any event is read, naming every view it cannot serve, why,
+// and the flags that choose; no output is written.
+func TestSpineLacksViewKeys(t *testing.T) {
+	dir := t.TempDir()
+	evs := writeFile(t, filepath.Join(dir, "events.ndjson"),
+		`{"txn_id":"t1","user_id":"u1","merchant_id":"m1","amount":10.0,"items":1,"ts":"2024-01-01T10:00:00Z"}`+"\n")
+	users := writeFile(t, filepath.Join(dir, "labels.csv"), "user_id,ts,label\nu1,2024-01-01T10:30:00Z,1\n")
+	both := writeFile(t, filepath.Join(dir, "both.csv"), "user_id,merchant_id,ts\nu1,m1,2024-01-01T10:30:00Z\n")
+	ids := writeFile(t, filepath.Join(dir, "ids.csv"), "id,ts\nu1,2024-01-01T10:30:00Z\n")
+	// NDJSON spine columns are typed from their values: merchant_id is a
+	// float column, which cannot hold entities.
+	floats := writeFile(t, filepath.Join(dir, "floats.ndjson"), `{"user_id":"u1","merchant_id":1.5,"ts":"2024-01-01T10:30:00Z"}`+"\n")
+	for _, tc := range []struct {
+		name, spine, entityColumn, want string
+		views                           []string
+	}{
+		{name: "every view, one key missing", spine: users,
+			want: "spine " + users + " has no column merchant_id for view merchant_activity (keyed by merchant_id); " +
+				"choose the views to compute with --view user_spend, or name the spine's entity column with --entity-column " +
+				"(spine columns: user_id, ts, label)"},
+		{name: "a named view's key missing", spine: users, views: []string{"merchant_activity"},
+			want: "spine " + users + " has no column merchant_id for view merchant_activity (keyed by merchant_id); " +
+				"name the spine's entity column with --entity-column, or leave those views out of --view (spine columns: user_id, ts, label)"},
+		{name: "every key missing", spine: ids,
+			want: "spine " + ids + " has no column merchant_id for view merchant_activity (keyed by merchant_id), " +
+				"no column user_id for view user_spend (keyed by user_id); name the spine's entity column with --entity-column " +
+				"(spine columns: id, ts)"},
+		{name: "a key of the wrong type", spine: floats,
+			want: "spine " + floats + " cannot serve view merchant_activity (keyed by merchant_id): column merchant_id has type float64, " +
+				"which cannot be an entity column (expected string or integer); choose the views to compute with --view user_spend, " +
+				"or name the spine's entity column with --entity-column"},
+		{name: "entity column missing", spine: users, entityColumn: "uid",
+			want: "--entity-column uid: " + users + ": no column uid (columns: user_id, ts, label)"},
+		{name: "no spine", spine: filepath.Join(dir, "missing.csv"), want: "missing.csv"},
+		{name: "every key present", spine: both},
+		{name: "the entity column named", spine: ids, entityColumn: "id", views: []string{"user_spend"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.csv")
+			_, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: tc.spine, Out: out,
+				Views: tc.views, EntityColumn: tc.entityColumn})
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.Len(t, readCSV(t, out), 1)
+				return
+			}
+			if strings.HasPrefix(tc.want, "spine ") || strings.HasPrefix(tc.want, "--") {
+				require.EqualError(t, err, tc.want)
+			} else {
+				require.ErrorContains(t, err, tc.want)
+				require.NotContains(t, err.Error(), "cannot serve", "the file failed, not a view's column")
+			}
+			_, serr := os.Stat(out)
+			require.ErrorIs(t, serr, os.ErrNotExist, "nothing written")
+		})
+	}
 }
 
 // randomEvents makes n transactions of a few users and merchants over two
@@ -276,7 +365,12 @@ func requireCell(t *testing.T, want events.Value, cell, msg string) {
 	}
 }
 
+// featurizeDefaults is featurize's Kafka settings with their defaults. (Not
+// from pipeline/cli: it imports this package for `featurize backfill`.)
 func featurizeDefaults(tb testing.TB) broker.Config {
-	c, _ := cli.NewFeaturize()
-	return c.Featurize.Kafka
+	var c featurize.Config
+	fs := flag.NewFlagSet("featurize", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(tb, fs.Parse(nil))
+	return c.Kafka
 }

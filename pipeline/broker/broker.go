@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -38,24 +39,32 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "kafka-write-timeout", 10*time.Second, "how long a produce may take before it fails")
 }
 
-// Validate reports the first invalid setting.
+// brokerForm is the form of kafka-brokers, which its errors quote.
+const brokerForm = "host:port[,host:port...], e.g. kafka1:9092,kafka2:9092"
+
+// Validate reports the first invalid setting, as a *config.SettingError.
 func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
-		return errors.New("kafka-brokers: at least one broker is required")
+		return &config.SettingError{Setting: "kafka-brokers", Value: c.Brokers.String(), Problem: "names no broker", Expected: brokerForm}
 	}
 	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("kafka-brokers: %q is not host:port", b)
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			return &config.SettingError{Setting: "kafka-brokers", Value: b, Problem: "is not host:port", Expected: brokerForm}
 		}
 	}
 	if c.Partitions < 1 {
-		return fmt.Errorf("partitions: %d, must be at least 1", c.Partitions)
+		return &config.SettingError{Setting: "partitions", Value: strconv.Itoa(c.Partitions), Problem: "is less than 1", Expected: "a whole number of at least 1, e.g. 6"}
 	}
 	if c.Replication < 1 {
-		return fmt.Errorf("replication-factor: %d, must be at least 1", c.Replication)
+		return &config.SettingError{Setting: "replication-factor", Value: strconv.Itoa(c.Replication), Problem: "is less than 1", Expected: "a whole number of at least 1, e.g. 3"}
 	}
-	if c.BatchTimeout <= 0 || c.WriteTimeout <= 0 {
-		return errors.New("kafka-batch-timeout and kafka-write-timeout must be positive")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"kafka-batch-timeout", c.BatchTimeout}, {"kafka-write-timeout", c.WriteTimeout}} {
+		if d.v <= 0 {
+			return &config.SettingError{Setting: d.name, Value: d.v.String(), Problem: "is not positive", Expected: "a duration above zero, e.g. 2ms, 10s"}
+		}
 	}
 	return nil
 }

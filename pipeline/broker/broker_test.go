@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
@@ -27,11 +28,14 @@ func TestValidate(t *testing.T) {
 		err  string
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"no brokers", func(c *Config) { c.Brokers = nil }, "at least one broker"},
-		{"bad broker", func(c *Config) { c.Brokers = []string{"kafka"} }, `"kafka" is not host:port`},
-		{"partitions", func(c *Config) { c.Partitions = 0 }, "partitions: 0"},
-		{"replication", func(c *Config) { c.Replication = 0 }, "replication-factor: 0"},
-		{"batch timeout", func(c *Config) { c.BatchTimeout = 0 }, "kafka-batch-timeout"},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, `kafka-brokers: "" names no broker; expected host:port[,host:port...], e.g. kafka1:9092,kafka2:9092`},
+		{"bad broker", func(c *Config) { c.Brokers = []string{"k1:9092", "kafka"} }, `kafka-brokers: "kafka" is not host:port; expected host:port[,host:port...], e.g. kafka1:9092,kafka2:9092`},
+		{"no port", func(c *Config) { c.Brokers = []string{"kafka:"} }, `kafka-brokers: "kafka:" is not host:port`},
+		{"a URL", func(c *Config) { c.Brokers = []string{"PLAINTEXT://kafka:9092"} }, `kafka-brokers: "PLAINTEXT://kafka:9092" is not host:port`},
+		{"partitions", func(c *Config) { c.Partitions = 0 }, `partitions: "0" is less than 1; expected a whole number of at least 1, e.g. 6`},
+		{"replication", func(c *Config) { c.Replication = 0 }, `replication-factor: "0" is less than 1; expected a whole number of at least 1, e.g. 3`},
+		{"batch timeout", func(c *Config) { c.BatchTimeout = 0 }, `kafka-batch-timeout: "0s" is not positive; expected a duration above zero, e.g. 2ms, 10s`},
+		{"write timeout", func(c *Config) { c.WriteTimeout = -time.Second }, `kafka-write-timeout: "-1s" is not positive`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaults(t)
@@ -42,6 +46,8 @@ func TestValidate(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, err, tc.err)
+			var se *config.SettingError
+			require.ErrorAs(t, err, &se, "a setting error, which names its variable when one set it")
 		})
 	}
 }

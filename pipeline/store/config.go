@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/freshet-ml/freshet/pipeline/config"
 )
 
 // Config is the online store's settings.
@@ -28,16 +31,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Prefix, "redis-prefix", "freshet:", "prefix of every online store key")
 }
 
-// Validate reports the first invalid setting.
+// URLForms is the form of a redis-url, which its errors quote.
+const URLForms = "redis://host:6379/0, rediss://host:6380/0 (TLS), or a cluster: redis+cluster://host:7000 or redis://h1:7000,redis://h2:7001"
+
+// Validate reports the first invalid setting. An invalid URL is a
+// *config.SettingError that never shows its password.
 func (c *Config) Validate() error {
-	if c.URL == "" {
-		return errors.New("redis-url: must not be empty")
-	}
 	if _, err := c.options(); err != nil {
-		return fmt.Errorf("redis-url: %w", err)
+		return err
 	}
 	if c.Prefix == "" {
-		return errors.New("redis-prefix: must not be empty (keys would collide with other data)")
+		return &config.SettingError{Setting: "redis-prefix", Problem: "is empty", Expected: "a prefix such as freshet: (keys would collide with other data)"}
 	}
 	return nil
 }
@@ -51,7 +55,7 @@ type Hook func(redis.UniversalClient) error
 func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 	opt, err := c.options()
 	if err != nil {
-		return nil, fmt.Errorf("redis-url: %w", err)
+		return nil, err // a *config.SettingError, naming redis-url
 	}
 	if opt.DialerRetries == 0 {
 		// go-redis redials 5 times by default: with Redis down, a lookup
@@ -79,9 +83,13 @@ func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 
 // options parses URL, for a single server or a cluster.
 func (c *Config) options() (*redis.UniversalOptions, error) {
+	if strings.TrimSpace(c.URL) == "" {
+		return nil, badURL(c.URL, "is empty")
+	}
+	seeds := strings.Split(c.URL, ",")
 	var opt *redis.UniversalOptions
-	for _, u := range strings.Split(c.URL, ",") {
-		u = strings.TrimSpace(u)
+	for i, seed := range seeds {
+		u := strings.TrimSpace(seed)
 		cluster := false
 		for _, scheme := range []string{"redis", "rediss"} {
 			if rest, ok := strings.CutPrefix(u, scheme+"+cluster://"); ok {
@@ -89,8 +97,12 @@ func (c *Config) options() (*redis.UniversalOptions, error) {
 			}
 		}
 		o, err := redis.ParseURL(u)
-		if err != nil {
-			return nil, err
+		if problem := urlProblem(u, err); problem != "" {
+			e := badURL(seed, problem)
+			if len(seeds) > 1 {
+				e.Problem += fmt.Sprintf(" (seed %d of %d)", i+1, len(seeds))
+			}
+			return nil, e
 		}
 		if opt == nil {
 			opt = &redis.UniversalOptions{
@@ -102,13 +114,41 @@ func (c *Config) options() (*redis.UniversalOptions, error) {
 		opt.Addrs = append(opt.Addrs, o.Addr)
 		opt.IsClusterMode = opt.IsClusterMode || cluster
 	}
-	if opt == nil {
-		return nil, errors.New("no address")
-	}
 	if (len(opt.Addrs) > 1 || opt.IsClusterMode) && opt.DB != 0 {
-		return nil, fmt.Errorf("a Redis Cluster has only database 0, not %d", opt.DB)
+		return nil, badURL(c.URL, fmt.Sprintf("names database %d, but a Redis Cluster has only database 0", opt.DB))
 	}
 	return opt, nil
+}
+
+// badURL is the error of a redis-url; config.SettingError masks its
+// password.
+func badURL(value, problem string) *config.SettingError {
+	return &config.SettingError{Setting: "redis-url", Value: value, Problem: problem, Expected: URLForms}
+}
+
+// urlProblem says what is wrong with u, given go-redis's error parsing it,
+// or "" when nothing is. It never quotes u: url.Parse's errors hold the
+// whole URL, password included.
+func urlProblem(u string, err error) string {
+	if !strings.Contains(u, "://") {
+		// go-redis takes "redis:6379" for a URL without a host, and
+		// would connect to localhost:6379.
+		return "is not a URL"
+	}
+	p, perr := url.Parse(u)
+	switch {
+	case perr == nil && p.Scheme != "redis" && p.Scheme != "rediss" && p.Scheme != "unix":
+		return "has the scheme " + p.Scheme + ", not redis or rediss"
+	case err == nil && p.Scheme != "unix" && p.Host == "":
+		return "has no host" // go-redis would use localhost
+	case err == nil:
+		return ""
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return "is not a valid Redis URL: " + strings.TrimPrefix(err.Error(), "redis: ")
 }
 
 // SetLogger sends go-redis's own messages (which otherwise go to stderr

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
@@ -18,25 +19,16 @@ func TestConfigURL(t *testing.T) {
 		url     string
 		cluster bool
 		addrs   []string
-		err     string
 	}{
 		{url: "redis://localhost:6379/0", addrs: []string{"localhost:6379"}},
 		{url: "redis://:pw@h:1/2", addrs: []string{"h:1"}},
 		{url: "redis://h1:7000,redis://h2:7001, redis://h3:7002", cluster: true, addrs: []string{"h1:7000", "h2:7001", "h3:7002"}},
 		{url: "redis+cluster://h1:7000", cluster: true, addrs: []string{"h1:7000"}},
 		{url: "rediss+cluster://:pw@h1:7000", cluster: true, addrs: []string{"h1:7000"}},
-		{url: "redis://h1:7000/3,redis://h2:7001/3", err: "only database 0"},
-		{url: "http://h:1", err: "invalid URL scheme"},
-		{url: "", err: "redis-url: must not be empty"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			c := Config{URL: tc.url, Prefix: "p:"}
-			err := c.Validate()
-			if tc.err != "" {
-				require.ErrorContains(t, err, tc.err)
-				return
-			}
-			require.NoError(t, err)
+			require.NoError(t, c.Validate())
 			r, err := c.Open()
 			require.NoError(t, err)
 			defer r.Close()
@@ -45,6 +37,40 @@ func TestConfigURL(t *testing.T) {
 			opt, err := c.options()
 			require.NoError(t, err)
 			require.Equal(t, tc.addrs, opt.Addrs)
+		})
+	}
+}
+
+// TestConfigErrors: a bad setting names itself, quotes the value with its
+// password masked, says what is wrong and shows the expected form.
+func TestConfigErrors(t *testing.T) {
+	forms := "; expected " + URLForms
+	for _, tc := range []struct {
+		name, url, prefix, want string
+	}{
+		{"not a URL", "bogus", "p:", `redis-url: "bogus" is not a URL` + forms},
+		{"host:port only", "redis:6379", "p:", `redis-url: "redis:6379" is not a URL` + forms},
+		{"empty", "", "p:", `redis-url: "" is empty` + forms},
+		{"no host", "redis:///0", "p:", `redis-url: "redis:///0" has no host` + forms},
+		{"scheme", "http://h:1", "p:", `redis-url: "http://h:1" has the scheme http, not redis or rediss` + forms},
+		{"port", "redis://h:x/0", "p:", `redis-url: "redis://h:x/0" is not a valid Redis URL: invalid port ":x" after host` + forms},
+		{"port, password masked", "redis://:hunter2@h:x/0", "p:", `redis-url: "redis://:xxxxx@h:x/0" is not a valid Redis URL: invalid port ":x" after host` + forms},
+		{"database", "redis://h:6379/zero", "p:", `redis-url: "redis://h:6379/zero" is not a valid Redis URL: invalid database number: "zero"` + forms},
+		{"second seed", "redis://:hunter2@h1:7000,h2:7001", "p:", `redis-url: "h2:7001" is not a URL (seed 2 of 2)` + forms},
+		{"cluster database", "redis://:hunter2@h1:7000/3,redis://h2:7001/3", "p:",
+			`redis-url: "redis://:xxxxx@h1:7000/3,redis://h2:7001/3" names database 3, but a Redis Cluster has only database 0` + forms},
+		{"prefix", "redis://h:1/0", "", `redis-prefix: "" is empty; expected a prefix such as freshet: (keys would collide with other data)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{URL: tc.url, Prefix: tc.prefix}
+			err := c.Validate()
+			require.EqualError(t, err, tc.want)
+			var se *config.SettingError
+			require.ErrorAs(t, err, &se)
+			if tc.prefix != "" {
+				_, err = c.Open()
+				require.EqualError(t, err, tc.want, "Open says what Validate says")
+			}
 		})
 	}
 }

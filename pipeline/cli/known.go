@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"slices"
+
+	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/config"
+)
+
+// demoVariables are the settings of `freshet demo`. pipeline/devmode builds
+// its flag set and imports this package, so they cannot be read from it
+// here; TestDemoVariablesAreKnown checks this list against the flag set.
+var demoVariables = []string{
+	"FRESHET_BATCH",
+	"FRESHET_EVENT",
+	"FRESHET_INGEST_URL",
+	"FRESHET_LIVE_EVERY",
+	"FRESHET_LOG_FORMAT",
+	"FRESHET_LOG_LEVEL",
+	"FRESHET_SAMPLE",
+	"FRESHET_SCHEMAS",
+}
+
+// toolVariables are the FRESHET_* variables that are no program's setting
+// but that tests, scripts and benchmarks read, by who reads them: a shell
+// that exports them to run the tests must not make every service warn.
+// TestToolVariablesAreRead checks each is still read somewhere.
+var toolVariables = map[string]string{
+	"FRESHET_TEST_REDIS_URL":        "pipeline/testenv, bench: a Redis to test against",
+	"FRESHET_TEST_REDIS_CLUSTER":    "pipeline/testenv: seeds of a Redis Cluster to test against",
+	"FRESHET_TEST_KAFKA_BROKERS":    "pipeline/testenv, bench: a Kafka to test against",
+	"FRESHET_REDIS_PORT":            "scripts/redis-local.sh",
+	"FRESHET_REDIS_CLUSTER_PORT":    "scripts/redis-local.sh",
+	"FRESHET_REDIS_DIR":             "scripts/redis-local.sh",
+	"FRESHET_REDIS_START_TIMEOUT":   "scripts/redis-local.sh",
+	"FRESHET_KAFKA_PORT":            "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_CONTROLLER_PORT": "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_DIR":             "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_KEEP_DATA":       "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_START_TIMEOUT":   "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_HEAP_OPTS":       "scripts/kafka-local.sh",
+	"FRESHET_BENCH_EVENTS":          "pipeline/backfill's BenchmarkBackfill",
+	"FRESHET_BENCH_SPINE":           "pipeline/backfill's BenchmarkBackfill",
+	"FRESHET_BENCH_ROWS":            "pipeline/ingest's replay benchmark",
+}
+
+// KnownVariables returns, sorted, every FRESHET_* variable that some freshet
+// program, test or script reads: the variable of every flag of every
+// command (derived from the flag sets, so a new flag is known at once),
+// `freshet demo`'s settings and the tools' variables.
+func KnownVariables() []string {
+	var out []string
+	for _, c := range Commands() {
+		c.Flags.VisitAll(func(f *flag.Flag) { out = append(out, config.EnvName(f.Name)) })
+	}
+	out = append(out, demoVariables...)
+	for name := range toolVariables {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Logger builds the logger of a command with settings c, on stderr, and
+// warns on it about every FRESHET_* variable of the environment that no
+// freshet program reads (a misspelt setting is otherwise silently ignored),
+// naming the variable it most likely misspells. A command calls it once, at
+// start, so each warning is printed once.
+func Logger(c *app.Common) *slog.Logger {
+	log := c.Logger(os.Stderr)
+	app.WarnUnknown(log, os.Environ(), KnownVariables())
+	return log
+}
