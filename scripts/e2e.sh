@@ -58,6 +58,7 @@ case $from_compose in "" | 0) from_compose="" ;; esac
 
 echo "e2e: building binaries"
 go build -o "$bin/" ./cmd/ingest ./cmd/featurize ./cmd/serve ./cmd/freshet
+go build -o "$work/tools/" ./scripts/kafkaproduce
 if [ -n "$from_compose" ]; then
 	go build -o "$work/tools/" ./deploy/compose/composeenv
 fi
@@ -200,9 +201,69 @@ total=$(wc -l <"$work/all.ndjson")
 head -n $((total * 4 / 10)) "$work/all.ndjson" >"$work/http.ndjson"
 tail -n +$((total * 4 / 10 + 1)) "$work/all.ndjson" >"$work/replay.ndjson"
 
+# Events whose time is in the wrong unit (microseconds, seconds) or a year
+# ahead, in the middle of both parts: ingest refuses them (422, invalid
+# replay rows) naming the likely unit, and the reference counts them
+# invalid.
+now_ms=$(python3 -c 'import time; print(int(time.time() * 1000))')
+python3 - "$work" "$now_ms" <<'PY'
+import datetime, json, sys
+work, now_ms = sys.argv[1], int(sys.argv[2])
+ahead = datetime.datetime.fromtimestamp(now_ms // 1000 + 366 * 86400, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def ev(i, user, ts):
+    return json.dumps({"txn_id": f"implausible_{i}", "user_id": user, "merchant_id": "m_001", "amount": 1.0, "ts": ts},
+                      separators=(",", ":"))
+bad = [ev(0, "u_0001", now_ms * 1000), ev(1, "u_0002", ahead), ev(2, "u_0003", now_ms // 1000)]
+for name in ("http", "replay"):
+    path = f"{work}/{name}.ndjson"
+    lines = open(path, encoding="utf-8").read().splitlines()
+    mid = len(lines) // 2
+    lines[mid:mid] = bad
+    open(path, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+PY
+
+echo "e2e: an event in microseconds gets 422 naming the unit"
+python3 - "$ingest" "$now_ms" <<'PY'
+import json, sys, urllib.error, urllib.request
+ingest, now_ms = sys.argv[1], int(sys.argv[2])
+body = json.dumps([{"txn_id": "unit-check", "user_id": "u_0001", "amount": 1.0, "ts": now_ms},
+                   {"txn_id": "unit-check", "user_id": "u_0001", "amount": "x", "ts": now_ms * 1000}]).encode()
+req = urllib.request.Request(f"{ingest}/v1/events/transaction", data=body, method="POST",
+                             headers={"Content-Type": "application/json"})
+try:
+    urllib.request.urlopen(req, timeout=10)
+    sys.exit("e2e: a microsecond timestamp was accepted")
+except urllib.error.HTTPError as e:
+    ans = json.loads(e.read())
+    if e.code != 422:
+        sys.exit(f"e2e: want 422, got {e.code} {ans}")
+fields = sorted((d["index"], d.get("field")) for d in ans["details"])
+ts = [d["error"] for d in ans["details"] if d.get("field") == "ts"]
+if fields != [(1, "amount"), (1, "ts")] or "looks like epoch microseconds" not in ts[0]:
+    sys.exit(f"e2e: want every bad field of event 1, the time named as microseconds: {ans}")
+print(f"e2e: 422 as expected: {ts[0]}")
+PY
+
 echo "e2e: sending $(wc -l <"$work/http.ndjson") lines over HTTP"
 python3 scripts/send_http.py --ingest "$ingest" --event transaction --batch 250 \
 	--accepted-out "$work/http.accepted.ndjson" "$work/http.ndjson"
+
+# Another producer than ingest writes events a year ahead and in
+# microseconds straight to the topic, between the two parts: featurize
+# counts them as rejected_time and they must not move any partition's
+# watermark (the comparisons below would find the replayed events late).
+python3 - "$work" "$now_ms" <<'PY'
+import json, sys
+work, now_ms = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/raw.tsv", "w", encoding="utf-8") as out:
+    for i in range(1, 13):
+        user = f"u_{i:04d}"
+        ts = now_ms + 366 * 86400 * 1000 if i % 2 else now_ms * 1000
+        out.write(user + "\t" + json.dumps({"txn_id": f"raw_{i}", "user_id": user, "merchant_id": "m_001",
+                                              "amount": 1.0, "ts": ts}, separators=(",", ":")) + "\n")
+PY
+raw_n=$(wc -l <"$work/raw.tsv")
+"$work/tools/kafkaproduce" -brokers "$brokers" -topic "${FRESHET_TOPIC_PREFIX}transaction" "$work/raw.tsv"
 
 echo "e2e: replaying $(wc -l <"$work/replay.ndjson") lines from a file"
 replay --event transaction --max-errors 1000 --rejects "$work/rejects.txt" "$work/replay.ndjson" \
@@ -213,8 +274,29 @@ tail -n 1 "$work/replay.log"
 ats=(2024-03-02T11:59:59.999Z 2024-03-02T23:59:59.999Z 2024-03-03T06:00:00Z 2024-03-03T09:00:00Z 2024-03-04T00:00:00Z)
 at_args=()
 for t in "${ats[@]}"; do at_args+=(--at "$t"); done
-python3 scripts/reference.py --schemas schemas/example --partitions "$partitions" \
+python3 scripts/reference.py --schemas schemas/example --partitions "$partitions" --now "$now_ms" \
 	--events "$work/http.accepted.ndjson" "$work/replay.ndjson" "${at_args[@]}" --out "$work/ref.json"
+python3 scripts/reference.py --schemas schemas/example --partitions "$partitions" --now "$now_ms" \
+	--events "$work/http.accepted.ndjson" "${at_args[@]}" --out "$work/ref-http.json" 2>/dev/null
+
+# The replay said, before publishing, how many of its rows featurize would
+# drop as late: it must be what the reference finds in the replayed part.
+python3 - "$work" <<'PY'
+import json, re, sys
+work = sys.argv[1]
+ref, ref_http = (json.load(open(f"{work}/{n}.json")) for n in ("ref", "ref-http"))
+want = {v: n - ref_http["counts"]["late"][v] for v, n in ref["counts"]["late"].items()}
+last = open(f"{work}/replay.log", encoding="utf-8").read().strip().splitlines()[-1]
+m = re.search(r"will be dropped as late by featurize \(([^)]*)\)", last)
+got = {v: 0 for v in want}
+if m:
+    for part in m.group(1).split(", "):
+        view, n = part.rsplit(" ", 1)
+        got[view] = int(n)
+if got != want:
+    sys.exit(f"e2e: the replay estimated late rows {got}, the reference finds {want} in the replayed part: {last}")
+print(f"e2e: the replay's late estimate {got} is the reference's")
+PY
 
 expected_invalid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["invalid"])' "$work/ref.json")
 rejected=$(grep -c . "$work/rejects.txt" || true)
@@ -224,25 +306,28 @@ if [ "$rejected" != "$expected_invalid" ]; then
 fi
 
 published=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["valid"])' "$work/ref.json")
-echo "e2e: waiting for featurize to consume $published events"
+messages=$((published + raw_n))
+echo "e2e: waiting for featurize to consume $messages messages ($published published by ingest, $raw_n by another producer)"
 for _ in $(seq 1 600); do
 	got=$(feat_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
-	[ "$got" -ge "$published" ] && break
+	[ "$got" -ge "$messages" ] && break
 	sleep 0.1
 done
-[ "$got" -eq "$published" ] || { echo "e2e: featurize consumed $got of $published messages" >&2; exit 1; }
+[ "$got" -eq "$messages" ] || { echo "e2e: featurize consumed $got of $messages messages" >&2; exit 1; }
 feat_stats
 
-python3 - "$work/ref.json" "$(feat_stats)" <<'PY'
+python3 - "$work/ref.json" "$(feat_stats)" "$raw_n" <<'PY'
 import json, sys
 ref = json.load(open(sys.argv[1]))
-stats = json.loads(sys.argv[2])
+stats, raw_n = json.loads(sys.argv[2]), int(sys.argv[3])
 late = sum(ref["counts"]["late"].values())
 if stats["late"] != late:
     sys.exit(f"featurize dropped {stats['late']} event updates as late, the reference {late}")
 if stats["undecodable"] != 0:
     sys.exit(f"featurize found {stats['undecodable']} undecodable messages: ingest published something invalid")
-print(f"e2e: late updates {late} as the reference")
+if stats["rejected_time"] != raw_n:
+    sys.exit(f"featurize rejected {stats['rejected_time']} messages for their time, want the {raw_n} written with implausible times")
+print(f"e2e: late updates {late} as the reference; {raw_n} implausible times rejected")
 PY
 
 echo "e2e: comparing served features with the reference at ${ats[*]}"
@@ -276,10 +361,10 @@ for vc in user_spend:user_id merchant_activity:merchant_id; do
 done
 
 echo "e2e: scraping /metrics of every service and checking the counters against what was sent"
-python3 - "$work" "$ingest" "$feats_csv" "$serve" "$(feat_stats)" "$partitions" <<'PY'
+python3 - "$work" "$ingest" "$feats_csv" "$serve" "$(feat_stats)" "$partitions" "$raw_n" <<'PY'
 import json, re, sys, urllib.request
 work, ingest, feats, serve = sys.argv[1:5]
-stats, partitions = json.loads(sys.argv[5]), int(sys.argv[6])
+stats, partitions, raw_n = json.loads(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -314,8 +399,10 @@ texts = {}
 text, m = scrape(ingest)
 texts["ingest"] = text
 expect("ingest accepted (events accepted over HTTP)", total(m, "freshet_ingest_events_accepted_total", event="transaction"), http_accepted)
-expect("ingest rejected as invalid (lines sent over HTTP that were not accepted)",
-       total(m, "freshet_ingest_events_rejected_total", event="transaction", reason="invalid"), http_lines - http_accepted)
+# The unit check's request adds one invalid event (and one valid event of
+# that request, refused with it as batch_invalid).
+expect("ingest rejected as invalid (lines sent over HTTP that were not accepted, and the unit check's)",
+       total(m, "freshet_ingest_events_rejected_total", event="transaction", reason="invalid"), http_lines - http_accepted + 1)
 for reason in ("too_large", "kafka_unavailable"):
     expect(f"ingest rejected for {reason}", total(m, "freshet_ingest_events_rejected_total", reason=reason), 0)
 expect("ingest events written to Kafka (HTTP)", total(m, "freshet_ingest_kafka_write_events_sum"), http_accepted)
@@ -327,7 +414,9 @@ for feat in feats.split(","):
     text, series = scrape(feat)
     texts[f"featurize {feat}"] = text
     m += series
-expect("featurize messages (accepted over HTTP + replayed)", total(m, "freshet_featurize_messages_total"), published)
+expect("featurize messages (accepted over HTTP + replayed + another producer's)", total(m, "freshet_featurize_messages_total"), published + raw_n)
+expect("featurize rejected_time (another producer's implausible times, per view)",
+       total(m, "freshet_featurize_events_total", outcome="rejected_time"), raw_n * len(ref["counts"]["late"]))
 expect("featurize messages (GET /v1/stats)", total(m, "freshet_featurize_messages_total"), stats["messages"])
 expect("featurize applied (GET /v1/stats)", total(m, "freshet_featurize_events_total", outcome="applied"), stats["applied"])
 expect("featurize late (the reference)", total(m, "freshet_featurize_events_total", outcome="late"), late)

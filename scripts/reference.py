@@ -17,7 +17,8 @@ Usage (from the repository root):
 Output JSON:
 
     {"views": {view: {entity: {"event_time": ms,
-                               "at": {"<t ms>": {feature: value | null}}}}},
+                               "at": {"<t ms>": {feature: value | null}},
+                               "event_time_at": {"<t ms>": ms | null}}}},
      "counts": {"valid": n, "invalid": n, "late": {view: n}},
      "meta": {...definitions as understood here, for check_serve.py...}}
 
@@ -33,6 +34,7 @@ import math
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -701,11 +703,22 @@ def entity_text(v: Any) -> str:
     return v if isinstance(v, str) else str(v)
 
 
+# Plausible event times (ingest refuses the others, featurize skips them):
+# at most this far ahead of the clock, and not before the floor.
+DEFAULT_MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+DEFAULT_MIN_EVENT_TIME_MS = 946684800000  # 2000-01-01T00:00:00Z
+
+
 def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAULT_PARTITIONS,
-           event_name: str | None = None, lateness: bool = True) -> Replay:
+           event_name: str | None = None, lateness: bool = True, now_ms: int | None = None,
+           max_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS, floor_ms: int = DEFAULT_MIN_EVENT_TIME_MS) -> Replay:
     """Validate and route the events as the live pipeline does. lateness=False
     keeps every valid event, as a point-in-time backfill does (it sees all of
-    history at once, so no event is late)."""
+    history at once, so no event is late). An event whose time is more than
+    max_skew_ms after now_ms (default: the wall clock) or before floor_ms is
+    invalid: it never counts and never raises a watermark."""
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
     if event_name is None:
         if len(schema.events) != 1:
             raise ValueError(f"several event types ({', '.join(sorted(schema.events))}): name one")
@@ -726,8 +739,12 @@ def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAU
             r = str(e).split(":")[0]
             reasons[r] = reasons.get(r, 0) + 1
             continue
-        valid += 1
         t = values[ev.timestamp]
+        if t > now_ms + max_skew_ms or t < floor_ms:
+            invalid += 1
+            reasons["implausible time"] = reasons.get("implausible time", 0) + 1
+            continue
+        valid += 1
         p = partition_for(key_bytes(values[ev.key]), partitions)
         wm = watermark.get(p)
         for v in views:
@@ -787,15 +804,28 @@ def feature_value(f: FeatureDef, events: list[Accepted], t: int) -> Any:
     raise AssertionError(f.agg)
 
 
+def event_time_at(events: list[Accepted], t: int) -> int | None:
+    """The newest accepted event time at or before t, None when there is
+    none: what an answer as of t gives as its event_time."""
+    return max((e.time for e in events if e.time <= t), default=None)
+
+
 def compute(rep: Replay, ats: list[int]) -> dict[str, Any]:
+    """The reference output (see the module doc). Per entity, "event_time" is
+    its newest accepted event time; "event_time_at" is, per as-of time t, the
+    newest accepted event time at or before t (null when every event of the
+    entity is later): what serve answers as event_time for a lookup as of t."""
     views_out: dict[str, Any] = {}
     for v in rep.views:
         ents: dict[str, Any] = {}
         for ent in sorted(rep.accepted[v.name]):
             evs = rep.accepted[v.name][ent]
             ents[ent] = {
+                # The newest event of all: what an answer at or after it
+                # gives, and what retention and ttl are measured from.
                 "event_time": max(e.time for e in evs),
                 "at": {str(t): {f.name: feature_value(f, evs, t) for f in v.features} for t in ats},
+                "event_time_at": {str(t): event_time_at(evs, t) for t in ats},
             }
         views_out[v.name] = ents
     return {
@@ -836,10 +866,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output file (default stdout)")
     ap.add_argument("--no-lateness", action="store_true",
                     help="keep late events, as a point-in-time backfill does")
+    ap.add_argument("--now", type=parse_time_arg,
+                    help="the clock event times are judged against, RFC 3339 or epoch ms (default: now)")
+    ap.add_argument("--max-clock-skew", default="5m",
+                    help="how far ahead of --now an event time may be (default 5m)")
+    ap.add_argument("--min-event-time", type=parse_time_arg, default=DEFAULT_MIN_EVENT_TIME_MS,
+                    help="earliest plausible event time (default 2000-01-01T00:00:00Z)")
     args = ap.parse_args(argv)
 
     schema = load_schema(args.schemas)
-    rep = replay(schema, iter_lines(args.events), args.partitions, args.event, lateness=not args.no_lateness)
+    rep = replay(schema, iter_lines(args.events), args.partitions, args.event, lateness=not args.no_lateness,
+                 now_ms=args.now, max_skew_ms=parse_duration_ms(args.max_clock_skew), floor_ms=args.min_event_time)
     if rep.event.id_field:
         print(f"reference: warning: event {rep.event.name} declares id {rep.event.id_field}; "
               "de-duplication is NOT modelled here", file=sys.stderr)

@@ -401,11 +401,106 @@ class LatenessTest(unittest.TestCase):
         self.assertEqual(rep.late, {"by_k": 2, "by_e": 1})
         self.assertEqual(len(rep.accepted["by_e"]["x"]), 1)
 
+    def test_implausible_times_are_invalid_and_move_no_watermark(self):
+        # Judged against now = T + 1h: at most 5 minutes ahead, not before 2000.
+        T, now = self.T, self.T + HOUR
+        lines = [
+            line(k="a", e="x", ts=T),
+            line(k="a", e="x", ts=T * 1000),                  # microseconds: year 58k
+            line(k="a", e="x", ts=now + 6 * MIN),             # 6 minutes ahead
+            line(k="a", e="x", ts=T // 1000),                 # seconds: 1970
+            line(k="a", e="x", ts=now + 5 * MIN),             # within the skew: valid, raises it
+            line(k="a", e="x", ts=T - 10 * MIN),              # 1h5m behind it: late for by_k only
+            line(k="a", e="x", ts=T + 30 * MIN),              # not late: the implausible ones raised nothing
+        ]
+        rep = ref.replay(self.s, lines, 6, now_ms=now)
+        self.assertEqual((rep.valid, rep.invalid), (4, 3))
+        self.assertEqual(rep.invalid_reasons, {"implausible time": 3})
+        self.assertEqual(rep.late, {"by_k": 1, "by_e": 0})
+        self.assertEqual(sorted(e.time for e in rep.accepted["by_k"]["a"]), [T, T + 30 * MIN, now + 5 * MIN])
+        # A later clock, a larger skew, an earlier floor: each one lets more in.
+        self.assertEqual(ref.replay(self.s, lines, 6, now_ms=now, max_skew_ms=10 * MIN).invalid, 2)
+        self.assertEqual(ref.replay(self.s, lines, 6, now_ms=now, floor_ms=0).invalid, 2)
+
     def test_event_time_ignores_dropped(self):
         T = self.T
         _, out = self.run_lines([line(k="a", e="x", ts=T), line(k="a", e="y", ts=T - 2 * HOUR)])
         self.assertEqual(out["views"]["by_k"]["a"]["event_time"], T)
         self.assertEqual(out["views"]["by_e"]["y"]["event_time"], T - 2 * HOUR)
+
+
+class EventTimeAtTest(unittest.TestCase):
+    """event_time_at: per as-of time, the newest accepted event at or before
+    it, null before the first; event_time stays the newest of all."""
+
+    def test_per_as_of_time(self):
+        s = schema_from_text(TEST_SCHEMA)
+        T = T_JUNE1
+        # In send order, within 1h of each other: nothing is late for by_k.
+        lines = [line(k="a", ts=T + 10), line(k="a", ts=T + 50 * 1000), line(k="a", ts=T + 3 * MIN)]
+        ats = [T - 1, T + 10, T + 30_000, T + 3 * MIN - 1, T + 3 * MIN, T + DAY]
+        out = ref.compute(ref.replay(s, lines, 6), ats)
+        a = out["views"]["by_k"]["a"]
+        self.assertEqual(a["event_time"], T + 3 * MIN)
+        self.assertEqual(a["event_time_at"], {
+            str(T - 1): None,                    # before every event
+            str(T + 10): T + 10,                 # exactly at an event: it counts
+            str(T + 30_000): T + 10,             # between two events
+            str(T + 3 * MIN - 1): T + 50_000,    # one ms before the newest
+            str(T + 3 * MIN): T + 3 * MIN,
+            str(T + DAY): T + 3 * MIN,           # long after: the newest
+        })
+        self.assertEqual(sorted(a["event_time_at"]), sorted(a["at"]), "one per as-of time")
+
+    def test_ignores_late_events(self):
+        s = schema_from_text(TEST_SCHEMA)
+        T = T_JUNE1
+        # The second event is 2h behind the partition's watermark: late for
+        # by_k (1h), on time for by_e (1d).
+        out = ref.compute(ref.replay(s, [line(k="a", e="x", ts=T), line(k="a", e="x", ts=T - 2 * HOUR)], 6),
+                          [T - HOUR, T])
+        self.assertEqual(out["views"]["by_k"]["a"]["event_time_at"], {str(T - HOUR): None, str(T): T})
+        self.assertEqual(out["views"]["by_e"]["x"]["event_time_at"], {str(T - HOUR): T - 2 * HOUR, str(T): T})
+
+    def test_json_output_has_null(self):
+        s = schema_from_text(TEST_SCHEMA)
+        out = ref.compute(ref.replay(s, [line(k="a", ts=T_JUNE1)], 6), [T_JUNE1 - 1])
+        text = json.dumps(out)
+        self.assertIn('"event_time_at": {"%d": null}' % (T_JUNE1 - 1), text)
+
+
+class CheckServeEventTimeTest(unittest.TestCase):
+    """check_serve compares each answer's event_time with the reference's
+    value for that answer's time."""
+
+    def setUp(self):
+        import check_serve  # noqa: E402  (scripts/ is on the path)
+        self.cs = check_serve
+        T = T_JUNE1
+        self.T = T
+        self.ref_row = {"event_time": T + 3 * MIN,
+                        "at": {str(T): {"n": 1}, str(T - 1): {"n": 0}},
+                        "event_time_at": {str(T): T + 10, str(T - 1): None}}
+
+    def mismatches(self, t, event_time):
+        row = {"entity": "a", "status": "PRESENT", "features": {"n": self.ref_row["at"][str(t)]["n"]},
+               "event_time": event_time}
+        return self.cs.compare_row("w", "v", "a", t, self.ref_row, row, 1e-9, 1e-9, "", expect_view=False).mismatches
+
+    def test_rules(self):
+        T = self.T
+        self.assertEqual(self.mismatches(T, "2024-06-01T00:00:00.010Z"), [])
+        self.assertEqual(self.mismatches(T, T + 10), [])                       # epoch ms is fine too
+        self.assertEqual(len(self.mismatches(T, "2024-06-01T00:03:00.000Z")), 1)  # the newest of all: wrong as of T
+        self.assertEqual(len(self.mismatches(T, None)), 1)
+        self.assertEqual(self.mismatches(T - 1, None), [])                     # nothing at or before T - 1
+        self.assertEqual(len(self.mismatches(T - 1, "2024-06-01T00:00:00.010Z")), 1)
+
+    def test_old_reference_is_refused(self):
+        del self.ref_row["event_time_at"]
+        got = self.mismatches(self.T, "2024-06-01T00:00:00.010Z")
+        self.assertEqual(len(got), 1)
+        self.assertIn("event_time_at", got[0])
 
 
 class HandComputedExampleTest(unittest.TestCase):
@@ -432,6 +527,8 @@ class HandComputedExampleTest(unittest.TestCase):
                                          "late": {"merchant_activity": 0, "user_spend": 0}})
         u1 = out["views"]["user_spend"]["u1"]
         self.assertEqual(u1["event_time"], t - 5 * MIN)
+        # Every event of u1 is after t - 3d; the newest at t is 23:55.
+        self.assertEqual(u1["event_time_at"], {str(t): t - 5 * MIN, str(t - 3 * DAY): None})
         mean24 = (10 + 30.5 + 4) / 3
         self.assertEqual(u1["at"][str(t)], {
             "txn_count_1h": 2,                  # 23:30, 23:55 (window from 23:00)

@@ -2,7 +2,6 @@ package compose
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -220,7 +218,7 @@ func scrapeDevMode(t *testing.T) string {
 		Event: "transaction", KafkaPort: testenv.FreePort(t), RedisPort: testenv.FreePort(t),
 		IngestAddr: addr(), FeaturizeAddr: addr(), ServeAddr: addr(), LiveEvery: 100 * time.Millisecond, Telemetry: tel,
 	}
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- devmode.Run(ctx, cfg, out, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	deadline := time.Now().Add(90 * time.Second)
@@ -257,23 +255,6 @@ func scrapeDevMode(t *testing.T) string {
 	cancel()
 	require.NoError(t, <-done)
 	return string(b)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestDashboardQueriesRealMetrics: every query of the dashboard parses,

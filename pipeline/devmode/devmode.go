@@ -17,9 +17,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -42,8 +44,11 @@ import (
 type Config struct {
 	Schemas string
 	// Sample is an NDJSON file of events of type Event, replayed with its
-	// times shifted so that the last event is now.
-	Sample        string
+	// times shifted so that the last event is now. Empty: events.ndjson
+	// beside the definitions (in the Schemas directory, or the directory
+	// of the Schemas file).
+	Sample string
+	// Event is the sample's event type; empty: the only one defined.
 	Event         string
 	KafkaPort     int // taken: a free port instead
 	RedisPort     int // taken: a free port instead
@@ -64,9 +69,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	typ := reg.Events[cfg.Event]
-	if typ == nil {
-		return fmt.Errorf("event %q is not defined in %s", cfg.Event, cfg.Schemas)
+	typ, err := sampleType(reg, cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.Sample == "" {
+		cfg.Sample = defaultSample(cfg.Schemas)
 	}
 	sample, err := readSample(cfg.Sample, typ)
 	if err != nil {
@@ -111,22 +119,34 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	listeners := map[string]net.Listener{}
-	for _, a := range []string{cfg.IngestAddr, cfg.FeaturizeAddr, cfg.ServeAddr} {
-		l, err := httpx.Listen(a)
+	var ls [3]net.Listener
+	for i, a := range []struct {
+		what, flag string
+		addr       *string
+	}{{"ingest", "--ingest-addr", &cfg.IngestAddr}, {"featurize", "--featurize-addr", &cfg.FeaturizeAddr}, {"serve", "--serve-addr", &cfg.ServeAddr}} {
+		l, err := listenOrFree(*a.addr)
 		if err != nil {
-			for _, l := range listeners {
+			for _, l := range ls[:i] {
 				_ = l.Close()
 			}
-			return fmt.Errorf("listen on %s (is freshet already running?): %w", a, err)
+			return fmt.Errorf("%s: listen on %s: %w (%s sets the address)", a.what, *a.addr, err, a.flag)
 		}
-		listeners[a] = l
+		if got := l.Addr().(*net.TCPAddr); !sameAddr(*a.addr, got.String()) {
+			host, _, _ := net.SplitHostPort(*a.addr)
+			moved := net.JoinHostPort(host, strconv.Itoa(got.Port))
+			fmt.Fprintf(out, "freshet dev: %s is taken (another freshet dev?): %s listens on %s instead (%s sets it)\n", *a.addr, a.what, moved, a.flag)
+			*a.addr = moved
+		}
+		ls[i] = l
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return isrv.Run(gctx, listeners[cfg.IngestAddr]) })
-	g.Go(func() error { return fsvc.Run(gctx, listeners[cfg.FeaturizeAddr]) })
-	g.Go(func() error { return ssrv.Run(gctx, listeners[cfg.ServeAddr]) })
+	g.Go(func() error { return isrv.Run(gctx, ls[0]) })
+	g.Go(func() error { return fsvc.Run(gctx, ls[1]) })
+	g.Go(func() error { return ssrv.Run(gctx, ls[2]) })
+	g.Go(func() error {
+		return reportDropped(gctx, out, &fsvc.Proc.Stats, reg.ViewsOf(typ.Name), dropReportEvery)
+	})
 	g.Go(func() error {
 		start := time.Now()
 		if err := icfg.Kafka.EnsureTopics(gctx, []string{icfg.Kafka.Topic(typ.Name)}); err != nil {
@@ -144,13 +164,93 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		printWelcome(out, cfg, reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
+		printWelcome(out, cfg, brokers[0], reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
 		if cfg.LiveEvery > 0 {
 			return liveFeed(gctx, pub.Publish, sample, cfg.LiveEvery)
 		}
 		return nil
 	})
 	return g.Wait()
+}
+
+// sampleType is the event type of the sample: cfg.Event, or the only one.
+func sampleType(reg *schemas.Registry, cfg Config) (*schemas.Event, error) {
+	names := reg.EventNames()
+	if cfg.Event == "" {
+		if len(names) != 1 {
+			return nil, fmt.Errorf("%s defines %d event types (%s): name the sample's with --event", cfg.Schemas, len(names), strings.Join(names, ", "))
+		}
+		return reg.Events[names[0]], nil
+	}
+	typ := reg.Events[cfg.Event]
+	if typ == nil {
+		return nil, fmt.Errorf("event %q is not defined in %s; event types: %s", cfg.Event, cfg.Schemas, strings.Join(names, ", "))
+	}
+	return typ, nil
+}
+
+// defaultSample is events.ndjson beside the definitions.
+func defaultSample(schemasPath string) string {
+	dir := schemasPath
+	if st, err := os.Stat(schemasPath); err == nil && !st.IsDir() {
+		dir = filepath.Dir(schemasPath)
+	}
+	return filepath.Join(dir, "events.ndjson")
+}
+
+// listenOrFree listens on addr or, when its port is taken, on a free port
+// of the same host: a second dev mode still starts.
+func listenOrFree(addr string) (net.Listener, error) {
+	l, err := httpx.Listen(addr)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return l, err
+	}
+	host, _, serr := net.SplitHostPort(addr)
+	if serr != nil {
+		return nil, err
+	}
+	return httpx.Listen(net.JoinHostPort(host, "0"))
+}
+
+// sameAddr reports whether a listener on got is the one asked for as want
+// (":8081" is "[::]:8081").
+func sameAddr(want, got string) bool {
+	_, wp, err1 := net.SplitHostPort(want)
+	_, gp, err2 := net.SplitHostPort(got)
+	return err1 == nil && err2 == nil && wp == gp
+}
+
+// dropReportEvery is how often dev mode says what featurize dropped.
+const dropReportEvery = 2 * time.Second
+
+// reportDropped prints a line to out whenever featurize has dropped events
+// since the last look: late ones (older than their partition's newest event
+// minus max_lateness) and ones with an implausible time. In dev mode the
+// console is where the user looks; the counters alone would go unseen.
+func reportDropped(ctx context.Context, out io.Writer, st *featurize.Stats, views []*schemas.View, every time.Duration) error {
+	var lateness []string
+	for _, v := range views {
+		lateness = append(lateness, v.Name+" "+schemas.FormatDuration(v.MaxLateness))
+	}
+	var late, rejected int64
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if n := st.Late.Load(); n > late {
+			fmt.Fprintf(out, "freshet dev: featurize dropped %d event×view update(s) as late (%d in all): older than the newest event of their partition minus max_lateness (%s). Send current times (\"ts\": $(date +%%s)000) or replay history with --rebase-time.\n",
+				n-late, n, strings.Join(lateness, ", "))
+			late = n
+		}
+		if n := st.RejectedTime.Load(); n > rejected {
+			fmt.Fprintf(out, "freshet dev: featurize skipped %d event(s) with an implausible time (%d in all): see its log, and send epoch milliseconds or RFC 3339.\n", n-rejected, n)
+			rejected = n
+		}
+	}
 }
 
 // Rebase returns copies of evs with every event time (and the timestamp
@@ -252,7 +352,7 @@ func local(addr string) string {
 
 // printWelcome prints curl commands that work as printed: lookups of the
 // entities of the latest sample events, and an event to send.
-func printWelcome(out io.Writer, cfg Config, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
+func printWelcome(out io.Writer, cfg Config, broker string, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
 	latest := evs[len(evs)-1]
 	serveAt, ingestAt := local(cfg.ServeAddr), local(cfg.IngestAddr)
 	fmt.Fprintf(out, "\nfreshet dev: %d sample events replayed, moved to end now, and featurized in %s.\n\nTry:\n\n", len(evs), took.Round(time.Millisecond))
@@ -289,6 +389,7 @@ func printWelcome(out io.Writer, cfg Config, views []*schemas.View, typ *schemas
 		body = body[:i] + `'"$(date +%s)000"'` + body[i+len(stamp):]
 	}
 	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", ingestAt, typ.Name, body)
+	fmt.Fprintf(out, "Replay a file of %s events (Parquet, Arrow, CSV, NDJSON), its times moved so that the last is now:\n\n  go run ./cmd/ingest replay --kafka-brokers %s --event %s --rebase-time FILE\n\n", typ.Name, broker, typ.Name)
 	if cfg.Telemetry != nil {
 		fmt.Fprintf(out, "Metrics (Prometheus text):\n\n  curl -s %s/metrics | grep ^freshet_\n\n", serveAt)
 	}

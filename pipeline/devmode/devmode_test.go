@@ -6,37 +6,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
 )
-
-// syncBuffer is an io.Writer safe to read while Run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestDevModeServesLiveFeatures(t *testing.T) {
 	root := testenv.RepoRoot(t)
@@ -46,23 +30,48 @@ func TestDevModeServesLiveFeatures(t *testing.T) {
 		Event: "transaction", KafkaPort: testenv.FreePort(t), RedisPort: testenv.FreePort(t),
 		IngestAddr: addr(), FeaturizeAddr: addr(), ServeAddr: addr(),
 	}
+	out := startDev(t, cfg)
+	checkPrintedLookup(t, out.String())
+
+	// A second dev mode with the same settings finds every port taken,
+	// says so and which flag moves it, and works on free ones. Its sample
+	// and event type come from the definitions' directory.
+	cfg.Sample, cfg.Event = "", ""
+	out2 := startDev(t, cfg)
+	for _, flag := range []string{"--ingest-addr", "--featurize-addr", "--serve-addr"} {
+		require.Contains(t, out2.String(), "("+flag+" sets it)", out2.String())
+	}
+	require.Contains(t, out2.String(), "is taken (another freshet dev?)")
+	checkPrintedLookup(t, out2.String())
+}
+
+// startDev runs dev mode until the test ends and waits for its welcome.
+func startDev(t *testing.T, cfg Config) *testenv.Buffer {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, out, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(out.String(), "Try:") {
 		require.True(t, time.Now().Before(deadline), "no welcome after 60s; output:\n%s", out.String())
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The printed lookup works as printed.
+	return out
+}
+
+// checkPrintedLookup runs the single lookup dev mode printed, as printed.
+func checkPrintedLookup(t *testing.T, out string) {
 	var path string
-	for _, line := range strings.Split(out.String(), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) == 3 && f[0] == "curl" && strings.Contains(f[2], "/v1/features/") {
 			path = f[2]
 		}
 	}
-	require.NotEmpty(t, path, out.String())
+	require.NotEmpty(t, path, out)
 	res, err := http.Get("http://" + path)
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -76,8 +85,6 @@ func TestDevModeServesLiveFeatures(t *testing.T) {
 	// The sample was moved to the present: the latest events fall in the
 	// 1h window now.
 	require.NotEqual(t, "0", string(body.Features["txn_count_1h"]))
-	cancel()
-	require.NoError(t, <-done)
 }
 
 func TestRebase(t *testing.T) {
@@ -94,4 +101,68 @@ func TestRebase(t *testing.T) {
 		require.Equal(t, want, got[i].Time)
 		require.Equal(t, want, got[i].Get("ts").I, "the timestamp field moves with the event time")
 	}
+}
+
+// TestReportDropped: dev mode says on its console when featurize drops
+// events as late or for an implausible time, once per increase.
+func TestReportDropped(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	var st featurize.Stats
+	out := &testenv.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reportDropped(ctx, out, &st, reg.ViewsOf("transaction"), 5*time.Millisecond) }()
+	wait := func(s string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), s) {
+			require.True(t, time.Now().Before(deadline), "no %q in:\n%s", s, out.String())
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	st.Late.Add(3)
+	wait("featurize dropped 3 event×view update(s) as late (3 in all)")
+	require.Contains(t, out.String(), "user_spend 1h")
+	require.Contains(t, out.String(), "--rebase-time")
+	st.Late.Add(2)
+	st.RejectedTime.Add(1)
+	wait("featurize dropped 2 event×view update(s) as late (5 in all)")
+	wait("featurize skipped 1 event(s) with an implausible time (1 in all)")
+	time.Sleep(30 * time.Millisecond)
+	require.Equal(t, 2, strings.Count(out.String(), "as late"), "a line per increase, not per tick:\n%s", out.String())
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestListenOrFreeMovesOffATakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = taken.Close() })
+	l, err := listenOrFree(taken.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	require.NotEqual(t, taken.Addr().String(), l.Addr().String())
+	require.False(t, sameAddr(taken.Addr().String(), l.Addr().String()))
+
+	// An address that cannot be listened on for another reason fails.
+	_, err = listenOrFree("256.0.0.1:80")
+	require.Error(t, err)
+}
+
+func TestSampleDefaults(t *testing.T) {
+	dir := t.TempDir()
+	require.Equal(t, filepath.Join(dir, "events.ndjson"), defaultSample(dir))
+	file := filepath.Join(dir, "defs.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("x: 1\n"), 0o644))
+	require.Equal(t, filepath.Join(dir, "events.ndjson"), defaultSample(file))
+
+	reg, err := schemas.Parse("t.yaml", []byte("events:\n  a:\n    key: k\n    timestamp: ts\n    fields: {k: string}\n  b:\n    key: k\n    timestamp: ts\n    fields: {k: string}\n"))
+	require.NoError(t, err)
+	_, err = sampleType(reg, Config{Schemas: "defs"})
+	require.ErrorContains(t, err, "defines 2 event types (a, b): name the sample's with --event")
+	_, err = sampleType(reg, Config{Schemas: "defs", Event: "c"})
+	require.ErrorContains(t, err, `event "c" is not defined in defs; event types: a, b`)
+	typ, err := sampleType(reg, Config{Event: "b"})
+	require.NoError(t, err)
+	require.Equal(t, "b", typ.Name)
 }

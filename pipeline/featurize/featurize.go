@@ -43,6 +43,10 @@ type Config struct {
 	BatchWait   time.Duration
 	CommitDelay time.Duration
 	Kafka       broker.Config
+	// Times is which event times are plausible: an event outside is
+	// counted as rejected_time and skipped, and never moves a watermark.
+	// Other producers than ingest write to the topics too.
+	Times events.TimeRule
 }
 
 // RegisterFlags registers the settings with their defaults.
@@ -57,10 +61,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchWait, "batch-wait", 20*time.Millisecond, "longest a micro-batch waits to fill once it has an event")
 	fs.DurationVar(&c.CommitDelay, "commit-delay", 2*time.Second, "how long offsets wait after their batch is in Redis before they are committed to Kafka: longer than Redis's fsync interval (1s under appendfsync everysec), so a hard Redis crash cannot lose a write whose offset Kafka no longer redelivers")
 	c.Kafka.RegisterFlags(fs)
+	c.Times.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid setting.
 func (c *Config) Validate() error {
+	if err := c.Times.Validate(); err != nil {
+		return err
+	}
 	if c.GroupID == "" {
 		return errors.New("group-id: must not be empty")
 	}
@@ -142,7 +150,10 @@ type Stats struct {
 	Duplicates  atomic.Int64 // event×view updates already applied before
 	Late        atomic.Int64 // event×view updates dropped as late
 	NoEntity    atomic.Int64 // event×view updates without the entity field
-	Batches     atomic.Int64
+	// RejectedTime counts messages skipped for an implausible event time
+	// (Config.Times): far ahead of the clock or before the floor.
+	RejectedTime atomic.Int64
+	Batches      atomic.Int64
 }
 
 // Snapshot returns the counts by name, as GET /v1/stats shows them.
@@ -150,6 +161,7 @@ func (s *Stats) Snapshot() map[string]int64 {
 	return map[string]int64{
 		"messages": s.Messages.Load(), "undecodable": s.Undecodable.Load(), "applied": s.Applied.Load(),
 		"duplicates": s.Duplicates.Load(), "late": s.Late.Load(), "no_entity": s.NoEntity.Load(), "batches": s.Batches.Load(),
+		"rejected_time": s.RejectedTime.Load(),
 	}
 }
 
@@ -179,6 +191,8 @@ type Processor struct {
 	group     string
 	obs       Observer
 	Stats     Stats
+	times     events.TimeRule
+	now       func() time.Time
 
 	// progress guards applied: the next offset per partition whose
 	// predecessors are all in the store, read while the loop runs.
@@ -228,10 +242,13 @@ func (p *Processor) Prepare(ctx context.Context, msgs []kafka.Message) error {
 		}
 		// The saved mark is the truth, even when older than ours: a
 		// restarted Redis may have lost the writes our mark went on to.
+		now := p.now().UnixMilli()
 		for _, id := range parts {
 			pk := partition{topic, id}
 			if m, ok := saved[id]; ok {
-				p.marks[pk], p.processed[pk] = m.Time, m.Offset
+				// Clamped: a mark an implausible event moved far ahead
+				// (before the time rule existed) heals on restart.
+				p.marks[pk], p.processed[pk] = p.times.Clamp(m.Time, now), m.Offset
 			} else {
 				delete(p.marks, pk)
 				delete(p.processed, pk)
@@ -250,9 +267,11 @@ type partition struct {
 // again: the source rewinds.
 func (p *Processor) forgetPositions() { clear(p.next) }
 
-// NewProcessor plans the views of every event type that has one.
+// NewProcessor plans the views of every event type that has one, judging
+// event times with the default TimeRule (see JudgeTimes).
 func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log *slog.Logger) (*Processor, error) {
-	p := &Processor{store: st, log: log, obs: noObserver{}, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, processed: map[partition]int64{}, applied: map[partition]int64{}}
+	p := &Processor{store: st, log: log, obs: noObserver{}, routes: map[string]*topicRoute{}, marks: map[partition]int64{}, next: map[partition]int64{}, processed: map[partition]int64{}, applied: map[partition]int64{},
+		times: events.DefaultTimeRule(), now: time.Now}
 	for _, name := range reg.EventNames() {
 		views := reg.ViewsOf(name)
 		if len(views) == 0 {
@@ -273,6 +292,15 @@ func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log 
 		return nil, errors.New("no feature views: nothing to featurize")
 	}
 	return p, nil
+}
+
+// JudgeTimes makes the processor judge event times with rule on the clock
+// now (nil: time.Now).
+func (p *Processor) JudgeTimes(rule events.TimeRule, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	p.times, p.now = rule, now
 }
 
 // Observe makes the consume loop report every micro-batch to obs.
@@ -339,6 +367,8 @@ type appliedPart struct {
 type ViewOutcomes struct {
 	View                                             string
 	Applied, Duplicates, Late, NoEntity, Undecodable int64
+	// RejectedTime is updates skipped for an implausible event time.
+	RejectedTime int64
 }
 
 // Outcomes returns what became of the batch's updates, per view in the
@@ -373,6 +403,7 @@ func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
 		b.counts[vi].View = l.View.Name
 	}
 	index := map[unitKey]int{}
+	now := p.now().UnixMilli()
 	for i := range msgs {
 		m := &msgs[i]
 		pk := partition{m.Topic, m.Partition}
@@ -397,6 +428,16 @@ func (p *Processor) Plan(ctx context.Context, msgs []kafka.Message) *Batch {
 				b.counts[vi].Undecodable++
 			}
 			p.log.WarnContext(ctx, "skipping undecodable message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
+			continue
+		}
+		// Judged on this process's clock: whatever a producer wrote, no
+		// watermark runs ahead of it by more than the allowed skew.
+		if fe := p.times.Check(route.event.Timestamp, ev.Time, true, now); fe != nil {
+			p.Stats.RejectedTime.Add(1)
+			for _, vi := range route.views {
+				b.counts[vi].RejectedTime++
+			}
+			p.log.WarnContext(ctx, "skipping message with an implausible event time", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", fe)
 			continue
 		}
 		b.events[i] = ev
@@ -874,6 +915,7 @@ func NewService(cfg Config, reg *schemas.Registry, st store.Online, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	proc.JudgeTimes(cfg.Times, nil)
 	if ms, ok := st.(MarkStore); ok {
 		proc.KeepMarks(ms, cfg.GroupID)
 	}
@@ -916,7 +958,8 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 		}
 		st := &s.Proc.Stats
 		s.log.Info("featurize stopped", "messages", st.Messages.Load(), "applied", st.Applied.Load(),
-			"duplicates", st.Duplicates.Load(), "late", st.Late.Load(), "undecodable", st.Undecodable.Load())
+			"duplicates", st.Duplicates.Load(), "late", st.Late.Load(), "undecodable", st.Undecodable.Load(),
+			"rejected_time", st.RejectedTime.Load())
 		return err
 	})
 	return g.Wait()

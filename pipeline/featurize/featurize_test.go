@@ -256,7 +256,7 @@ func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
 	src := &fakeSource{}
 	for i := range 10 {
 		src.msgs = append(src.msgs, kafka.Message{Topic: topic, Partition: i % 2, Offset: int64(i / 2),
-			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1000+i))})
+			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1_717_000_000_000+i))})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -307,6 +307,75 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 	run(true, msg(0, "2019-01-02T12:00:00Z"))
 	require.Equal(t, int64(1), run(true, msg(1, "2019-01-02T10:30:00Z")), "1.5h behind the saved mark: late for user_spend")
 	require.Zero(t, run(false, msg(1, "2019-01-02T10:30:00Z")), "without saved marks a new process cannot know")
+}
+
+// TestImplausibleTimeCannotPoisonAPartition: an event a year ahead of the
+// clock, or in microseconds, written to Kafka by a producer other than
+// ingest, used to move its partition's watermark to the far future, after
+// which every later event of the partition, other users' too, was dropped
+// as late. Now such events are counted as rejected_time and skipped, the
+// watermark stays with the clock, and every other event is applied.
+func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
+	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
+	require.NoError(t, err)
+	_, rc := testenv.Redis(t)
+	st := store.NewRedis(rc, testenv.Unique("poison-test:"))
+	kc := defaultConfig(t).Kafka
+	topic := kc.Topic("transaction")
+	now := time.Now().Truncate(time.Hour).Add(30 * time.Minute)
+	rule := events.DefaultTimeRule()
+	ctx := context.Background()
+	msg := func(off int64, user string, ts int64) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: 0, Offset: off,
+			Value: fmt.Appendf(nil, `{"txn_id":"t%d","user_id":%q,"merchant_id":"m","amount":1,"ts":%d}`, off, user, ts)}
+	}
+	ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	stream := []kafka.Message{
+		msg(0, "u1", ms(-20*time.Minute)),
+		msg(1, "u2", now.AddDate(1, 0, 0).UnixMilli()), // a year ahead
+		msg(2, "u3", now.UnixMicro()),                  // microseconds
+		msg(3, "u4", now.Unix()),                       // seconds
+		msg(4, "u1", ms(-10*time.Minute)),              // would have been "late" after offset 1
+		msg(5, "u5", ms(-5*time.Minute)),
+		msg(6, "u6", ms(4*time.Minute)), // ahead, but within the allowed skew
+		msg(7, "u1", ms(-15*time.Minute)),
+	}
+	p, err := NewProcessor(reg, st, kc, quiet())
+	require.NoError(t, err)
+	p.JudgeTimes(rule, func() time.Time { return now })
+	p.KeepMarks(st, "group-p")
+	require.NoError(t, p.Prepare(ctx, stream))
+	b := p.Plan(ctx, stream)
+	require.NoError(t, p.Apply(ctx, b))
+	for _, o := range b.Outcomes() {
+		require.Zero(t, o.Late, "%s: no event may be late", o.View)
+		require.Equal(t, int64(3), o.RejectedTime, o.View)
+		require.Equal(t, int64(5), o.Applied, o.View)
+	}
+	require.Equal(t, int64(3), p.Stats.RejectedTime.Load())
+	require.Equal(t, int64(3), p.Stats.Snapshot()["rejected_time"])
+	l, err := aggregate.NewLayout(reg.Views["user_spend"])
+	require.NoError(t, err)
+	states, err := st.Read(ctx, l, []string{"u1", "u2", "u3", "u4"})
+	require.NoError(t, err)
+	fi, _ := l.FeatureIndex("txn_count_1h")
+	require.Equal(t, int64(3), l.Value(states[0], fi, now.UnixMilli()).I, "u1's three events all count")
+	for _, st := range states[1:] {
+		require.False(t, st.Found, "a rejected event leaves no state")
+	}
+
+	// A watermark saved far ahead by an earlier version heals: a new
+	// process clamps it to its clock plus the skew on loading.
+	require.NoError(t, st.SaveMarks(ctx, "group-p", topic, map[int]store.Mark{0: {Offset: 7, Time: now.UnixMicro()}}))
+	q, err := NewProcessor(reg, st, kc, quiet())
+	require.NoError(t, err)
+	q.JudgeTimes(rule, func() time.Time { return now })
+	q.KeepMarks(st, "group-p")
+	next := []kafka.Message{msg(8, "u1", ms(-30*time.Minute))}
+	require.NoError(t, q.Prepare(ctx, next))
+	b = q.Plan(ctx, next)
+	require.NoError(t, q.Apply(ctx, b))
+	require.Zero(t, q.Stats.Late.Load(), "30 minutes behind the clamped mark is within user_spend's 1h")
 }
 
 // TestRedeliveryIsCountedAsDuplicate: messages redelivered after a restart
@@ -408,7 +477,7 @@ func TestCommitsWaitForTheDelay(t *testing.T) {
 	src := &fakeSource{}
 	for i := range 4 {
 		src.msgs = append(src.msgs, kafka.Message{Topic: cfg.Kafka.Topic("transaction"), Offset: int64(i),
-			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1000+i))})
+			Value: []byte(fmt.Sprintf(`{"txn_id":"x","user_id":"u%d","amount":1,"ts":%d}`, i, 1_717_000_000_000+i))})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)

@@ -42,7 +42,7 @@ var _ Observer = noObserver{}
 
 // Outcomes of an event×view update, the outcome label of
 // freshet_featurize_events_total.
-var outcomeNames = [...]string{"applied", "duplicate", "late", "no_entity", "undecodable"}
+var outcomeNames = [...]string{"applied", "duplicate", "late", "no_entity", "undecodable", "rejected_time"}
 
 // otelObserver is featurize's OpenTelemetry observer.
 type otelObserver struct {
@@ -84,7 +84,7 @@ type startKey struct{}
 // telemetry.StartProcess) and feeds these metrics:
 //
 //	freshet_featurize_messages_total{topic}                 messages in the store, by topic
-//	freshet_featurize_events_total{view,outcome}            event×view updates: applied, duplicate, late, no_entity, undecodable
+//	freshet_featurize_events_total{view,outcome}            event×view updates: applied, duplicate, late, no_entity, undecodable, rejected_time
 //	freshet_featurize_batch_messages                        messages per micro-batch
 //	freshet_featurize_batch_duration_seconds                plan and apply time of a micro-batch
 //	freshet_featurize_consumer_lag_messages{topic,partition} messages behind the partition's end, as of the last fetch
@@ -100,7 +100,7 @@ func NewObserver(p *telemetry.Providers, group string, proc *Processor) Observer
 	o.messages = telemetry.Instrument(m.Int64Counter("freshet.featurize.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages consumed whose micro-batch is in the store (as GET /v1/stats messages).")))
 	o.updates = telemetry.Instrument(m.Int64Counter("freshet.featurize.events", metric.WithUnit("{event}"),
-		metric.WithDescription("Event×view updates by outcome: applied, duplicate (applied before), late, no_entity (no entity field), undecodable.")))
+		metric.WithDescription("Event×view updates by outcome: applied, duplicate (applied before), late, no_entity (no entity field), undecodable, rejected_time (an implausible event time).")))
 	o.size = telemetry.Instrument(m.Int64Histogram("freshet.featurize.batch.messages", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages per micro-batch."),
 		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)))
@@ -159,7 +159,7 @@ func (o *otelObserver) BatchEnd(ctx context.Context, msgs []kafka.Message, b *Ba
 	o.size.Record(ctx, int64(len(msgs)))
 	var applied, late int64
 	for vi, c := range b.Outcomes() {
-		for i, n := range [...]int64{c.Applied, c.Duplicates, c.Late, c.NoEntity, c.Undecodable} {
+		for i, n := range [...]int64{c.Applied, c.Duplicates, c.Late, c.NoEntity, c.Undecodable, c.RejectedTime} {
 			if n > 0 {
 				o.updates.Add(ctx, n, o.views[vi].outcomes[i])
 			}

@@ -42,6 +42,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	if err != nil {
 		return nil, err
 	}
+	proc.JudgeTimes(cfg.Times, nil)
 	proc.KeepMarks(st, cfg.GroupID)
 	topics := proc.Topics()
 	if err := cfg.Kafka.EnsureTopics(ctx, topics); err != nil {

@@ -16,6 +16,7 @@ import (
 	"net"
 
 	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/events"
 )
 
 // DefaultMaxBody is the default largest request body, in bytes.
@@ -30,6 +31,10 @@ type Config struct {
 	MaxBody int64
 	// Kafka is where events are published.
 	Kafka broker.Config
+	// Times is which event times are plausible: an event outside is
+	// refused (422, or an invalid row of a replay) rather than published
+	// to poison its partition's watermark.
+	Times events.TimeRule
 }
 
 // RegisterFlags registers the settings with their defaults.
@@ -37,6 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "address of the ingest HTTP API")
 	fs.Int64Var(&c.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
 	c.Kafka.RegisterFlags(fs)
+	c.Times.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid setting.
@@ -49,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("max-body: %d, must be a positive number of bytes", c.MaxBody)
+	}
+	if err := c.Times.Validate(); err != nil {
+		return err
 	}
 	return c.Kafka.Validate()
 }

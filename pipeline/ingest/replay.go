@@ -9,12 +9,14 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -55,6 +57,13 @@ type ReplayOptions struct {
 	Stderr io.Writer
 	// Batch is the number of events per publish; 0 means DefaultBatch.
 	Batch int
+	// Times is which event times are plausible (the ingest service's
+	// setting); an implausible row is invalid. nil means the defaults.
+	Times *events.TimeRule
+	// StrictLateness refuses, before publishing anything, a replay with
+	// rows featurize would drop as late (see Lateness); without it they
+	// are published after a warning.
+	StrictLateness bool
 }
 
 // ReplayFlags registers the replay flags event, speed, max-errors,
@@ -68,6 +77,7 @@ func ReplayFlags(fs *flag.FlagSet) *ReplayOptions {
 	fs.StringVar(&o.Rejects, "rejects", "", "file receiving every invalid row as file:line: reason<TAB>row")
 	fs.BoolVar(&o.RebaseTime, "rebase-time", false, "shift every event time so that the latest event is now")
 	fs.IntVar(&o.Limit, "limit", 0, "stop after this many valid events (0: all)")
+	fs.BoolVar(&o.StrictLateness, "strict-lateness", false, "publish nothing when rows would be dropped as late by featurize (older than their partition's newest event time minus a view's max_lateness)")
 	return o
 }
 
@@ -79,6 +89,10 @@ type ReplaySummary struct {
 	Invalid int
 	// Elapsed is the duration of the replay.
 	Elapsed time.Duration
+	// Late is the estimate, made before publishing, of the rows featurize
+	// will drop as late; nil when there are none (or it could not be
+	// made, which the replay warns about).
+	Late *Lateness
 }
 
 // TooManyInvalidError is the error of a replay that met more invalid rows
@@ -123,6 +137,10 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		maxMessage: pub.maxMessage(),
 		stderr:     stderr,
 		progress:   newProgress(stderr, opt.Files),
+		times:      events.DefaultTimeRule(),
+	}
+	if opt.Times != nil {
+		rd.times = *opt.Times
 	}
 	if opt.RebaseTime {
 		now := time.Now
@@ -139,6 +157,20 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 	}
 	if rd.batch <= 0 {
 		rd.batch = DefaultBatch
+	}
+	var late *Lateness
+	if views := reg.ViewsOf(typ.Name); len(views) > 0 {
+		est, err := estimateLateness(ctx, pub.cfg, typ, views, rd)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "warning: cannot tell which rows featurize will drop as late: %v\n", err)
+		case est.Rows > 0:
+			late = est
+			fmt.Fprintf(stderr, "warning: %s\n", est.warning(opt.StrictLateness))
+			if opt.StrictLateness {
+				return ReplaySummary{Late: est}, &LateError{Lateness: est}
+			}
+		}
 	}
 	var rejects *os.File
 	if opt.Rejects != "" {
@@ -194,9 +226,9 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
 	}
 	rd.progress.done()
-	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start)}
-	fmt.Fprintf(stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows\n",
-		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid)
+	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start), Late: late}
+	fmt.Fprintf(stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows%s\n",
+		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid, late.summary())
 	return sum, errors.Join(errs...)
 }
 
@@ -207,7 +239,7 @@ func (o *ReplayOptions) check(reg *schemas.Registry) (*schemas.Event, error) {
 	}
 	typ := reg.Events[o.Event]
 	if typ == nil {
-		return nil, fmt.Errorf("--event: unknown event type %q", o.Event)
+		return nil, fmt.Errorf("--event: unknown event type %q; event types: %s", o.Event, strings.Join(reg.EventNames(), ", "))
 	}
 	if math.IsNaN(o.Speed) || math.IsInf(o.Speed, 0) || o.Speed < 0 {
 		return nil, fmt.Errorf("--speed: %v, must be 0 (as fast as possible) or a positive multiple of real time", o.Speed)
@@ -268,6 +300,7 @@ type rowReader struct {
 	progress   *progress
 	valid      int
 
+	times       events.TimeRule
 	stderr      io.Writer
 	rejects     *bufio.Writer // nil without a rejects file
 	rejectsName string
@@ -319,6 +352,13 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 			}
 			if r.shift != 0 {
 				ev = ev.At(ev.Time + r.shift)
+			}
+			// Judged as the HTTP API judges it, after any rebase. The
+			// column type is not known here, so the value is shown as
+			// epoch ms: what an integer column holds.
+			if fe := r.times.Check(r.typ.Timestamp, ev.Time, true, time.Now().UnixMilli()); fe != nil {
+				r.reject(&arrowio.RowError{File: path, Row: src.Rows(), Field: fe.Field, Reason: fe.Reason, Raw: ev.AppendJSON(nil)})
+				continue
 			}
 			m := enc.message(r.cfg, &ev)
 			if size := int64(len(m.Key) + len(m.Value) + messageOverhead); size > r.maxMessage {
@@ -492,11 +532,27 @@ func ready(offs []time.Duration, elapsed time.Duration) (n int, wait time.Durati
 // replay will publish (the first limit of them, when limit > 0).
 func latestTime(ctx context.Context, typ *schemas.Event, files []string, limit int) (int64, bool, error) {
 	var latest int64
-	found, n := false, 0
+	found := false
+	err := eachEvent(ctx, typ, files, limit, func(ev *events.Event) {
+		if !found || ev.Time > latest {
+			latest, found = ev.Time, true
+		}
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return latest, found, nil
+}
+
+// eachEvent calls visit with every valid event of the files, in order, the
+// first limit of them when limit > 0: a pass over what a replay publishes,
+// before it does. Invalid rows are skipped; the replay reports them.
+func eachEvent(ctx context.Context, typ *schemas.Event, files []string, limit int, visit func(*events.Event)) error {
+	n := 0
 	for _, path := range files {
 		src, err := arrowio.OpenEvents(path, typ)
 		if err != nil {
-			return 0, false, err
+			return err
 		}
 		for {
 			ev, err := src.Next()
@@ -509,22 +565,20 @@ func latestTime(ctx context.Context, typ *schemas.Event, files []string, limit i
 			}
 			if err != nil {
 				_ = src.Close()
-				return 0, false, err
+				return err
 			}
-			if !found || ev.Time > latest {
-				latest, found = ev.Time, true
-			}
+			visit(&ev)
 			if n++; limit > 0 && n >= limit {
-				return latest, found, src.Close()
+				return src.Close()
 			}
 			if n%4096 == 0 && ctx.Err() != nil {
 				_ = src.Close()
-				return 0, false, ctx.Err()
+				return ctx.Err()
 			}
 		}
 		if err := src.Close(); err != nil {
-			return 0, false, err
+			return err
 		}
 	}
-	return latest, found, nil
+	return nil
 }

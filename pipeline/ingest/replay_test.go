@@ -466,3 +466,117 @@ func TestReplayLimitAndRebaseTime(t *testing.T) {
 	require.Equal(t, orig[1]-orig[0], times[1]-times[0])
 	require.Equal(t, orig[2]-orig[1], times[2]-times[1])
 }
+
+// TestReplayWarnsOfLateRows: before publishing, a replay reads how far the
+// topic's partitions already are in event time and says how many rows
+// featurize will drop as late, per view; with --strict-lateness it
+// publishes nothing. The expected counts are worked out here by hand from
+// the partitions' known newest times.
+func TestReplayWarnsOfLateRows(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+	t.Chdir(t.TempDir())
+	pub := newPublisher(t, cfg)
+	now := time.Now().Truncate(time.Second)
+	const hour = int64(3_600_000)
+	live := now.UnixMilli()
+
+	// The topic already holds a live event for u_1 only: its partition's
+	// watermark is now; the other partitions are empty.
+	require.NoError(t, pub.Publish(context.Background(), []events.Event{
+		decode(t, reg, fmt.Sprintf(`{"txn_id":"live","user_id":"u_1","amount":1.0,"ts":%d}`, live)),
+	}))
+	// u_1 and a user on another partition, at the same old times.
+	other := ""
+	for i := 2; other == ""; i++ {
+		if u := fmt.Sprintf("u_%d", i); partitionOf([]byte(u)) != partitionOf([]byte("u_1")) {
+			other = u
+		}
+	}
+	rows := []struct {
+		user string
+		t    int64
+	}{
+		{"u_1", live - 2*hour},  // behind u_1's partition by 2h: late for user_spend (1h), not merchant_activity (24h)
+		{"u_1", live - 30*hour}, // 30h: late for both
+		{other, live - 30*hour}, // its partition is empty: not late, and now its watermark
+		{other, live - 32*hour}, // 2h behind that: late for user_spend
+		{"u_1", live - 10*60_000},
+	}
+	var lines []string
+	for i, r := range rows {
+		lines = append(lines, fmt.Sprintf(`{"txn_id":"r%d","user_id":%q,"merchant_id":"m_1","amount":1.0,"ts":%d}`, i, r.user, r.t))
+	}
+	require.NoError(t, os.WriteFile("history.ndjson", []byte(strings.Join(lines, "\n")), 0o644))
+
+	opt := ReplayOptions{Event: "transaction", Files: []string{"history.ndjson"}, StrictLateness: true}
+	var stderr bytes.Buffer
+	opt.Stderr = &stderr
+	before := endOffsets(t, cfg, cfg.Topic("transaction"))
+	sum, err := Replay(context.Background(), reg, pub, opt)
+	var lateErr *LateError
+	require.ErrorAs(t, err, &lateErr, stderr.String())
+	require.Equal(t, before, endOffsets(t, cfg, cfg.Topic("transaction")), "--strict-lateness publishes nothing")
+	require.Equal(t, int64(3), sum.Late.Rows)
+	require.Equal(t, int64(5), sum.Late.Checked)
+	require.Equal(t, []ViewLateness{{View: "merchant_activity", MaxLateness: 24 * hour, Rows: 1}, {View: "user_spend", MaxLateness: hour, Rows: 3}}, sum.Late.Views)
+	require.Contains(t, stderr.String(), "3 of 5 rows are older than the newest event time of their Kafka partition minus max_lateness")
+	require.Contains(t, stderr.String(), "user_spend: 3, max_lateness 1h")
+	require.Contains(t, stderr.String(), "--rebase-time")
+	require.Contains(t, stderr.String(), "featurize backfill")
+	require.Contains(t, stderr.String(), "Nothing was published (--strict-lateness)")
+
+	// Without it: the same warning, then everything is published, and the
+	// closing line says how many rows will be dropped.
+	opt.StrictLateness = false
+	stderr.Reset()
+	sum, err = Replay(context.Background(), reg, pub, opt)
+	require.NoError(t, err)
+	require.Equal(t, 5, sum.Published)
+	require.Equal(t, int64(3), sum.Late.Rows)
+	require.Contains(t, stderr.String(), "--strict-lateness refuses such a replay")
+	require.Contains(t, stderr.String(), "0 invalid rows; 3 will be dropped as late by featurize (merchant_activity 1, user_spend 3)\n")
+
+	// Moved to now, the same rows are late only against each other and
+	// the topic (which is now at live): rows more than 1h behind it.
+	opt.RebaseTime = true
+	stderr.Reset()
+	sum, err = Replay(context.Background(), reg, pub, opt)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), sum.Late.Views[1].Rows, stderr.String())
+}
+
+// TestReplayRefusesImplausibleTimes: rows whose time is in the wrong unit
+// are invalid rows naming the value and the likely unit; the others go.
+func TestReplayRefusesImplausibleTimes(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+	t.Chdir(t.TempDir())
+	now := time.Now()
+	rows := []string{
+		fmt.Sprintf(`{"txn_id":"ok","user_id":"u_1","amount":1.0,"ts":%d}`, now.UnixMilli()),
+		fmt.Sprintf(`{"txn_id":"us","user_id":"u_1","amount":1.0,"ts":%d}`, now.UnixMicro()),
+		fmt.Sprintf(`{"txn_id":"s","user_id":"u_1","amount":1.0,"ts":%d}`, now.Unix()),
+	}
+	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(rows, "\n")), 0o644))
+	var stderr bytes.Buffer
+	sum, err := Replay(context.Background(), reg, newPublisher(t, cfg), ReplayOptions{
+		Event: "transaction", Files: []string{"a.ndjson"}, MaxErrors: 5, Rejects: "rejects.txt", Stderr: &stderr,
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Published)
+	require.Equal(t, 2, sum.Invalid)
+	rejects, err := os.ReadFile("rejects.txt")
+	require.NoError(t, err)
+	got := strings.Split(strings.TrimSpace(string(rejects)), "\n")
+	require.Len(t, got, 2)
+	require.True(t, strings.HasPrefix(got[0], fmt.Sprintf("a.ndjson:2: field ts: implausible event time %d", now.UnixMicro())), got[0])
+	require.Contains(t, got[0], "looks like epoch microseconds")
+	require.Contains(t, got[0], `"txn_id":"us"`, "the row, as read")
+	require.True(t, strings.HasPrefix(got[1], "a.ndjson:3: field ts:"), got[1])
+	require.Contains(t, got[1], "looks like epoch seconds")
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,7 +147,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("event")
 	typ := s.reg.Events[name]
 	if typ == nil {
-		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("unknown event type %q", name))
+		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("unknown event type %q; event types: %s", name, strings.Join(s.reg.EventNames(), ", ")))
 		return
 	}
 	var ndjson bool
@@ -186,13 +187,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	evs := make([]events.Event, len(raws))
 	var details []Detail
 	invalid := 0
+	now := time.Now().UnixMilli()
 	for i, raw := range raws {
-		ev, err := events.Decode(typ, raw)
+		ev, err := s.cfg.Times.Decode(typ, raw, now)
 		if err != nil {
 			invalid++
-			if len(details) < maxDetails {
-				details = append(details, detail(i, err))
-			}
+			details = appendDetails(details, i, err)
 			continue
 		}
 		evs[i] = ev
@@ -228,10 +228,18 @@ func (s *Server) unavailable(w http.ResponseWriter, err error) {
 	httpx.Error(w, http.StatusServiceUnavailable, "kafka unavailable: "+err.Error())
 }
 
-func detail(index int, err error) Detail {
-	var fe *events.FieldError
-	if errors.As(err, &fe) {
-		return Detail{Index: index, Field: fe.Field, Error: fe.Reason}
+// appendDetails adds one Detail per bad field of the event at index, up to
+// maxDetails in all.
+func appendDetails(details []Detail, index int, err error) []Detail {
+	fes := events.Each(err)
+	if fes == nil {
+		fes = []*events.FieldError{{Reason: err.Error()}}
 	}
-	return Detail{Index: index, Error: err.Error()}
+	for _, fe := range fes {
+		if len(details) == maxDetails {
+			break
+		}
+		details = append(details, Detail{Index: index, Field: fe.Field, Error: fe.Reason})
+	}
+	return details
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
@@ -125,7 +126,7 @@ func TestPostEventsRejected(t *testing.T) {
 		},
 		{
 			name: "unknown event", event: "refund", contentType: "application/json", body: valid,
-			status: http.StatusNotFound, want: `{"error":"unknown event type \"refund\""}`,
+			status: http.StatusNotFound, want: `{"error":"unknown event type \"refund\"; event types: transaction"}`,
 		},
 		{
 			name: "body too large", event: "transaction", contentType: "application/json",
@@ -200,6 +201,59 @@ func TestPostEventsRejected(t *testing.T) {
 			require.Equal(t, Detail{Index: i, Field: "amount", Error: "expected float, got string"}, d)
 		}
 	})
+}
+
+// TestPostEventsImplausibleTime: an event time in the wrong unit, or far
+// ahead of the clock, is refused with 422 naming the value and the likely
+// unit, with every other bad field of the event, and nothing is published.
+func TestPostEventsImplausibleTime(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg, Times: events.DefaultTimeRule()}, nil)
+
+	now := time.Now()
+	micros := now.UnixMicro()
+	seconds := now.Unix()
+	yearAhead := now.AddDate(1, 0, 0).UTC().Format(time.RFC3339)
+	body := fmt.Sprintf(`[{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":%d},`+
+		`{"txn_id":"t2","user_id":"u_2","amount":2.5,"ts":%d},`+
+		`{"txn_id":"t3","user_id":"u_3","amount":1.5,"ts":%d},`+
+		`{"txn_id":"t4","user_id":"u_4","amount":"x","ts":%q}]`, now.UnixMilli(), micros, seconds, yearAhead)
+	rec := post(srv.Handler(), "transaction", "application/json", body)
+	require.Equal(t, http.StatusUnprocessableEntity, rec.Code, rec.Body.String())
+	var got struct {
+		Error   string
+		Details []Detail
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.Equal(t, "3 of 4 events are invalid", got.Error)
+	require.Len(t, got.Details, 4, "one detail per bad field: %s", rec.Body.String())
+	want := []struct {
+		index int
+		field string
+		has   []string
+	}{
+		{1, "ts", []string{fmt.Sprint(micros), "ahead of the clock", "looks like epoch microseconds: use milliseconds or RFC 3339"}},
+		{2, "ts", []string{fmt.Sprint(seconds), "before 2000-01-01", "looks like epoch seconds"}},
+		{3, "amount", []string{"expected float, got string"}},
+		{3, "ts", []string{"days ahead of the clock", "--max-clock-skew"}},
+	}
+	for i, w := range want {
+		d := got.Details[i]
+		require.Equal(t, w.index, d.Index, "detail %d: %+v", i, d)
+		require.Equal(t, w.field, d.Field, "detail %d: %+v", i, d)
+		for _, h := range w.has {
+			require.Contains(t, d.Error, h, "detail %d", i)
+		}
+	}
+	require.Equal(t, make([]int64, testPartitions), endOffsets(t, cfg, cfg.Topic("transaction")), "nothing may be published")
+
+	// Within the allowed skew is fine.
+	rec = post(srv.Handler(), "transaction", "application/json",
+		fmt.Sprintf(`{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":%d}`, now.Add(time.Minute).UnixMilli()))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 }
 
 func TestPostEventsKafkaDown(t *testing.T) {
@@ -333,7 +387,8 @@ func TestConfig(t *testing.T) {
 		{"no address", func(c *Config) { c.HTTPAddr = "" }, "http-addr: an address to listen on is required, e.g. :8081"},
 		{"no port", func(c *Config) { c.HTTPAddr = "localhost" }, `http-addr: "localhost" is not [host]:port`},
 		{"zero body", func(c *Config) { c.MaxBody = 0 }, "max-body: 0, must be a positive number of bytes"},
-		{"bad kafka", func(c *Config) { c.Kafka.Partitions = 0 }, "partitions: 0, must be at least 1"},
+		{"bad kafka", func(c *Config) { c.Kafka.Partitions = 0 }, `partitions: "0" is less than 1; expected a whole number of at least 1, e.g. 6`},
+		{"negative skew", func(c *Config) { c.Times.MaxAhead = -time.Minute }, `max-clock-skew: "-1m0s" is negative; expected a duration of 0 or more, e.g. 5m`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +413,7 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, Config{HTTPAddr: "127.0.0.1:9000", MaxBody: 1024, Kafka: broker.Config{
 		Brokers: []string{"k1:9092", "k2:9092"}, TopicPrefix: "freshet.events.", Partitions: 6, Replication: 1,
 		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second,
-	}}, c)
+	}, Times: events.DefaultTimeRule()}, c)
 }
 
 // TestMetrics: accepted and rejected events are counted by event type and

@@ -1,0 +1,64 @@
+// Command kafkaproduce writes raw messages to a Kafka topic as a producer
+// other than ingest would: no validation, the Java client's murmur2
+// partitioner, the message time the clock's. The end-to-end script uses it
+// to put events with implausible times where only featurize can catch
+// them.
+//
+//	kafkaproduce -brokers host:port -topic T FILE   # FILE: KEY<TAB>VALUE per line
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func main() {
+	brokers := flag.String("brokers", "localhost:9092", "Kafka seed brokers, comma-separated")
+	topic := flag.String("topic", "", "topic to write to")
+	flag.Parse()
+	if *topic == "" || flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: kafkaproduce -brokers host:port -topic T FILE (KEY<TAB>VALUE per line)")
+		os.Exit(2)
+	}
+	if err := run(strings.Split(*brokers, ","), *topic, flag.Arg(0)); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkaproduce:", err)
+		os.Exit(1)
+	}
+}
+
+func run(brokers []string, topic, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var msgs []kafka.Message
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		key, value, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			return fmt.Errorf("%s:%d: want KEY<TAB>VALUE", path, line)
+		}
+		msgs = append(msgs, kafka.Message{Key: []byte(key), Value: []byte(value), Time: time.Now()})
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("write %d messages to %s: %w", len(msgs), topic, err)
+	}
+	fmt.Printf("kafkaproduce: %d messages written to %s\n", len(msgs), topic)
+	return w.Close()
+}
