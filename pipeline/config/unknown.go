@@ -48,18 +48,25 @@ func Unknown(environ, known []string) []UnknownVariable {
 }
 
 // Suggest returns the candidate closest to name when it is close enough to
-// be a misspelling of it, else "". Closeness is the number of letters
-// inserted, deleted, replaced or swapped with a neighbour (so ULR is one
-// edit from URL), ignoring case and the FRESHET_ prefix both share; at most
-// one edit per four letters is a misspelling, and at least one always is.
-// Ties go to the candidate that sorts first, so the answer never depends on
-// the candidates' order.
+// be a misspelling of it, else "": every "did you mean" of freshet (flags,
+// FRESHET_* variables, subcommands, views, features, request members).
+// Closeness is the number of letters inserted, deleted, replaced or swapped
+// with a neighbour (so ULR is one edit from URL), ignoring case and the
+// FRESHET_ prefix both share; at most one edit per four letters is a
+// misspelling, and at least one always is, but never as many edits as the
+// longer name has letters ("x" does not suggest "y"). Ties go to the
+// candidate that sorts first, so the answer never depends on the
+// candidates' order.
 func Suggest(name string, candidates []string) string {
 	key := normalize(name)
-	limit := max(1, len(key)/4)
+	limit := max(1, len([]rune(key))/4)
 	best, bestDist := "", limit+1
 	for _, c := range candidates {
-		d := distance(key, normalize(c))
+		nc := normalize(c)
+		d := distance(key, nc)
+		if d >= max(len([]rune(key)), len([]rune(nc))) {
+			continue // nothing in common
+		}
 		if d < bestDist || (d == bestDist && best != "" && c < best) {
 			best, bestDist = c, d
 		}

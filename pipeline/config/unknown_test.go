@@ -52,6 +52,24 @@ func TestSuggest(t *testing.T) {
 	require.Equal(t, "FRESHET_AB", Suggest("FRESHET_AX", []string{"FRESHET_AC", "FRESHET_AB"}))
 	require.Equal(t, "FRESHET_AB", Suggest("FRESHET_AX", []string{"FRESHET_AB", "FRESHET_AC"}))
 	require.Equal(t, "", Suggest("FRESHET_AX", nil))
+
+	// Names of views and features: one edit per four letters.
+	for _, tc := range []struct {
+		name  string
+		names []string
+		want  string
+	}{
+		{"user_spendd", []string{"merchant_activity", "user_spend"}, "user_spend"},
+		{"usre_spend", []string{"merchant_activity", "user_spend"}, "user_spend"},  // a swap is one edit
+		{"txn_count_1", []string{"txn_count_10m", "txn_count_1h"}, "txn_count_1h"}, // the nearest, not the first
+		{"abc", []string{"xyz"}, ""},
+		{"ab", []string{"cd"}, ""},       // as far as the name is long
+		{"x", []string{"y", "xy"}, "xy"}, // "y" shares nothing with "x"
+		{"é", []string{"e"}, ""},         // runes, not bytes
+		{"zzz", nil, ""},
+	} {
+		require.Equal(t, tc.want, Suggest(tc.name, tc.names), tc.name)
+	}
 }
 
 func TestUnknown(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -254,4 +255,128 @@ type LateError struct{ Lateness *Lateness }
 
 func (e *LateError) Error() string {
 	return fmt.Sprintf("%d rows would be dropped as late; nothing published (--strict-lateness)", e.Lateness.Rows)
+}
+
+// watermarkRefresh is how often the HTTP API reads the topics' newest event
+// times again, for what other producers and ingest replicas wrote.
+const watermarkRefresh = 30 * time.Second
+
+// watermarks is the HTTP API's view of how far each partition of each event
+// type's topic is in event time: read from the topics' newest messages when
+// they are ready and every watermarkRefresh, and raised by every event this
+// process publishes. With it a 202 says which accepted events featurize will
+// drop as late. It is an estimate: another producer's events since the last
+// refresh are not in it.
+type watermarks struct {
+	rule   events.TimeRule
+	topics map[string]*topicMarks // by event name
+}
+
+// topicMarks is one event type's partitions.
+type topicMarks struct {
+	views  []*schemas.View
+	entity []int // index of each view's entity field
+	mu     sync.Mutex
+	// marks holds the newest plausible event time per partition; its
+	// length is the topic's partition count, 0 until it is known.
+	marks []int64
+	seen  []bool
+}
+
+func newWatermarks(reg *schemas.Registry, rule events.TimeRule) *watermarks {
+	w := &watermarks{rule: rule, topics: map[string]*topicMarks{}}
+	for _, name := range reg.EventNames() {
+		tm := &topicMarks{views: reg.ViewsOf(name)}
+		for _, v := range tm.views {
+			f, _ := reg.Events[name].Field(v.Entity)
+			tm.entity = append(tm.entity, f.Index)
+		}
+		w.topics[name] = tm
+	}
+	return w
+}
+
+// refresh reads the newest event times of every topic; a topic whose
+// partitions cannot be read keeps what it had.
+func (w *watermarks) refresh(ctx context.Context, kc broker.Config, reg *schemas.Registry) error {
+	var errs []error
+	now := time.Now().UnixMilli()
+	for name, tm := range w.topics {
+		if len(tm.views) == 0 {
+			continue
+		}
+		marks, parts, err := partitionMarks(ctx, kc, kc.Topic(name), reg.Events[name], w.rule, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		tm.mu.Lock()
+		if len(tm.marks) != parts {
+			tm.marks, tm.seen = make([]int64, parts), make([]bool, parts)
+		}
+		for p, t := range marks {
+			if !tm.seen[p] || t > tm.marks[p] {
+				tm.marks[p], tm.seen[p] = t, true
+			}
+		}
+		tm.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// lateAnswer is what a 202 adds when featurize will drop some of the
+// request's events as late.
+type lateAnswer struct {
+	Late    int    `json:"late,omitempty"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// judge returns which of evs (one event type's, in publish order) featurize
+// will drop as late, and raises the partitions' marks with them as if they
+// were published: call it once the publish succeeded.
+func (w *watermarks) judge(name string, evs []events.Event) lateAnswer {
+	tm := w.topics[name]
+	if tm == nil || len(tm.views) == 0 {
+		return lateAnswer{}
+	}
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	if len(tm.marks) == 0 {
+		return lateAnswer{} // partitions not known yet
+	}
+	ids := make([]int, len(tm.marks))
+	for i := range ids {
+		ids[i] = i
+	}
+	bal := &kafka.Murmur2Balancer{}
+	perView := make([]int, len(tm.views))
+	late := 0
+	for i := range evs {
+		ev := &evs[i]
+		p := bal.Balance(kafka.Message{Key: []byte(ev.Key())}, ids...)
+		isLate := false
+		for vi, v := range tm.views {
+			if tm.seen[p] && ev.Values[tm.entity[vi]].Present() && ev.Time < tm.marks[p]-v.MaxLateness {
+				perView[vi]++
+				isLate = true
+			}
+		}
+		if isLate {
+			late++
+		}
+		if !tm.seen[p] || ev.Time > tm.marks[p] {
+			tm.marks[p], tm.seen[p] = ev.Time, true
+		}
+	}
+	if late == 0 {
+		return lateAnswer{}
+	}
+	var per []string
+	for vi, v := range tm.views {
+		if perView[vi] > 0 {
+			per = append(per, fmt.Sprintf("%s: %d, max_lateness %s", v.Name, perView[vi], schemas.FormatDuration(v.MaxLateness)))
+		}
+	}
+	return lateAnswer{Late: late, Warning: fmt.Sprintf("%d of %d events are older than the newest event time of their Kafka partition minus max_lateness: featurize will drop them as late (%s); send current event times, or history with ingest replay --rebase-time",
+		late, len(evs), strings.Join(per, "; "))}
 }

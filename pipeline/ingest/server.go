@@ -39,6 +39,7 @@ type Server struct {
 	topics []string // of every event type, sorted by event name
 	tel    *telemetry.Providers
 	obs    *observer
+	marks  *watermarks
 
 	// starting is set while Run creates the topics: events are refused
 	// with 503 meanwhile.
@@ -52,7 +53,7 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 		log = slog.New(slog.DiscardHandler)
 	}
 	tel := buildOptions(opts).tel
-	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newObserver(tel)}
+	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newObserver(tel), marks: newWatermarks(reg, cfg.Times)}
 	for _, name := range reg.EventNames() {
 		s.topics = append(s.topics, cfg.Kafka.Topic(name))
 	}
@@ -65,8 +66,11 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 //     JSON array of objects) or NDJSON (Content-Type application/x-ndjson).
 //     Every event is validated first; if any is invalid the answer is 422
 //     listing them and nothing is published. 202 {"accepted": n} means Kafka
-//     acknowledged all n events; 503 with Retry-After means none may be
-//     taken as accepted and the request should be retried.
+//     acknowledged all n events; when featurize will drop some of them as
+//     late (by ingest's estimate of the partitions' newest event times),
+//     it adds "late": k and a "warning" saying why. 503 with Retry-After
+//     means none may be taken as accepted and the request should be
+//     retried.
 //   - GET /healthz answers while the process is alive.
 //   - GET /readyz answers 200 once every event type's topic exists.
 //   - GET /metrics, with telemetry, serves the metrics.
@@ -96,9 +100,11 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if s.ensureTopics(ctx) {
-			s.starting.Store(false)
+		if !s.ensureTopics(ctx) {
+			return
 		}
+		s.starting.Store(false)
+		s.followMarks(ctx)
 	}()
 	err := httpx.Serve(ctx, l, s.Handler(), shutdownGrace)
 	cancel()
@@ -132,6 +138,33 @@ func (s *Server) ensureTopics(ctx context.Context) bool {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// followMarks reads the topics' newest event times now and every
+// watermarkRefresh until ctx ends, for the late estimate of the 202s.
+func (s *Server) followMarks(ctx context.Context) {
+	t := time.NewTicker(watermarkRefresh)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := s.marks.refresh(rctx, s.cfg.Kafka, s.reg)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("read the topics' newest event times", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// accepted is the 202 answer: how many events Kafka acknowledged and, when
+// featurize will drop some of them as late, how many and why.
+type accepted struct {
+	Accepted int `json:"accepted"`
+	lateAnswer
 }
 
 // Detail is one invalid event of a 422 answer.
@@ -219,7 +252,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.obs.accept(r.Context(), name, len(evs))
-	httpx.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(evs)})
+	httpx.WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(evs), lateAnswer: s.marks.judge(name, evs)})
 }
 
 // unavailable answers 503: nothing of the request was accepted, retry.

@@ -256,6 +256,52 @@ func TestPostEventsImplausibleTime(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 }
 
+// TestPostEventsSaysWhatWillBeLate: a 202 says how many of the accepted
+// events featurize will drop as late, judged against the partitions' newest
+// event times (read from the topic, then raised by every publish).
+func TestPostEventsSaysWhatWillBeLate(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := exampleRegistry(t)
+	cfg := kafkaConfig(brokers)
+	ensureTopics(t, cfg, reg)
+	now := time.Now()
+	// Already in the topic, from another producer: u_1 at now.
+	require.NoError(t, newPublisher(t, cfg).Publish(context.Background(), []events.Event{
+		decode(t, reg, fmt.Sprintf(`{"txn_id":"a","user_id":"u_1","amount":1.0,"ts":%d}`, now.UnixMilli())),
+	}))
+	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg, Times: events.DefaultTimeRule()}, nil)
+	require.NoError(t, srv.marks.refresh(context.Background(), cfg, reg))
+
+	post1 := func(user string, ts time.Time) map[string]any {
+		rec := post(srv.Handler(), "transaction", "application/json",
+			fmt.Sprintf(`{"txn_id":"t","user_id":%q,"merchant_id":"m_1","amount":1.0,"ts":%d}`, user, ts.UnixMilli()))
+		require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+		var body map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		return body
+	}
+	// 2h behind u_1's partition: late for user_spend (1h), not for
+	// merchant_activity (24h).
+	body := post1("u_1", now.Add(-2*time.Hour))
+	require.Equal(t, float64(1), body["late"], "%v", body)
+	require.Contains(t, body["warning"], "user_spend: 1, max_lateness 1h")
+	require.NotContains(t, body["warning"], "merchant_activity")
+	// 30 minutes behind: on time, and the answer is the plain one.
+	require.Equal(t, map[string]any{"accepted": float64(1)}, post1("u_1", now.Add(-30*time.Minute)))
+	// Another partition, empty so far: on time; its mark is now 3 days ago,
+	// so the next event 2 days before that is late for both views.
+	other := ""
+	for i := 2; other == ""; i++ {
+		if u := fmt.Sprintf("u_%d", i); partitionOf([]byte(u)) != partitionOf([]byte("u_1")) {
+			other = u
+		}
+	}
+	require.Equal(t, map[string]any{"accepted": float64(1)}, post1(other, now.Add(-72*time.Hour)))
+	body = post1(other, now.Add(-120*time.Hour))
+	require.Equal(t, float64(1), body["late"], "%v", body)
+	require.Contains(t, body["warning"], "merchant_activity: 1, max_lateness 1d")
+}
+
 func TestPostEventsKafkaDown(t *testing.T) {
 	reg := exampleRegistry(t)
 	cfg := kafkaConfig([]string{closedAddr(t)})

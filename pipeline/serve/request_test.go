@@ -126,41 +126,7 @@ func TestUnknownNames(t *testing.T) {
 	}
 }
 
-func TestClosestName(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"kitten", "sitting", 3},
-		{"", "abc", 3},
-		{"abc", "", 3},
-		{"flaw", "lawn", 2},
-		{"user_spendd", "user_spend", 1},
-		{"usre_spend", "user_spend", 2}, // a transposition is two edits
-		{"é", "e", 1},                   // runes, not bytes
-		{"same", "same", 0},
-		{"abcdefgh", "a", 3}, // capped at the limit
-	} {
-		require.Equal(t, tc.want, editDistance(tc.a, tc.b, 3), "%q %q", tc.a, tc.b)
-		require.Equal(t, tc.want, editDistance(tc.b, tc.a, 3), "%q %q", tc.b, tc.a)
-	}
-	for _, tc := range []struct {
-		name  string
-		names []string
-		want  string
-		ok    bool
-	}{
-		{"user_spendd", []string{"merchant_activity", "user_spend"}, "user_spend", true},
-		{"txn_count_1", []string{"txn_count_10m", "txn_count_1h"}, "txn_count_1h", true}, // the nearest, not the first
-		{"abc", []string{"xyz"}, "", false},
-		{"ab", []string{"cd"}, "", false},      // as far as the name is long
-		{"x", []string{"y", "xy"}, "xy", true}, // "y" shares nothing with "x"
-		{"zzz", nil, "", false},
-	} {
-		got, ok := closest(tc.name, tc.names)
-		require.Equal(t, tc.ok, ok, tc.name)
-		require.Equal(t, tc.want, got, tc.name)
-	}
+func TestNameList(t *testing.T) {
 	require.Equal(t, "(none)", nameList(nil))
 	long := make([]string, maxListed+3)
 	for i := range long {
