@@ -164,6 +164,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+		// The sample went past the API: let it know how far the
+		// partitions are, so that its 202s name late events at once.
+		if err := isrv.RefreshMarks(gctx); err != nil {
+			log.Warn("read the topic's newest event times", "error", err)
+		}
 		printWelcome(out, cfg, brokers[0], reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
 		if cfg.LiveEvery > 0 {
 			return liveFeed(gctx, pub.Publish, sample, cfg.LiveEvery)

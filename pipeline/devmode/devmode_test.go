@@ -33,6 +33,26 @@ func TestDevModeServesLiveFeatures(t *testing.T) {
 	out := startDev(t, cfg)
 	checkPrintedLookup(t, out.String())
 
+	// History sent as if live: the 202 says featurize will drop it, and
+	// dev mode's console says when it has.
+	res, err := http.Post("http://"+cfg.IngestAddr+"/v1/events/transaction", "application/json",
+		strings.NewReader(`{"txn_id":"old","user_id":"u_0007","merchant_id":"m_020","amount":41.5,"ts":"2024-06-01T12:00:00Z"}`))
+	require.NoError(t, err)
+	var ans struct {
+		Accepted, Late int
+		Warning        string
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&ans))
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	require.Equal(t, 1, ans.Late, ans.Warning)
+	require.Contains(t, ans.Warning, "featurize will drop them as late")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "featurize dropped 2 event×view update(s) as late") {
+		require.True(t, time.Now().Before(deadline), "no line about the dropped event:\n%s", out.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// A second dev mode with the same settings finds every port taken,
 	// says so and which flag moves it, and works on free ones. Its sample
 	// and event type come from the definitions' directory.

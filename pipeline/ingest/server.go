@@ -140,16 +140,22 @@ func (s *Server) ensureTopics(ctx context.Context) bool {
 	}
 }
 
+// RefreshMarks reads the topics' newest event times now, for the late
+// estimate of the 202s: Run does every 30s; a caller that has just
+// published events past the API (dev mode's sample) calls it too.
+func (s *Server) RefreshMarks(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	return s.marks.refresh(ctx, s.cfg.Kafka, s.reg)
+}
+
 // followMarks reads the topics' newest event times now and every
 // watermarkRefresh until ctx ends, for the late estimate of the 202s.
 func (s *Server) followMarks(ctx context.Context) {
 	t := time.NewTicker(watermarkRefresh)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := s.marks.refresh(rctx, s.cfg.Kafka, s.reg)
-		cancel()
-		if err != nil && ctx.Err() == nil {
+		if err := s.RefreshMarks(ctx); err != nil && ctx.Err() == nil {
 			s.log.Debug("read the topics' newest event times", "error", err)
 		}
 		select {
