@@ -199,24 +199,9 @@ func TestTilesMatchBruteForce(t *testing.T) {
 		evs := randomEvents(t, rng, v.Source, 1+rng.IntN(300), 20_000)
 
 		// Build in random chunks in random order, as micro-batches and
-		// redeliveries would, then round-trip every tile through the packed
-		// form and merge the decoded accumulators.
-		perm := rng.Perm(len(evs))
-		all := l.NewTiles()
-		for len(perm) > 0 {
-			n := 1 + rng.IntN(len(perm))
-			chunk := l.NewTiles()
-			for _, j := range perm[:n] {
-				chunk.Add(&evs[j])
-			}
-			perm = perm[n:]
-			for _, tl := range chunk.Tiles() {
-				accs, err := l.DecodePacked(tl.Group, string(l.AppendPacked(nil, tl.Group, tl.Accs)))
-				require.NoError(t, err)
-				tl.Accs = accs
-			}
-			all.Merge(chunk)
-		}
+		// redeliveries would, round-tripping every tile through the packed
+		// form.
+		all := buildTiles(t, rng, l, evs)
 		st := all.State()
 		require.Equal(t, len(evs), all.Events)
 
@@ -394,9 +379,9 @@ func TestTimelineMatchesBruteForce(t *testing.T) {
 	require.Error(t, tl.Add(&evs[1]), "out of order")
 }
 
-// buildState builds the tiles of evs as featurize and the store do: in
+// buildTiles builds the tiles of evs as featurize and the store do: in
 // random chunks, each tile packed and unpacked, merged in any order.
-func buildState(tb testing.TB, rng *rand.Rand, l *Layout, evs []events.Event) *State {
+func buildTiles(tb testing.TB, rng *rand.Rand, l *Layout, evs []events.Event) *Tiles {
 	tb.Helper()
 	perm := rng.Perm(len(evs))
 	all := l.NewTiles()
@@ -414,7 +399,7 @@ func buildState(tb testing.TB, rng *rand.Rand, l *Layout, evs []events.Event) *S
 		}
 		all.Merge(chunk)
 	}
-	return all.State()
+	return all
 }
 
 // newestAtOrBeforeBrute is the newest event time at or before at, straight
@@ -453,7 +438,7 @@ func TestEventTimeMatchesBruteForce(t *testing.T) {
 		l, err := NewLayout(v)
 		require.NoError(t, err)
 		evs := randomEvents(t, rng, v.Source, 1+rng.IntN(200), 20_000)
-		st := buildState(t, rng, l, evs)
+		st := buildTiles(t, rng, l, evs).State()
 		newest, _ := newestAtOrBeforeBrute(evs, math.MaxInt64)
 		require.Equal(t, newest, st.EventTime)
 		hop := finestHop(v)

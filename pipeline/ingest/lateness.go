@@ -68,41 +68,18 @@ func estimateLateness(ctx context.Context, kc broker.Config, typ *schemas.Event,
 			est.TopicNewest, est.topicFound = m, true
 		}
 	}
-	lm := make([]int64, len(views))
-	entity := make([]int, len(views))
-	for i, v := range views {
+	for _, v := range views {
 		est.Views = append(est.Views, ViewLateness{View: v.Name, MaxLateness: v.MaxLateness})
-		lm[i] = v.MaxLateness
-		f, _ := typ.Field(v.Entity)
-		entity[i] = f.Index
 	}
-	ids := make([]int, parts)
-	for i := range ids {
-		ids[i] = i
-	}
-	bal := &kafka.Murmur2Balancer{}
+	pw := newPartitionWatermarks(typ, views, parts, marks)
+	perView := make([]int64, len(views))
 	err = eachEvent(ctx, typ, rd.files, rd.limit, func(ev *events.Event) {
 		t := ev.Time + rd.shift
 		if rd.times.Check(typ.Timestamp, t, true, now) != nil {
 			return // an invalid row of the replay
 		}
-		p := bal.Balance(kafka.Message{Key: []byte(ev.Key())}, ids...)
-		mark, seen := marks[p]
-		late := false
-		for i := range views {
-			if !ev.Values[entity[i]].Present() {
-				continue
-			}
-			if seen && t < mark-lm[i] {
-				est.Views[i].Rows++
-				late = true
-			}
-		}
-		if late {
+		if pw.add(ev, t, perView) {
 			est.Rows++
-		}
-		if !seen || t > mark {
-			marks[p] = t
 		}
 		if est.Checked == 0 || t < est.First {
 			est.First = t
@@ -112,10 +89,72 @@ func estimateLateness(ctx context.Context, kc broker.Config, typ *schemas.Event,
 		}
 		est.Checked++
 	})
+	for i, n := range perView {
+		est.Views[i].Rows = n
+	}
 	if err != nil {
 		return nil, err
 	}
 	return est, nil
+}
+
+// partitionWatermarks follows featurize's lateness over one event type's
+// topic: each partition's newest event time, against which an event is late
+// for a view when it is older than that minus the view's max_lateness. The
+// replay's estimate and the HTTP API's 202 both judge with it.
+type partitionWatermarks struct {
+	views  []*schemas.View
+	entity []int // index of each view's entity field
+	ids    []int // the partitions, for the balancer
+	marks  map[int]int64
+	bal    kafka.Murmur2Balancer
+}
+
+// newPartitionWatermarks follows a topic of parts partitions whose newest
+// event times are marks (no entry: an empty partition); it keeps marks.
+func newPartitionWatermarks(typ *schemas.Event, views []*schemas.View, parts int, marks map[int]int64) *partitionWatermarks {
+	pw := &partitionWatermarks{views: views, ids: make([]int, parts), marks: marks}
+	for i := range pw.ids {
+		pw.ids[i] = i
+	}
+	for _, v := range views {
+		f, _ := typ.Field(v.Entity)
+		pw.entity = append(pw.entity, f.Index)
+	}
+	return pw
+}
+
+// add judges ev, published at event time t after everything judged
+// before, as featurize will: it adds one to perView (by view) for each
+// view that drops it as late and says whether any does, then raises its
+// partition's mark. An event without a view's entity field is not that
+// view's, late or not.
+func (pw *partitionWatermarks) add(ev *events.Event, t int64, perView []int64) bool {
+	p := pw.bal.Balance(kafka.Message{Key: []byte(ev.Key())}, pw.ids...)
+	mark, seen := pw.marks[p]
+	late := false
+	for i, v := range pw.views {
+		if seen && ev.Values[pw.entity[i]].Present() && t < mark-v.MaxLateness {
+			perView[i]++
+			late = true
+		}
+	}
+	if !seen || t > mark {
+		pw.marks[p] = t
+	}
+	return late
+}
+
+// lateList lists the views with late events, "user_spend: 3, max_lateness
+// 1h; …", for the warnings.
+func lateList(views []ViewLateness) string {
+	var per []string
+	for _, v := range views {
+		if v.Rows > 0 {
+			per = append(per, fmt.Sprintf("%s: %d, max_lateness %s", v.View, v.Rows, schemas.FormatDuration(v.MaxLateness)))
+		}
+	}
+	return strings.Join(per, "; ")
 }
 
 // partitionMarks returns, per partition of topic, the newest plausible
@@ -205,19 +244,8 @@ func markRecords(recs kafka.RecordReader, from int64, typ *schemas.Event, rule e
 // dropped as late.
 func (l *Lateness) warning(strict bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d rows are older than the newest event time of their Kafka partition minus max_lateness: featurize will drop them as late (", l.Rows, l.Checked)
-	first := true
-	for _, v := range l.Views {
-		if v.Rows == 0 {
-			continue
-		}
-		if !first {
-			b.WriteString("; ")
-		}
-		first = false
-		fmt.Fprintf(&b, "%s: %d, max_lateness %s", v.View, v.Rows, schemas.FormatDuration(v.MaxLateness))
-	}
-	b.WriteString(").\n")
+	fmt.Fprintf(&b, "%d of %d rows are older than the newest event time of their Kafka partition minus max_lateness: featurize will drop them as late (%s).\n",
+		l.Rows, l.Checked, lateList(l.Views))
 	if l.topicFound {
 		fmt.Fprintf(&b, "  The topic already holds events up to %s; ", events.FormatTime(l.TopicNewest))
 	} else {
@@ -274,49 +302,42 @@ type watermarks struct {
 
 // topicMarks is one event type's partitions.
 type topicMarks struct {
-	views  []*schemas.View
-	entity []int // index of each view's entity field
-	mu     sync.Mutex
-	// marks holds the newest plausible event time per partition; its
-	// length is the topic's partition count, 0 until it is known.
-	marks []int64
-	seen  []bool
+	typ   *schemas.Event
+	views []*schemas.View
+	mu    sync.Mutex
+	pw    *partitionWatermarks // nil until the partition count is known
 }
 
 func newWatermarks(reg *schemas.Registry, rule events.TimeRule) *watermarks {
 	w := &watermarks{rule: rule, topics: map[string]*topicMarks{}}
 	for _, name := range reg.EventNames() {
-		tm := &topicMarks{views: reg.ViewsOf(name)}
-		for _, v := range tm.views {
-			f, _ := reg.Events[name].Field(v.Entity)
-			tm.entity = append(tm.entity, f.Index)
-		}
-		w.topics[name] = tm
+		w.topics[name] = &topicMarks{typ: reg.Events[name], views: reg.ViewsOf(name)}
 	}
 	return w
 }
 
 // refresh reads the newest event times of every topic; a topic whose
 // partitions cannot be read keeps what it had.
-func (w *watermarks) refresh(ctx context.Context, kc broker.Config, reg *schemas.Registry) error {
+func (w *watermarks) refresh(ctx context.Context, kc broker.Config) error {
 	var errs []error
 	now := time.Now().UnixMilli()
 	for name, tm := range w.topics {
 		if len(tm.views) == 0 {
 			continue
 		}
-		marks, parts, err := partitionMarks(ctx, kc, kc.Topic(name), reg.Events[name], w.rule, now)
+		marks, parts, err := partitionMarks(ctx, kc, kc.Topic(name), tm.typ, w.rule, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		tm.mu.Lock()
-		if len(tm.marks) != parts {
-			tm.marks, tm.seen = make([]int64, parts), make([]bool, parts)
-		}
-		for p, t := range marks {
-			if !tm.seen[p] || t > tm.marks[p] {
-				tm.marks[p], tm.seen[p] = t, true
+		if tm.pw == nil || len(tm.pw.ids) != parts {
+			tm.pw = newPartitionWatermarks(tm.typ, tm.views, parts, marks)
+		} else {
+			for p, t := range marks {
+				if m, ok := tm.pw.marks[p]; !ok || t > m {
+					tm.pw.marks[p] = t
+				}
 			}
 		}
 		tm.mu.Unlock()
@@ -336,47 +357,28 @@ type lateAnswer struct {
 // were published: call it once the publish succeeded.
 func (w *watermarks) judge(name string, evs []events.Event) lateAnswer {
 	tm := w.topics[name]
-	if tm == nil || len(tm.views) == 0 {
+	if tm == nil {
 		return lateAnswer{}
 	}
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	if len(tm.marks) == 0 {
-		return lateAnswer{} // partitions not known yet
+	if tm.pw == nil {
+		return lateAnswer{} // no view, or the partitions are not known yet
 	}
-	ids := make([]int, len(tm.marks))
-	for i := range ids {
-		ids[i] = i
-	}
-	bal := &kafka.Murmur2Balancer{}
-	perView := make([]int, len(tm.views))
+	perView := make([]int64, len(tm.views))
 	late := 0
 	for i := range evs {
-		ev := &evs[i]
-		p := bal.Balance(kafka.Message{Key: []byte(ev.Key())}, ids...)
-		isLate := false
-		for vi, v := range tm.views {
-			if tm.seen[p] && ev.Values[tm.entity[vi]].Present() && ev.Time < tm.marks[p]-v.MaxLateness {
-				perView[vi]++
-				isLate = true
-			}
-		}
-		if isLate {
+		if tm.pw.add(&evs[i], evs[i].Time, perView) {
 			late++
-		}
-		if !tm.seen[p] || ev.Time > tm.marks[p] {
-			tm.marks[p], tm.seen[p] = ev.Time, true
 		}
 	}
 	if late == 0 {
 		return lateAnswer{}
 	}
-	var per []string
-	for vi, v := range tm.views {
-		if perView[vi] > 0 {
-			per = append(per, fmt.Sprintf("%s: %d, max_lateness %s", v.Name, perView[vi], schemas.FormatDuration(v.MaxLateness)))
-		}
+	vs := make([]ViewLateness, len(tm.views))
+	for i, v := range tm.views {
+		vs[i] = ViewLateness{View: v.Name, MaxLateness: v.MaxLateness, Rows: perView[i]}
 	}
 	return lateAnswer{Late: late, Warning: fmt.Sprintf("%d of %d events are older than the newest event time of their Kafka partition minus max_lateness: featurize will drop them as late (%s); send current event times, or history with ingest replay --rebase-time",
-		late, len(evs), strings.Join(per, "; "))}
+		late, len(evs), lateList(vs))}
 }

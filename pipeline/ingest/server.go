@@ -146,7 +146,7 @@ func (s *Server) ensureTopics(ctx context.Context) bool {
 func (s *Server) RefreshMarks(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	return s.marks.refresh(ctx, s.cfg.Kafka, s.reg)
+	return s.marks.refresh(ctx, s.cfg.Kafka)
 }
 
 // followMarks reads the topics' newest event times now and every

@@ -270,7 +270,7 @@ func TestPostEventsSaysWhatWillBeLate(t *testing.T) {
 		decode(t, reg, fmt.Sprintf(`{"txn_id":"a","user_id":"u_1","amount":1.0,"ts":%d}`, now.UnixMilli())),
 	}))
 	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg, Times: events.DefaultTimeRule()}, nil)
-	require.NoError(t, srv.marks.refresh(context.Background(), cfg, reg))
+	require.NoError(t, srv.RefreshMarks(context.Background()))
 
 	post1 := func(user string, ts time.Time) map[string]any {
 		rec := post(srv.Handler(), "transaction", "application/json",
