@@ -233,10 +233,9 @@ func encodeProfile(samples []perfSample) []byte {
 		table = append(table, s)
 		return strs[s]
 	}
-	type fkey struct{ sym, dso string }
-	funcs := map[fkey]uint64{}
-	var funcOrder []fkey
-	fn := func(k fkey) uint64 {
+	funcs := map[perfFrame]uint64{}
+	var funcOrder []perfFrame
+	fn := func(k perfFrame) uint64 {
 		if id, ok := funcs[k]; ok {
 			return id
 		}
@@ -252,9 +251,9 @@ func encodeProfile(samples []perfSample) []byte {
 	for _, s := range samples {
 		var ids []uint64
 		for _, fr := range s.frames {
-			ids = append(ids, fn(fkey{fr.sym, fr.dso}))
+			ids = append(ids, fn(fr))
 		}
-		ids = append(ids, fn(fkey{"[" + s.proc + "]", ""}))
+		ids = append(ids, fn(perfFrame{"[" + s.proc + "]", ""}))
 		var locs []byte
 		for _, id := range ids {
 			locs = binary.AppendUvarint(locs, id)

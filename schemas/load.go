@@ -76,7 +76,6 @@ type pendingView struct {
 	file     string
 	node     *yaml.Node
 	key      string
-	source   string
 	srcNode  *yaml.Node
 	features *yaml.Node
 	late     *yaml.Node

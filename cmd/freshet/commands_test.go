@@ -116,7 +116,7 @@ func TestHelp(t *testing.T) {
 		{"freshet validate --help", "usage: freshet validate [PATH]", nil},
 		{"freshet init --help", "usage: freshet init [DIR]", nil},
 		{"freshet validate -h", "usage: freshet validate [PATH]", nil},
-		{"freshet config --help", "usage: freshet config [SERVICE]", []string{"featurize, ingest, serve"}},
+		{"freshet config --help", "usage: freshet config [SERVICE]", []string{"featurize, ingest, serve, demo"}},
 		{"freshet kafka --help", "usage: freshet kafka [flags]", []string{"--port int", "--data-dir"}},
 		{"freshet demo --help", "usage: freshet demo [flags]", []string{"--ingest-url string", "FRESHET_INGEST_URL"}},
 		{"freshet healthcheck --help", "usage: freshet healthcheck URL", nil},
@@ -170,13 +170,22 @@ func TestBadCommandLines(t *testing.T) {
 		{"serve extra", nil, `serve: unexpected argument "extra"`},
 		{"freshet serve", nil, `freshet: unknown command "serve"`},
 		{"freshet dve", nil, `freshet: unknown command "dve"; did you mean dev?`},
-		{"freshet config nope", nil, `freshet config: unknown service "nope" (services: featurize, ingest, serve)`},
-		{"freshet config ingset", nil, `freshet config: unknown service "ingset" (services: featurize, ingest, serve); did you mean ingest?`},
+		{"freshet config nope", nil, `freshet config: unknown service "nope" (services: featurize, ingest, serve, demo)`},
+		{"freshet config ingset", nil, `freshet config: unknown service "ingset" (services: featurize, ingest, serve, demo); did you mean ingest?`},
 		{"freshet healthcheck", nil, "freshet healthcheck: one URL expected, got 0 arguments"},
 		{"freshet validate a b", nil, "freshet validate: one path at most, got 2"},
 		{"freshet init a b", nil, "freshet init: one directory at most, got 2"},
-		{"ingest replay --event transaction", nil, "ingest replay: no file to replay"},
-		{"featurize backfill --spine s.csv", nil, "featurize backfill: --events, --spine and --out are required"},
+		{"ingest replay --event transaction", nil, "ingest replay: invalid configuration:\n  no file to replay: name one or more after the flags\n\nusage: ingest replay"},
+		{"ingest replay f.ndjson", nil, "ingest replay: invalid configuration:\n  --event is required: the event type of the rows, e.g. --event transaction\n\nusage:"},
+		{"featurize backfill --spine s.csv", nil, "featurize backfill: invalid configuration:\n" +
+			"  --events is required: one or more event files, after --events or after the flags\n" +
+			"  --out is required: the output file (.parquet, .arrow, .feather, .arrows or .csv)\n\nusage: featurize backfill"},
+		{"freshet demo --batch 0", nil, `freshet demo: invalid configuration:` + "\n" +
+			`  batch: "0" is less than 1; expected a number of events per request of at least 1, e.g. 500` + "\n\nusage: freshet demo"},
+		{"freshet demo", []string{"FRESHET_LIVE_EVERY=-2s"}, `live-every: "-2s" is negative; expected a duration such as 2s, or 0 for no live events (set by FRESHET_LIVE_EVERY)`},
+		{"freshet dev --serve-addr 8080", nil, `serve-addr: "8080" is not an address; expected [host]:port, e.g. :8081 or 127.0.0.1:8081`},
+		{"freshet validate --schemas a b", nil, "freshet validate: the definitions are given twice, as PATH b and as --schemas a: give one"},
+		{"featurize --kafka-write-timeout 1s", nil, "featurize: flag provided but not defined: -kafka-write-timeout"},
 		{"featurize --batch-wait 20", nil, `featurize: batch-wait: "20" is not a duration; expected a number with a unit, e.g. 20ms, 5s, 1m` + "\n\nusage: featurize"},
 		{"featurize rebuild --clear=maybe", nil, `featurize rebuild: clear: "maybe" is not a boolean; expected true or false`},
 		{"featurize", []string{"FRESHET_BATCH_WAIT=20"}, "featurize: invalid configuration:\n" +
@@ -242,4 +251,42 @@ func TestBackfillSpineLacksViewKeys(t *testing.T) {
 	r = run(t, "featurize backfill --events schemas/example/events.ndjson --spine "+spine+" --out "+out+" --view user_spend")
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	require.FileExists(t, out)
+}
+
+// TestRunFlagsReadNoVariable: the flags of one run are read from the
+// command line only: a variable of the same name neither sets them (the
+// replay still lacks its --event) nor is known (it is warned about).
+func TestRunFlagsReadNoVariable(t *testing.T) {
+	r := run(t, "ingest replay f.ndjson", "FRESHET_EVENT=transaction")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--event is required")
+
+	r = run(t, "featurize backfill --events e.ndjson --spine s.csv --out o.csv",
+		"FRESHET_CLEAR=true", "FRESHET_SCHEMAS="+filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stderr, `msg="FRESHET_CLEAR is not a freshet setting`)
+}
+
+// TestValidateDefinitions: freshet validate checks --schemas, read from
+// FRESHET_SCHEMAS too, or PATH, which wins over the variable.
+func TestValidateDefinitions(t *testing.T) {
+	missing := "FRESHET_SCHEMAS=" + filepath.Join(t.TempDir(), "missing.yaml")
+	for _, tc := range []struct {
+		line string
+		env  []string
+		code int
+		want string
+	}{
+		{"freshet validate", nil, 0, "schemas/example: OK: 1 event type(s)"},
+		{"freshet validate", []string{"FRESHET_SCHEMAS=schemas/example/transactions.yaml"}, 0, "schemas/example/transactions.yaml: OK"},
+		{"freshet validate --schemas schemas/example/transactions.yaml", []string{missing}, 0, "schemas/example/transactions.yaml: OK"},
+		{"freshet validate schemas/example", []string{missing}, 0, "schemas/example: OK"},
+		{"freshet validate", []string{missing}, 1, "missing.yaml"},
+	} {
+		t.Run(tc.line+strings.Join(tc.env, " "), func(t *testing.T) {
+			r := run(t, tc.line, tc.env...)
+			require.Equal(t, tc.code, r.code, "stderr: %s", r.stderr)
+			require.Contains(t, r.stdout+r.stderr, tc.want)
+		})
+	}
 }

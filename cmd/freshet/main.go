@@ -3,7 +3,7 @@
 //	freshet dev                 everything embedded, serving live features
 //	freshet init [DIR]          a small working project to start from
 //	freshet validate [PATH]     check feature definitions
-//	freshet config [SERVICE]    the settings table of each service
+//	freshet config [SERVICE]    the settings table of each service and the demo
 //	freshet kafka [--port P]    a standalone Kafka-protocol broker for tests
 //	freshet demo                feed a running ingest (the compose demo)
 //	freshet healthcheck URL     exit 0 when URL answers 2xx
@@ -29,7 +29,7 @@ var tools = []tool{
 	{app.Subcommand{Name: "dev", About: "run Kafka (kfake), Redis (miniredis), ingest, featurize and serve in one process"}, dev},
 	{app.Subcommand{Name: "init", About: "write a small working project to start from: freshet init [DIR]"}, initProject},
 	{app.Subcommand{Name: "validate", About: "check feature definitions: freshet validate [PATH]"}, validate},
-	{app.Subcommand{Name: "config", About: "print the settings of every service as a Markdown table: freshet config [SERVICE]"}, printConfig},
+	{app.Subcommand{Name: "config", About: "print the settings of every service and the demo as Markdown tables: freshet config [SERVICE]"}, printConfig},
 	{app.Subcommand{Name: "kafka", About: "run a standalone in-memory Kafka-protocol broker (kfake), for tests"}, runKafka},
 	{app.Subcommand{Name: "demo", About: "feed a running ingest: the example events moved to now, then a small live feed"}, demo},
 	{app.Subcommand{Name: "healthcheck", About: "exit 0 when URL answers 2xx (for container healthchecks): freshet healthcheck URL"}, healthcheck},
@@ -91,7 +91,7 @@ func freshet(args []string) int {
 }
 
 // toolCommand is the command line of a freshet tool that reads no FRESHET_*
-// variable.
-func toolCommand(fs *flag.FlagSet, usage, about string, args bool) *app.Command {
-	return &app.Command{Flags: fs, Usage: []string{usage}, About: about, Args: args}
+// variable; one that takes arguments sets its Positional.
+func toolCommand(fs *flag.FlagSet, usage, about string) *app.Command {
+	return &app.Command{Flags: fs, Usage: []string{usage}, About: about}
 }

@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -18,23 +18,11 @@ import (
 
 // validate is `freshet validate [PATH]`.
 func validate(args []string) error {
-	cmd := toolCommand(flag.NewFlagSet("freshet validate", flag.ContinueOnError), "freshet validate [PATH]",
-		"Check feature definitions, a YAML file or a directory of *.yaml files (default: $FRESHET_SCHEMAS,\n"+
-			"else schemas/example), and print every problem with its file, line and key.", true)
-	line, err := cmd.Parse(args)
-	if err != nil {
+	cfg, cmd := cli.ValidateCommand()
+	if err := cmd.Start(args); err != nil {
 		return err
 	}
-	if len(line.Args) > 1 {
-		return cmd.Fail(fmt.Errorf("one path at most, got %d", len(line.Args)))
-	}
-	path := os.Getenv("FRESHET_SCHEMAS")
-	if len(line.Args) > 0 {
-		path = line.Args[0]
-	}
-	if path == "" {
-		path = "schemas/example"
-	}
+	path := cfg.Schemas
 	reg, err := schemas.Load(path)
 	var ps schemas.Problems
 	if errors.As(err, &ps) {
@@ -56,46 +44,31 @@ func validate(args []string) error {
 
 // printConfig is `freshet config [SERVICE]`.
 func printConfig(args []string) error {
-	sets := cli.FlagSets()
-	services := make([]string, 0, len(sets))
-	for n := range sets {
-		services = append(services, n)
-	}
-	sort.Strings(services)
+	services := cli.ProgramNames()
+	var names []string
 	cmd := toolCommand(flag.NewFlagSet("freshet config", flag.ContinueOnError), "freshet config [SERVICE]",
-		"Print the settings of every service, or of SERVICE ("+strings.Join(services, ", ")+"), as Markdown\n"+
-			"tables: flag, FRESHET_* variable, default and meaning, read from the services' own flag sets.", true)
-	line, err := cmd.Parse(args)
-	if err != nil {
-		return err
-	}
-	if len(line.Args) > 1 {
-		return cmd.Fail(fmt.Errorf("one service at most, got %d", len(line.Args)))
-	}
-	names := services
-	if len(line.Args) == 1 {
-		names = nil
-		for _, n := range services {
-			if strings.EqualFold(line.Args[0], n) {
-				names = append(names, n)
-			}
+		"Print the settings of every service and of the demo feed, or of SERVICE ("+strings.Join(services, ", ")+"),\n"+
+			"as Markdown tables: flag, FRESHET_* variable, default and meaning, read from the programs' own flag\n"+
+			"sets. A subcommand (ingest replay, featurize rebuild and backfill) reads its program's variables;\n"+
+			"its flags of one run are on its command line only (see its --help).")
+	cmd.Positional = func(line config.Line) error {
+		if len(line.Args) > 1 {
+			return fmt.Errorf("one service at most, got %d", len(line.Args))
 		}
-		if len(names) == 0 {
+		if len(line.Args) == 1 && !slices.ContainsFunc(services, func(n string) bool { return strings.EqualFold(n, line.Args[0]) }) {
 			msg := fmt.Sprintf("unknown service %q (services: %s)", line.Args[0], strings.Join(services, ", "))
 			if s := config.Suggest(line.Args[0], services); s != "" {
 				msg += fmt.Sprintf("; did you mean %s?", s)
 			}
-			return cmd.Fail(errors.New(msg))
+			return errors.New(msg)
 		}
+		names = line.Args
+		return nil
 	}
-	for _, n := range names {
-		fmt.Printf("### %s\n\n", n)
-		if err := config.WriteMarkdown(os.Stdout, sets[n]); err != nil {
-			return fmt.Errorf("write the settings of %s: %w", n, err)
-		}
-		fmt.Println()
+	if err := cmd.Start(args); err != nil {
+		return err
 	}
-	return nil
+	return cli.WriteConfig(os.Stdout, names...)
 }
 
 // runKafka runs kfake as its own process, so tests and the end-to-end script
@@ -107,8 +80,8 @@ func runKafka(args []string) error {
 	dataDir := fs.String("data-dir", "", "keep topics and committed offsets in this directory across restarts (default: in memory)")
 	cmd := toolCommand(fs, "freshet kafka [flags]",
 		"Run a standalone in-memory Kafka-protocol broker (kfake) on loopback until interrupted, for tests and\n"+
-			"the end-to-end script.", false)
-	if _, err := cmd.Parse(args); err != nil {
+			"the end-to-end script.")
+	if err := cmd.Start(args); err != nil {
 		return err
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(*partitions)}

@@ -114,7 +114,7 @@ func ProgramOf(command []string) (*Program, error) {
 			return nil, fmt.Errorf("%q: of the freshet tool, only `freshet demo` runs as a service", strings.Join(command, " "))
 		}
 		c, fs := devmode.NewDemo()
-		p.Name, p.Args, p.Flags, p.validators = "freshet demo", p.Args[1:], fs, []app.Validator{&c.Common}
+		p.Name, p.Args, p.Flags, p.validators = "freshet demo", p.Args[1:], fs, c.Validators()
 	default:
 		return nil, fmt.Errorf("%q runs no freshet program (ingest, featurize, serve or freshet demo)", strings.Join(command, " "))
 	}

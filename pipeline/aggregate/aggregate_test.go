@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -276,8 +277,7 @@ func TestFloorDiv(t *testing.T) {
 }
 
 func benchLayout(b *testing.B) (*Layout, []events.Event) {
-	reg, err := schemas.Load("../../schemas/example")
-	require.NoError(b, err)
+	reg := testenv.Registry(b)
 	l, err := NewLayout(reg.Views["user_spend"])
 	require.NoError(b, err)
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -392,7 +392,11 @@ func buildTiles(tb testing.TB, rng *rand.Rand, l *Layout, evs []events.Event) *T
 			chunk.Add(&evs[j])
 		}
 		perm = perm[n:]
-		for _, tl := range chunk.Tiles() {
+		// Through the index: Tiles is chunk's own slice, and a range
+		// variable would be a copy, leaving the merge below unpacked tiles.
+		tiles := chunk.Tiles()
+		for i := range tiles {
+			tl := &tiles[i]
 			accs, err := l.DecodePacked(tl.Group, string(l.AppendPacked(nil, tl.Group, tl.Accs)))
 			require.NoError(tb, err)
 			tl.Accs = accs

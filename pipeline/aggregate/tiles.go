@@ -36,7 +36,8 @@ func (a *Acc) add(x float64, t int64, text string) {
 }
 
 // Merge folds b into a. It is associative and commutative up to float
-// rounding; the Redis script applies the same formulas.
+// rounding. pipeline/store merges a unit's tiles into the stored ones with
+// it, in Go; its Redis script only writes the result.
 func (a *Acc) Merge(b Acc) {
 	switch {
 	case b.N == 0:
@@ -106,14 +107,18 @@ func (t *Tiles) tile(group int, index int64) *Tile {
 	return &t.tiles[len(t.tiles)-1]
 }
 
+// TileIndex is the index of the tile of a group that holds event time t
+// (ms): floor(t / hop). Tiles.Add folds an event into that tile of every
+// group.
+func (l *Layout) TileIndex(group int, t int64) int64 { return FloorDiv(t, l.Groups[group].Hop) }
+
 // Add folds one event of the view's source into the tiles. The caller has
 // checked that the event belongs to this entity.
 func (t *Tiles) Add(ev *events.Event) {
 	t.Events++
 	t.MaxTime = max(t.MaxTime, ev.Time)
 	for gi := range t.l.Groups {
-		g := &t.l.Groups[gi]
-		g.fold(t.tile(gi, FloorDiv(ev.Time, g.Hop)).Accs, ev, &t.text)
+		t.l.Groups[gi].fold(t.tile(gi, t.l.TileIndex(gi, ev.Time)).Accs, ev, &t.text)
 	}
 }
 
@@ -231,7 +236,7 @@ func optional(ok bool, b []byte) []byte {
 	return b
 }
 
-// DecodePacked decodes a tile packed by AppendPacked or by the store's script.
+// DecodePacked decodes a tile packed by AppendPacked.
 func (l *Layout) DecodePacked(group int, s string) ([]Acc, error) {
 	if group < 0 || group >= len(l.Groups) {
 		return nil, fmt.Errorf("tile group %d out of range", group)

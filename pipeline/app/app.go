@@ -1,10 +1,13 @@
-// Package app is what every freshet command does before and around its
-// component: read settings from flags and FRESHET_* variables, set up
-// logging, load the definitions, and run until SIGINT or SIGTERM. Commands
-// stay a few lines long.
+// Package app is how every freshet command behaves, whichever it is: its
+// command line (Command: help, exit statuses, settings read from flags and
+// FRESHET_* variables, then validated), the settings every command has
+// (Common: definitions and logging), and running until SIGINT or SIGTERM.
+// Which settings each command has, and the prologue that prepares its
+// component, are pipeline/cli's; app knows no component.
 package app
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"io"
@@ -26,17 +29,36 @@ type Common struct {
 	LogFormat string
 }
 
-// RegisterFlags registers the settings with their defaults.
+// DefaultSchemas is the definitions a command reads unless told otherwise.
+const DefaultSchemas = "schemas/example"
+
+// RegisterFlags registers the settings with their defaults. A LogLevel set
+// before is the default instead of info (freshet dev's is warn).
 func (c *Common) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Schemas, "schemas", "schemas/example", "feature definitions: a YAML file or a directory of *.yaml files")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	RegisterSchemas(fs, &c.Schemas)
+	level := cmp.Or(c.LogLevel, "info")
+	fs.StringVar(&c.LogLevel, "log-level", level, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+}
+
+// RegisterSchemas registers --schemas, the definitions, into p: for a
+// command that has them without the logging settings (freshet validate).
+func RegisterSchemas(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "schemas", DefaultSchemas, "feature definitions: a YAML file or a directory of *.yaml files")
+}
+
+// ValidateSchemas reports an empty --schemas.
+func ValidateSchemas(path string) error {
+	if path == "" {
+		return &config.SettingError{Setting: "schemas", Problem: "is empty", Expected: "a YAML file or a directory of *.yaml files"}
+	}
+	return nil
 }
 
 // Validate reports the first invalid setting.
 func (c *Common) Validate() error {
-	if c.Schemas == "" {
-		return &config.SettingError{Setting: "schemas", Problem: "is empty", Expected: "a YAML file or a directory of *.yaml files"}
+	if err := ValidateSchemas(c.Schemas); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -93,21 +115,22 @@ func (c *Common) Load() (*schemas.Registry, error) { return schemas.Load(c.Schem
 // Validator is a component config.
 type Validator interface{ Validate() error }
 
+// ValidatorFunc is a function as a Validator: a check of a command's own
+// that spans several components' settings.
+type ValidatorFunc func() error
+
+// Validate calls f.
+func (f ValidatorFunc) Validate() error { return f() }
+
 // Context is canceled on SIGINT or SIGTERM.
 func Context() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// Fatal logs err and exits 1.
-func Fatal(log *slog.Logger, msg string, err error) {
-	log.Error(msg, "error", err)
-	os.Exit(1)
-}
-
 // Close calls a shutdown function (telemetry's, which flushes the last
-// spans) with ctx and logs its error: for a defer in a command's run
-// function, which returns its error rather than exiting, so that the
-// deferred calls happen on failure too.
+// spans) with ctx and logs its error: for a defer in a command's prologue,
+// which returns its error rather than exiting, so that the deferred calls
+// happen on failure too.
 func Close(ctx context.Context, log *slog.Logger, what string, shutdown func(context.Context) error) {
 	if err := shutdown(ctx); err != nil {
 		log.Warn("close "+what, "error", err)

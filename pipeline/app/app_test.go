@@ -76,3 +76,19 @@ func TestCloseLogsTheShutdownError(t *testing.T) {
 	Close(context.Background(), log, "telemetry", func(context.Context) error { return errors.New("exporter timed out") })
 	require.Contains(t, buf.String(), `msg="close telemetry" error="exporter timed out"`)
 }
+
+// TestCommonDefaults: a log level set before registering is the default
+// (freshet dev's warn); otherwise info.
+func TestCommonDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		c    Common
+		want string
+	}{{Common{}, "info"}, {Common{LogLevel: "warn"}, "warn"}} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		tc.c.RegisterFlags(fs)
+		require.NoError(t, fs.Parse(nil))
+		require.Equal(t, tc.want, fs.Lookup("log-level").DefValue)
+		require.Equal(t, DefaultSchemas, tc.c.Schemas)
+		require.NoError(t, tc.c.Validate())
+	}
+}

@@ -29,19 +29,66 @@ type Command struct {
 	// Commands are its subcommands, which the usage lists.
 	Commands []Subcommand
 	// Env reads every flag not given on the command line from its FRESHET_*
-	// variable (config.EnvName).
+	// variable (config.EnvName), except the flags registered with Options.
 	Env bool
-	// Args lets the command take positional arguments. Without it an
-	// argument is an error, naming the closest subcommand when it looks
-	// like a misspelt one.
-	Args bool
-	// Interspersed lets positional arguments stand between flags; it
-	// implies Args.
+	// Positional takes the command's positional arguments (line.Args)
+	// into its settings, before they are validated; its error is a usage
+	// error, printed with the usage. Without it an argument is an error,
+	// naming the closest subcommand when it looks like a misspelt one.
+	Positional func(line config.Line) error
+	// Interspersed lets positional arguments stand between flags.
 	Interspersed bool
+	// Validators check the settings once they are all read: Start lists
+	// every error of every one. A required setting is checked here, not by
+	// the command.
+	Validators []Validator
 
+	// local holds the names of the flags registered with Options.
+	local map[string]bool
 	// stdout, stderr and lookup replace the process's in tests.
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
+}
+
+// Options registers, with register, flags that say what one run does (its
+// files, an event type, --clear) rather than how a deployment is set up.
+// They are read from the command line only, never from a FRESHET_*
+// variable, so that a variable left in an environment cannot change what a
+// later run does (a --clear that deletes state, a --limit that cuts a
+// replay short); the usage lists them apart.
+func (c *Command) Options(register func(fs *flag.FlagSet)) {
+	opts := flag.NewFlagSet(c.Flags.Name(), flag.ContinueOnError)
+	register(opts)
+	if c.local == nil {
+		c.local = map[string]bool{}
+	}
+	opts.VisitAll(func(f *flag.Flag) {
+		c.Flags.Var(f.Value, f.Name, f.Usage)
+		c.local[f.Name] = true
+	})
+}
+
+// SetOutput sends the usage and the help to stdout and the errors to
+// stderr instead of the process's: for tests.
+func (c *Command) SetOutput(stdout, stderr io.Writer) { c.stdout, c.stderr = stdout, stderr }
+
+// IsOption reports whether the flag name was registered with Options.
+func (c *Command) IsOption(name string) bool { return c.local[name] }
+
+// Variables returns the FRESHET_* variable of every flag the command reads
+// from the environment, in flag order: none without Env, and never one of
+// a flag registered with Options.
+func (c *Command) Variables() []string {
+	var out []string
+	if !c.Env {
+		return nil
+	}
+	c.Flags.VisitAll(func(f *flag.Flag) {
+		if !c.local[f.Name] {
+			out = append(out, config.EnvName(f.Name))
+		}
+	})
+	return out
 }
 
 // Subcommand is one line of a command's list of subcommands.
@@ -99,7 +146,7 @@ func (c *Command) Parse(args []string) (config.Line, error) {
 	prev := fs.Output()
 	fs.SetOutput(io.Discard)
 	defer fs.SetOutput(prev)
-	opt := config.ReadOptions{Interspersed: c.Interspersed}
+	opt := config.ReadOptions{Interspersed: c.Interspersed, Local: c.local}
 	if c.Env {
 		opt.Lookup = c.lookup
 		if opt.Lookup == nil {
@@ -107,23 +154,36 @@ func (c *Command) Parse(args []string) (config.Line, error) {
 		}
 	}
 	line, err := config.Read(fs, args, opt)
-	if err == nil && !c.Args && !c.Interspersed && len(line.Args) > 0 {
+	if err == nil && c.Positional == nil && len(line.Args) > 0 {
 		err = c.unexpected(line.Args[0])
 	}
-	var se *config.SettingError
 	switch {
 	case err == nil:
 		return line, nil
 	case errors.Is(err, flag.ErrHelp):
 		c.WriteUsage(c.out())
 		return line, flag.ErrHelp
-	case errors.As(err, &se) && se.Env != "":
+	case fromEnv(err):
 		// Variables only fail after the command line parsed: the usage
 		// would not help, the list of bad variables does.
-		c.printInvalid(err)
-		return line, &UsageError{err}
+		return line, c.invalid(err)
 	}
 	return line, c.Fail(err)
+}
+
+// fromEnv reports whether err is, or joins, a *config.SettingError of a
+// value read from a variable.
+func fromEnv(err error) bool {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if fromEnv(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var se *config.SettingError
+	return errors.As(err, &se) && se.Env != ""
 }
 
 // unexpected is the error of a positional argument the command does not
@@ -151,31 +211,39 @@ func (c *Command) Fail(err error) error {
 	return &UsageError{err}
 }
 
-// printInvalid prints errors joined with errors.Join one per line.
-func (c *Command) printInvalid(err error) {
+// invalid prints settings that are all read but not all valid, one per
+// line (errors.Join), and returns them as a *UsageError. The usage follows
+// unless a variable set one of them: a container log has no use for it,
+// someone at a terminal does.
+func (c *Command) invalid(err error) error {
+	w := c.errOut()
 	msgs := strings.Split(err.Error(), "\n")
-	fmt.Fprintf(c.errOut(), "%s: invalid configuration:\n  %s\n", c.Flags.Name(), strings.Join(msgs, "\n  "))
-}
-
-// Start is Parse and the validation of a service's settings: it returns the
-// positional arguments of a command whose settings are all valid, and
-// otherwise exits, with status 0 after --help and 2 after printing every
-// invalid setting.
-func Start(c *Command, args []string, cfgs ...Validator) []string {
-	pos, err := c.start(args, cfgs...)
-	if err != nil {
-		os.Exit(ExitCode(err))
+	fmt.Fprintf(w, "%s: invalid configuration:\n  %s\n", c.Flags.Name(), strings.Join(msgs, "\n  "))
+	if !fromEnv(err) {
+		fmt.Fprintln(w)
+		c.WriteUsage(w)
 	}
-	return pos
+	return &UsageError{err}
 }
 
-func (c *Command) start(args []string, cfgs ...Validator) ([]string, error) {
+// Start reads the command's settings from args and, with Env, the FRESHET_*
+// variables, hands its positional arguments to Positional, and validates
+// the settings with every Validator, listing every error. It returns nil
+// when the command may run; flag.ErrHelp after printing the usage for -h or
+// --help; a *UsageError, already printed, for a command line or setting
+// the command cannot take. ExitCode gives the status of each.
+func (c *Command) Start(args []string) error {
 	line, err := c.Parse(args)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if c.Positional != nil {
+		if err := c.Positional(line); err != nil {
+			return c.Fail(err)
+		}
 	}
 	var errs []error
-	for _, v := range cfgs {
+	for _, v := range c.Validators {
 		if err := v.Validate(); err != nil {
 			// A setting taken from a variable says so, as a refused
 			// variable does at parsing: the fix goes there.
@@ -187,11 +255,9 @@ func (c *Command) start(args []string, cfgs ...Validator) ([]string, error) {
 		}
 	}
 	if len(errs) > 0 {
-		err := errors.Join(errs...)
-		c.printInvalid(err)
-		return nil, &UsageError{err}
+		return c.invalid(errors.Join(errs...))
 	}
-	return line.Args, nil
+	return nil
 }
 
 // WriteUsage writes the command's usage to w: synopsis, what it does, its
@@ -219,15 +285,29 @@ func (c *Command) WriteUsage(w io.Writer) {
 			fmt.Fprintf(&b, "  %-*s  %s\n", width, s.Name, s.About)
 		}
 	}
-	n := 0
-	c.Flags.VisitAll(func(*flag.Flag) { n++ })
-	if n > 0 {
+	var options, settings []*flag.Flag
+	c.Flags.VisitAll(func(f *flag.Flag) {
+		if c.local[f.Name] {
+			options = append(options, f)
+		} else {
+			settings = append(settings, f)
+		}
+	})
+	if len(options) > 0 {
+		b.WriteString("\nflags of this run (command line only):\n")
+		for _, f := range options {
+			writeFlag(&b, f, false)
+		}
+	}
+	if len(settings) > 0 {
 		if c.Env {
 			b.WriteString("\nflags (each also read from the FRESHET_* variable shown when not given; a flag wins):\n")
 		} else {
 			b.WriteString("\nflags:\n")
 		}
-		c.Flags.VisitAll(func(f *flag.Flag) { writeFlag(&b, f, c.Env) })
+		for _, f := range settings {
+			writeFlag(&b, f, c.Env)
+		}
 	}
 	_, _ = io.WriteString(w, b.String()) // a usage that cannot be written has nowhere to go either
 }

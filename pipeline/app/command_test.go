@@ -103,18 +103,50 @@ func TestBadVariables(t *testing.T) {
 }
 
 func TestArguments(t *testing.T) {
+	var got []string
+	take := func(line config.Line) error { got = line.Args; return nil }
 	c, _, _ := testCommand(t, nil)
-	c.Args = true
-	line, err := c.Parse([]string{"--max-errors=1", "a", "--batch-wait=1s"})
-	require.NoError(t, err)
-	require.Equal(t, []string{"a", "--batch-wait=1s"}, line.Args, "flags end at the first argument")
+	c.Positional = take
+	require.NoError(t, c.Start([]string{"--max-errors=1", "a", "--batch-wait=1s"}))
+	require.Equal(t, []string{"a", "--batch-wait=1s"}, got, "flags end at the first argument")
 
 	c, _, _ = testCommand(t, nil)
-	c.Interspersed = true
-	line, err = c.Parse([]string{"a", "--batch-wait=1s", "b"})
-	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b"}, line.Args)
+	c.Positional, c.Interspersed = take, true
+	require.NoError(t, c.Start([]string{"a", "--batch-wait=1s", "b"}))
+	require.Equal(t, []string{"a", "b"}, got)
 	require.Equal(t, "1s", c.Flags.Lookup("batch-wait").Value.String())
+
+	// Positional's error is a usage error, printed with the usage.
+	c, out, errOut := testCommand(t, nil)
+	c.Positional = func(config.Line) error { return errors.New("no file to replay") }
+	err := c.Start([]string{"a"})
+	require.Equal(t, 2, ExitCode(err))
+	require.Empty(t, out.String())
+	require.True(t, strings.HasPrefix(errOut.String(), "svc: no file to replay\n\nusage: svc [flags]\n"), errOut.String())
+}
+
+// TestOptions: a flag registered with Options is read from the command
+// line only, listed apart in the usage without a variable, and not among
+// the command's variables.
+func TestOptions(t *testing.T) {
+	c, out, _ := testCommand(t, map[string]string{"FRESHET_LIMIT": "10", "FRESHET_MAX_ERRORS": "3"})
+	var limit int
+	c.Options(func(fs *flag.FlagSet) { fs.IntVar(&limit, "limit", 0, "stop after this many") })
+	require.True(t, c.IsOption("limit"))
+	require.False(t, c.IsOption("max-errors"))
+	require.NoError(t, c.Start(nil))
+	require.Zero(t, limit, "FRESHET_LIMIT is not read")
+	require.Equal(t, "3", c.Flags.Lookup("max-errors").Value.String(), "a setting still is")
+	require.NoError(t, c.Start([]string{"--limit=5"}))
+	require.Equal(t, 5, limit)
+	require.Equal(t, []string{"FRESHET_BATCH_WAIT", "FRESHET_MAX_ERRORS", "FRESHET_REDIS_URL"}, c.Variables())
+
+	c.WriteUsage(out)
+	require.Contains(t, out.String(), "\nflags of this run (command line only):\n  --limit int\n        stop after this many\n\nflags (each also read")
+	require.NotContains(t, out.String(), "FRESHET_LIMIT")
+
+	c.Env = false
+	require.Nil(t, c.Variables(), "a command without Env reads none")
 }
 
 // check is a Validator returning err.
@@ -123,39 +155,50 @@ type check struct{ err error }
 func (c check) Validate() error { return c.err }
 
 // TestStartValidates: every invalid setting is listed; one set by a variable
-// says which.
+// says which. The usage follows errors of the command line alone.
 func TestStartValidates(t *testing.T) {
 	redis := func() error {
 		return &config.SettingError{Setting: "redis-url", Value: "redis://:hunter2@bogus", Problem: "is not a URL", Expected: "redis://host:6379/0"}
 	}
 	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		cfgs []Validator
-		want string
+		name  string
+		args  []string
+		env   map[string]string
+		cfgs  []Validator
+		want  string
+		usage bool
 	}{
-		{"valid", nil, nil, []Validator{check{}, check{}}, ""},
+		{"valid", nil, nil, []Validator{check{}, check{}}, "", false},
 		{"from a variable", nil, map[string]string{"FRESHET_REDIS_URL": "redis://:hunter2@bogus"},
 			[]Validator{check{redis()}, check{errors.New("group-id: must not be empty")}},
 			"svc: invalid configuration:\n" +
 				`  redis-url: "redis://:xxxxx@bogus" is not a URL; expected redis://host:6379/0 (set by FRESHET_REDIS_URL)` + "\n" +
-				"  group-id: must not be empty\n"},
+				"  group-id: must not be empty\n", false},
 		{"from a flag", []string{"--redis-url=redis://:hunter2@bogus"}, map[string]string{"FRESHET_REDIS_URL": "redis://h:1/0"},
 			[]Validator{check{redis()}},
 			"svc: invalid configuration:\n" +
-				`  redis-url: "redis://:xxxxx@bogus" is not a URL; expected redis://host:6379/0` + "\n"},
+				`  redis-url: "redis://:xxxxx@bogus" is not a URL; expected redis://host:6379/0` + "\n", true},
+		{"required", nil, nil, []Validator{ValidatorFunc(func() error { return errors.New("--spine is required") })},
+			"svc: invalid configuration:\n  --spine is required\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, out, errOut := testCommand(t, tc.env)
-			_, err := c.start(tc.args, tc.cfgs...)
+			c.Validators = tc.cfgs
+			err := c.Start(tc.args)
 			require.Empty(t, out.String())
-			require.Equal(t, tc.want, errOut.String())
 			if tc.want == "" {
 				require.NoError(t, err)
+				require.Empty(t, errOut.String())
 				return
 			}
 			require.Equal(t, 2, ExitCode(err))
+			want := tc.want
+			if tc.usage {
+				want += "\nusage: svc [flags]\n"
+				require.True(t, strings.HasPrefix(errOut.String(), want), errOut.String())
+			} else {
+				require.Equal(t, want, errOut.String())
+			}
 		})
 	}
 }

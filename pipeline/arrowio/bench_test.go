@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -17,10 +18,7 @@ const benchRows = 200_000
 // synthetic JSON, as ingest would have decoded them.
 func benchEvents(b *testing.B, n int) (*schemas.Event, []events.Event) {
 	b.Helper()
-	reg, err := schemas.Load("../../schemas/example")
-	if err != nil {
-		b.Fatal(err)
-	}
+	reg := testenv.Registry(b)
 	typ := reg.Events["transaction"]
 	base := time.Date(2024, 5, 30, 0, 0, 0, 0, time.UTC).UnixMilli()
 	evs := make([]events.Event, n)
@@ -30,6 +28,7 @@ func benchEvents(b *testing.B, n int) (*schemas.Event, []events.Event) {
 		if i%10 == 0 { // some optional fields absent
 			line = fmt.Sprintf(`{"txn_id":"t_%07d","user_id":"u_%04d","amount":%d.5,"ts":%d}`, i, i%5000, i%500, base+int64(i)*37)
 		}
+		var err error
 		if evs[i], err = events.Decode(typ, []byte(line)); err != nil {
 			b.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -290,19 +291,11 @@ func unitToMillis(v int64, unit arrow.TimeUnit) (int64, bool) {
 		}
 		return v * 1000, true
 	case arrow.Microsecond:
-		return floorDiv(v, 1000), true
+		return aggregate.FloorDiv(v, 1000), true
 	case arrow.Nanosecond:
-		return floorDiv(v, 1_000_000), true
+		return aggregate.FloorDiv(v, 1_000_000), true
 	}
 	return v, true
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
-	}
-	return q
 }
 
 // cloneText copies s out of Arrow memory, replacing each invalid UTF-8 byte

@@ -124,21 +124,13 @@ func hasZone(clock string) bool {
 		strings.ContainsAny(clock, "+-")
 }
 
-// isDecimalInt reports whether s is an optional sign followed by decimal
-// digits.
+// isDecimalInt reports whether s is an integer as events.IsInteger reads
+// one, or one with a plus sign, which CSV writers may write.
 func isDecimalInt(s string) bool {
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		s = s[1:]
+	if rest, ok := strings.CutPrefix(s, "+"); ok {
+		return !strings.HasPrefix(rest, "-") && events.IsInteger(rest)
 	}
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return events.IsInteger(s)
 }
 
 // isDecimalFloat reports whether s looks like a decimal number: digits, at

@@ -31,12 +31,6 @@ import (
 	"github.com/freshet-ml/freshet/schemas"
 )
 
-func example(tb testing.TB) *schemas.Registry {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(tb), "schemas", "example"))
-	require.NoError(tb, err)
-	return reg
-}
-
 func writeFile(tb testing.TB, path, text string) string {
 	require.NoError(tb, os.WriteFile(path, []byte(text), 0o644))
 	return path
@@ -78,7 +72,7 @@ func TestHandComputed(t *testing.T) {
 		"u3,2024-01-01T11:00:00Z,0\n") // never seen
 	out := filepath.Join(dir, "out.csv")
 	var stderr strings.Builder
-	sum, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: spine, Out: out,
+	sum, err := Run(context.Background(), testenv.Registry(t), Options{Events: []string{evs}, Spine: spine, Out: out,
 		Views: []string{"user_spend"}, MaxErrors: 1, Stderr: &stderr})
 	require.NoError(t, err)
 	require.Equal(t, 4, sum.Events)
@@ -111,7 +105,7 @@ func TestTooManyInvalid(t *testing.T) {
 	dir := t.TempDir()
 	evs := writeFile(t, filepath.Join(dir, "events.ndjson"), "{}\n{\"txn_id\":1}\n")
 	spine := writeFile(t, filepath.Join(dir, "spine.csv"), "user_id,ts\nu1,2024-01-01T00:00:00Z\n")
-	_, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: spine, Out: filepath.Join(dir, "o.csv"), Rejects: filepath.Join(dir, "rejects.txt"), Views: []string{"user_spend"}})
+	_, err := Run(context.Background(), testenv.Registry(t), Options{Events: []string{evs}, Spine: spine, Out: filepath.Join(dir, "o.csv"), Rejects: filepath.Join(dir, "rejects.txt"), Views: []string{"user_spend"}})
 	var tm *TooManyInvalidError
 	require.ErrorAs(t, err, &tm)
 	require.Equal(t, 2, tm.Invalid)
@@ -133,7 +127,7 @@ func TestImplausibleTimesAreInvalidRows(t *testing.T) {
 	spine := writeFile(t, filepath.Join(dir, "spine.csv"), "user_id,ts\nu1,2024-06-01T12:30:00Z\n")
 	var stderr strings.Builder
 	out := filepath.Join(dir, "o.csv")
-	sum, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: spine, Out: out,
+	sum, err := Run(context.Background(), testenv.Registry(t), Options{Events: []string{evs}, Spine: spine, Out: out,
 		Views: []string{"user_spend"}, MaxErrors: 2, Stderr: &stderr})
 	require.NoError(t, err)
 	require.Equal(t, 2, sum.Invalid)
@@ -149,7 +143,7 @@ func TestUnknownView(t *testing.T) {
 		{"nope", `unknown view "nope" (views: merchant_activity, user_spend)`},
 		{"user_spnd", `unknown view "user_spnd" (views: merchant_activity, user_spend); did you mean user_spend?`},
 	} {
-		_, err := Run(context.Background(), example(t), Options{Views: []string{"user_spend", tc.view}})
+		_, err := Run(context.Background(), testenv.Registry(t), Options{Views: []string{"user_spend", tc.view}})
 		require.EqualError(t, err, tc.want)
 	}
 }
@@ -194,7 +188,7 @@ func TestSpineLacksViewKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.csv")
-			_, err := Run(context.Background(), example(t), Options{Events: []string{evs}, Spine: tc.spine, Out: out,
+			_, err := Run(context.Background(), testenv.Registry(t), Options{Events: []string{evs}, Spine: tc.spine, Out: out,
 				Views: tc.views, EntityColumn: tc.entityColumn})
 			if tc.want == "" {
 				require.NoError(t, err)
@@ -238,7 +232,7 @@ func randomEvents(tb testing.TB, reg *schemas.Registry, n int, seed uint64) []ev
 // TestSpilledRunsEqualInMemory sorts the same events in memory and through
 // many spilled runs: the outputs must be identical.
 func TestSpilledRunsEqualInMemory(t *testing.T) {
-	reg := example(t)
+	reg := testenv.Registry(t)
 	dir := t.TempDir()
 	evs := randomEvents(t, reg, 3000, 3)
 	evPath := filepath.Join(dir, "events.parquet")
@@ -278,7 +272,7 @@ func TestSpilledRunsEqualInMemory(t *testing.T) {
 // path into Redis and backfills the same events with a spine of tile-aligned
 // times: every feature must agree.
 func TestOnlineOfflineConsistency(t *testing.T) {
-	reg := example(t)
+	reg := testenv.Registry(t)
 	dir := t.TempDir()
 	evs := randomEvents(t, reg, 4000, 9)
 	evPath := filepath.Join(dir, "events.arrow")

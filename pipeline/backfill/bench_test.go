@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
 // BenchmarkBackfill computes a training set from FRESHET_BENCH_EVENTS and
@@ -17,7 +19,7 @@ func BenchmarkBackfill(b *testing.B) {
 	if evs == "" || spine == "" {
 		b.Skip("set FRESHET_BENCH_EVENTS and FRESHET_BENCH_SPINE (go run ./bench/gen)")
 	}
-	reg := example(b)
+	reg := testenv.Registry(b)
 	for b.Loop() {
 		sum, err := Run(context.Background(), reg, Options{Events: []string{evs}, Spine: spine, Out: filepath.Join(b.TempDir(), "out.parquet"), TempDir: b.TempDir()})
 		require.NoError(b, err)

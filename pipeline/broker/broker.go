@@ -5,6 +5,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -20,29 +21,52 @@ import (
 
 // Config is the Kafka settings shared by ingest and featurize.
 type Config struct {
-	Brokers      config.List
-	TopicPrefix  string
-	Partitions   int
-	Replication  int
+	Brokers     config.List
+	TopicPrefix string
+	Partitions  int
+	Replication int
+	// BatchTimeout and WriteTimeout are the producer's (see
+	// RegisterProducerFlags); zero means DefaultBatchTimeout and
+	// DefaultWriteTimeout.
 	BatchTimeout time.Duration
 	WriteTimeout time.Duration
 }
 
-// RegisterFlags registers the settings with their defaults.
+// The producer's defaults.
+const (
+	// DefaultBatchTimeout is how long a produced batch waits to fill:
+	// kafka-go's own default, 1s, would add a second to every
+	// synchronous write.
+	DefaultBatchTimeout = 2 * time.Millisecond
+	// DefaultWriteTimeout is how long a produce may take.
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// RegisterFlags registers, with their defaults, the settings every Kafka
+// user needs: where the brokers are, the topics' names, and how a topic
+// freshet creates is laid out. A command that produces adds
+// RegisterProducerFlags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Brokers = config.List{"localhost:9092"}
 	fs.Var(&c.Brokers, "kafka-brokers", "Kafka seed brokers, comma-separated host:port")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "freshet.events.", "prefix of each event type's topic; the event name follows it")
 	fs.IntVar(&c.Partitions, "partitions", 6, "partitions of a topic freshet creates")
 	fs.IntVar(&c.Replication, "replication-factor", 1, "replication factor of a topic freshet creates")
-	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", 2*time.Millisecond, "how long the producer waits to fill a batch")
-	fs.DurationVar(&c.WriteTimeout, "kafka-write-timeout", 10*time.Second, "how long a produce may take before it fails")
+}
+
+// RegisterProducerFlags registers the producer's settings with their
+// defaults: for the commands that publish events (ingest and its replay),
+// and no other, so that featurize does not offer settings it never uses.
+func (c *Config) RegisterProducerFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.BatchTimeout, "kafka-batch-timeout", DefaultBatchTimeout, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.WriteTimeout, "kafka-write-timeout", DefaultWriteTimeout, "how long a produce may take before it fails")
 }
 
 // brokerForm is the form of kafka-brokers, which its errors quote.
 const brokerForm = "host:port[,host:port...], e.g. kafka1:9092,kafka2:9092"
 
-// Validate reports the first invalid setting, as a *config.SettingError.
+// Validate reports the first invalid setting of RegisterFlags, as a
+// *config.SettingError.
 func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return &config.SettingError{Setting: "kafka-brokers", Value: c.Brokers.String(), Problem: "names no broker", Expected: brokerForm}
@@ -58,6 +82,13 @@ func (c *Config) Validate() error {
 	if c.Replication < 1 {
 		return &config.SettingError{Setting: "replication-factor", Value: strconv.Itoa(c.Replication), Problem: "is less than 1", Expected: "a whole number of at least 1, e.g. 3"}
 	}
+	return nil
+}
+
+// ValidateProducer reports the first invalid setting of
+// RegisterProducerFlags, as a *config.SettingError: a command that
+// registers them validates them too.
+func (c *Config) ValidateProducer() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -170,17 +201,20 @@ func (c *Config) missing(ctx context.Context, topics []string) ([]string, error)
 // NewWriter returns the producer for freshet's topics: every write waits for
 // acks from all in-sync replicas, keys are partitioned with murmur2 as the
 // Java client does (so other clients agree on an entity's partition), and
-// batches wait at most BatchTimeout to fill.
+// batches wait at most BatchTimeout to fill. A Config without producer
+// settings (featurize's, whose tests produce) writes with the defaults.
 func (c *Config) NewWriter() *kafka.Writer {
+	batch := cmp.Or(c.BatchTimeout, DefaultBatchTimeout) // kafka-go's zero value means 1s
+	write := cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
 	return &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, // the zero value means no acks at all
-		BatchTimeout: c.BatchTimeout,   // the 1s default adds a second to every synchronous write
+		BatchTimeout: batch,
 		BatchSize:    1000,
 		MaxAttempts:  3,
-		WriteTimeout: c.WriteTimeout,
-		ReadTimeout:  c.WriteTimeout,
+		WriteTimeout: write,
+		ReadTimeout:  write,
 		Compression:  kafka.Lz4,
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"testing"
 	"time"
@@ -13,12 +14,35 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
+// defaults is a producer's settings (ingest's) with their defaults.
 func defaults(tb testing.TB) Config {
 	var c Config
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	c.RegisterFlags(fs)
+	c.RegisterProducerFlags(fs)
 	require.NoError(tb, fs.Parse(nil))
 	return c
+}
+
+// TestConsumerFlags: RegisterFlags alone (featurize's) offers no producer
+// setting, validates, and still writes with the safe producer defaults.
+func TestConsumerFlags(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	require.Equal(t, []string{"kafka-brokers", "partitions", "replication-factor", "topic-prefix"}, names)
+	require.NoError(t, c.Validate())
+	w := c.NewWriter()
+	require.Equal(t, DefaultBatchTimeout, w.BatchTimeout, "not kafka-go's 1s")
+	require.Equal(t, DefaultWriteTimeout, w.WriteTimeout)
+
+	c = defaults(t)
+	c.BatchTimeout, c.WriteTimeout = 5*time.Millisecond, time.Second
+	w = c.NewWriter()
+	require.Equal(t, 5*time.Millisecond, w.BatchTimeout)
+	require.Equal(t, time.Second, w.WriteTimeout)
 }
 
 func TestValidate(t *testing.T) {
@@ -40,7 +64,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaults(t)
 			tc.mod(&c)
-			err := c.Validate()
+			err := errors.Join(c.Validate(), c.ValidateProducer())
 			if tc.err == "" {
 				require.NoError(t, err)
 				return

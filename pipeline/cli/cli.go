@@ -1,17 +1,27 @@
-// Package cli holds each command's complete settings, built from one flag
-// set per command, and its help. The commands parse them, `freshet config`
-// prints the services' as the README's table, the compose checks read the
-// same flag sets, and KnownVariables derives from them every FRESHET_*
-// variable a freshet program reads, so the documented, deployed and
-// accepted settings cannot drift apart.
+// Package cli is freshet's commands: each command's complete settings,
+// built from one flag set per command, its help, and the prologue every
+// command runs before its body (Main). The commands parse their settings
+// here, `freshet config` prints the programs' as the README's tables
+// (WriteConfig), the compose checks read the same flag sets, and
+// KnownVariables derives from them every FRESHET_* variable a freshet
+// program reads, so the documented, deployed and accepted settings cannot
+// drift apart.
+//
+// It is the one package that knows every component, so no component may
+// import it. How a setting is read and worded is pipeline/config's; how a
+// command line behaves (help, exit statuses) is pipeline/app's.
 package cli
 
 import (
+	"errors"
 	"flag"
+	"fmt"
+	"os"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/backfill"
 	"github.com/freshet-ml/freshet/pipeline/config"
+	"github.com/freshet-ml/freshet/pipeline/devmode"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/ingest"
@@ -38,35 +48,74 @@ func NewIngest() (*Ingest, *flag.FlagSet) {
 func (c *Ingest) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Ingest} }
 
 // IngestCommand is the ingest service's command line.
-func IngestCommand() (*Ingest, *app.Command) {
+func IngestCommand() (*Ingest, *Command) {
 	c, fs := NewIngest()
-	return c, &app.Command{
-		Flags: fs,
-		Usage: []string{"ingest [flags]", "ingest replay --event NAME [flags] FILE..."},
-		About: "Accept events over HTTP (POST /v1/events/{event}), validate them against their definitions and\n" +
-			"publish them to Kafka, acknowledged by every in-sync replica.",
-		Commands: []app.Subcommand{
-			{Name: "replay", About: "publish the events of files (Parquet, Arrow, CSV, NDJSON) to Kafka; ingest replay --help"},
+	return c, &Command{
+		Command: &app.Command{
+			Flags: fs,
+			Usage: []string{"ingest [flags]", "ingest replay --event NAME [flags] FILE..."},
+			About: "Accept events over HTTP (POST /v1/events/{event}), validate them against their definitions and\n" +
+				"publish them to Kafka, acknowledged by every in-sync replica.",
+			Commands: []app.Subcommand{
+				{Name: "replay", About: "publish the events of files (Parquet, Arrow, CSV, NDJSON) to Kafka; ingest replay --help"},
+			},
+			Env:        true,
+			Validators: c.Validators(),
 		},
-		Env: true,
+		Common:  &c.Common,
+		Service: "ingest",
+		Listen:  &c.Ingest.HTTPAddr,
 	}
 }
 
-// Replay is `ingest replay`'s settings: ingest's, and the replay's own.
+// Replay is `ingest replay`'s settings: publishing's, as the ingest
+// service has them, and what to replay.
 type Replay struct {
-	Ingest
+	Common app.Common
+	// Ingest holds the settings of publishing (RegisterPublishFlags:
+	// Kafka, its producer, plausible times); a replay has no HTTP API, so
+	// the rest is unset.
+	Ingest ingest.Config
+	// Replay is what to replay, read from the command line only; its
+	// Files are the command's positional arguments.
 	Replay *ingest.ReplayOptions
+}
+
+// Validators are the parts to validate after parsing.
+func (c *Replay) Validators() []app.Validator {
+	return []app.Validator{&c.Common, app.ValidatorFunc(c.Ingest.ValidatePublish), app.ValidatorFunc(c.validateRun)}
+}
+
+// validateRun reports every missing or impossible option of the run.
+func (c *Replay) validateRun() error {
+	o := c.Replay
+	var errs []error
+	if o.Event == "" {
+		errs = append(errs, errors.New("--event is required: the event type of the rows, e.g. --event transaction"))
+	}
+	if len(o.Files) == 0 {
+		errs = append(errs, errors.New("no file to replay: name one or more after the flags"))
+	}
+	if o.Speed < 0 {
+		errs = append(errs, fmt.Errorf("--speed %g is negative: a multiple of real time above 0, or 0 for as fast as possible", o.Speed))
+	}
+	if o.Limit < 0 {
+		errs = append(errs, fmt.Errorf("--limit %d is negative: a number of events, or 0 for all", o.Limit))
+	}
+	if o.MaxErrors < 0 {
+		errs = append(errs, fmt.Errorf("--max-errors %d is negative: a number of invalid rows of at least 0", o.MaxErrors))
+	}
+	return errors.Join(errs...)
 }
 
 // ReplayCommand is `ingest replay`'s command line. The files to replay are
 // its positional arguments, which may stand between flags.
-func ReplayCommand() (*Replay, *app.Command) {
+func ReplayCommand() (*Replay, *Command) {
 	c := &Replay{}
 	fs := flag.NewFlagSet("ingest replay", flag.ContinueOnError)
 	c.Common.RegisterFlags(fs)
-	c.Ingest.Ingest.RegisterFlags(fs)
-	c.Replay = ingest.ReplayFlags(fs)
-	return c, &app.Command{
+	c.Ingest.RegisterPublishFlags(fs)
+	cmd := &app.Command{
 		Flags: fs,
 		Usage: []string{"ingest replay --event NAME [flags] FILE..."},
 		About: "Publish the events of files, in file order, as events of type NAME: as fast as possible, or paced\n" +
@@ -75,7 +124,12 @@ func ReplayCommand() (*Replay, *app.Command) {
 			"status is non-zero when they exceed --max-errors or publishing failed.",
 		Env:          true,
 		Interspersed: true,
+		Positional:   func(line config.Line) error { c.Replay.Files = line.Args; return nil },
+		Validators:   c.Validators(),
 	}
+	cmd.Options(func(fs *flag.FlagSet) { c.Replay = ingest.ReplayFlags(fs) })
+	c.Replay.Times = &c.Ingest.Times
+	return c, &Command{Command: cmd, Common: &c.Common, Service: "ingest"}
 }
 
 // Serve is the serve service's settings.
@@ -99,14 +153,21 @@ func NewServe() (*Serve, *flag.FlagSet) {
 func (c *Serve) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Serve, &c.Store} }
 
 // ServeCommand is the serve service's command line.
-func ServeCommand() (*Serve, *app.Command) {
+func ServeCommand() (*Serve, *Command) {
 	c, fs := NewServe()
-	return c, &app.Command{
-		Flags: fs,
-		Usage: []string{"serve [flags]"},
-		About: "Answer feature lookups over HTTP (GET /v1/features/{view}/{entity}, POST /v1/features/{view},\n" +
-			"Feast's POST /get-online-features) from the online store, one Redis round trip per request.",
-		Env: true,
+	return c, &Command{
+		Command: &app.Command{
+			Flags: fs,
+			Usage: []string{"serve [flags]"},
+			About: "Answer feature lookups over HTTP (GET /v1/features/{view}/{entity}, POST /v1/features/{view},\n" +
+				"Feast's POST /get-online-features) from the online store, one Redis round trip per request.",
+			Env:        true,
+			Validators: c.Validators(),
+		},
+		Common:  &c.Common,
+		Service: "serve",
+		Store:   &c.Store,
+		Listen:  &c.Serve.HTTPAddr,
 	}
 }
 
@@ -121,10 +182,14 @@ type Featurize struct {
 func NewFeaturize() (*Featurize, *flag.FlagSet) {
 	c := &Featurize{}
 	fs := flag.NewFlagSet("featurize", flag.ContinueOnError)
+	c.register(fs)
+	return c, fs
+}
+
+func (c *Featurize) register(fs *flag.FlagSet) {
 	c.Common.RegisterFlags(fs)
 	c.Featurize.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs)
-	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
@@ -133,22 +198,29 @@ func (c *Featurize) Validators() []app.Validator {
 }
 
 // FeaturizeCommand is the featurize service's command line.
-func FeaturizeCommand() (*Featurize, *app.Command) {
+func FeaturizeCommand() (*Featurize, *Command) {
 	c, fs := NewFeaturize()
-	return c, &app.Command{
-		Flags: fs,
-		Usage: []string{
-			"featurize [flags]",
-			"featurize rebuild [--clear] [flags]",
-			"featurize backfill --events FILE... --spine FILE --out FILE [flags]",
+	return c, &Command{
+		Command: &app.Command{
+			Flags: fs,
+			Usage: []string{
+				"featurize [flags]",
+				"featurize rebuild [--clear] [flags]",
+				"featurize backfill --events FILE... --spine FILE --out FILE [flags]",
+			},
+			About: "Consume events from Kafka in a consumer group and keep the feature views' tiles in Redis,\n" +
+				"effectively once; health, /v1/stats and /metrics on --http-addr.",
+			Commands: []app.Subcommand{
+				{Name: "rebuild", About: "recompute the online store from the events Kafka retains; featurize rebuild --help"},
+				{Name: "backfill", About: "point-in-time training data from event files; featurize backfill --help"},
+			},
+			Env:        true,
+			Validators: c.Validators(),
 		},
-		About: "Consume events from Kafka in a consumer group and keep the feature views' tiles in Redis,\n" +
-			"effectively once; health, /v1/stats and /metrics on --http-addr.",
-		Commands: []app.Subcommand{
-			{Name: "rebuild", About: "recompute the online store from the events Kafka retains; featurize rebuild --help"},
-			{Name: "backfill", About: "point-in-time training data from event files; featurize backfill --help"},
-		},
-		Env: true,
+		Common:  &c.Common,
+		Service: "featurize",
+		Store:   &c.Store,
+		Listen:  &c.Featurize.HTTPAddr,
 	}
 }
 
@@ -156,31 +228,35 @@ func FeaturizeCommand() (*Featurize, *app.Command) {
 // clear the views' state first.
 type Rebuild struct {
 	Featurize
+	// Clear deletes the views' state first; from the command line only,
+	// so that no variable left in an environment deletes anything.
 	Clear bool
 }
 
 // RebuildCommand is `featurize rebuild`'s command line.
-func RebuildCommand() (*Rebuild, *app.Command) {
+func RebuildCommand() (*Rebuild, *Command) {
 	c := &Rebuild{}
 	fs := flag.NewFlagSet("featurize rebuild", flag.ContinueOnError)
-	c.Common.RegisterFlags(fs)
-	c.Featurize.Featurize.RegisterFlags(fs)
-	c.Store.RegisterFlags(fs)
-	fs.BoolVar(&c.Clear, "clear", false, "delete the views' online state before rebuilding")
-	return c, &app.Command{
+	c.register(fs)
+	cmd := &app.Command{
 		Flags: fs,
 		Usage: []string{"featurize rebuild [--clear] [flags]"},
 		About: "Reset the consumer group to the earliest offsets Kafka retains, forget the saved watermarks and\n" +
 			"recompute the online store from Kafka, then exit. Stop every featurize of the group first.",
-		Env: true,
+		Env:        true,
+		Validators: c.Validators(),
 	}
+	cmd.Options(func(fs *flag.FlagSet) {
+		fs.BoolVar(&c.Clear, "clear", false, "delete the views' online state before rebuilding")
+	})
+	return c, &Command{Command: cmd, Common: &c.Common, Service: "featurize", Store: &c.Store}
 }
 
 // Backfill is `featurize backfill`'s settings.
 type Backfill struct {
 	Common app.Common
-	// Options are what to compute; its Events are those of --events,
-	// to which the command adds its positional arguments.
+	// Options are what to compute, from the command line only; its
+	// Events are those of --events and the positional arguments.
 	Options backfill.Options
 	// Times is which event times are plausible, as for ingest: the
 	// others are invalid rows.
@@ -188,26 +264,19 @@ type Backfill struct {
 }
 
 // Validators are the parts to validate after parsing.
-func (c *Backfill) Validators() []app.Validator { return []app.Validator{&c.Common, c.Times} }
+func (c *Backfill) Validators() []app.Validator {
+	return []app.Validator{&c.Common, &c.Times, &c.Options} // pointers: validated as parsed, not as built
+}
 
 // BackfillCommand is `featurize backfill`'s command line. Event files may
 // follow --events as positional arguments, between flags.
-func BackfillCommand() (*Backfill, *app.Command) {
+func BackfillCommand() (*Backfill, *Command) {
 	c := &Backfill{}
 	fs := flag.NewFlagSet("featurize backfill", flag.ContinueOnError)
 	c.Common.RegisterFlags(fs)
-	o := &c.Options
-	fs.Var((*config.Strings)(&o.Events), "events", "event files (any replay format); more files may follow the flag")
-	fs.StringVar(&o.Spine, "spine", "", "spine file: rows with an entity and a time column, plus any columns passed through")
-	fs.StringVar(&o.Out, "out", "", "output file: .parquet, .arrow, .feather, .arrows or .csv")
-	fs.Var((*config.Strings)(&o.Views), "view", "feature view to compute (repeatable; default: every view)")
-	fs.StringVar(&o.EntityColumn, "entity-column", "", "spine column of the entity (default: each view's entity field)")
-	fs.StringVar(&o.AtColumn, "at-column", "", "spine column of the time (default: the event's timestamp field)")
-	fs.IntVar(&o.MaxErrors, "max-errors", 0, "invalid event rows tolerated before the backfill fails")
-	fs.StringVar(&o.Rejects, "rejects", "", "file receiving every invalid event row")
 	c.Times.RegisterFlags(fs)
-	o.Times = &c.Times
-	return c, &app.Command{
+	c.Options.Times, c.Options.Stderr = &c.Times, os.Stderr
+	cmd := &app.Command{
 		Flags: fs,
 		Usage: []string{"featurize backfill --events FILE... --spine FILE --out FILE [--view NAME]... [flags]"},
 		About: "For each row of the spine (an entity, a time, and columns passed through such as labels), compute\n" +
@@ -215,26 +284,108 @@ func BackfillCommand() (*Backfill, *app.Command) {
 			"one column per feature (view__feature) to --out: Parquet, Arrow or CSV by extension.",
 		Env:          true,
 		Interspersed: true,
+		Positional: func(line config.Line) error {
+			c.Options.Events = append(c.Options.Events, line.Args...)
+			return nil
+		},
+		Validators: c.Validators(),
+	}
+	cmd.Options(c.Options.RegisterFlags)
+	return c, &Command{Command: cmd, Common: &c.Common}
+}
+
+// DemoCommand is `freshet demo`'s command line: the feed of the compose
+// stack's demo profile, configured like a service.
+func DemoCommand() (*devmode.DemoSettings, *Command) {
+	c, fs := devmode.NewDemo()
+	return c, &Command{
+		Command: &app.Command{
+			Flags: fs,
+			Usage: []string{"freshet demo [flags]"},
+			About: "Feed a running ingest over HTTP: the sample events with their times moved so that the last one is\n" +
+				"now, then a few live events every --live-every, until interrupted (the compose stack's demo profile).",
+			Env:        true,
+			Validators: c.Validators(),
+		},
+		Common: &c.Common,
 	}
 }
 
-// FlagSets returns a fresh flag set of every service, by name: the
-// settings `freshet config` prints and a compose service may set.
-func FlagSets() map[string]*flag.FlagSet {
-	_, i := NewIngest()
-	_, f := NewFeaturize()
-	_, s := NewServe()
-	return map[string]*flag.FlagSet{"ingest": i, "featurize": f, "serve": s}
+// Dev is `freshet dev`'s settings.
+type Dev struct {
+	Common app.Common
+	// Dev is dev mode's own; its Schemas is Common's, which the command
+	// copies.
+	Dev devmode.Config
+}
+
+// DevCommand is `freshet dev`'s command line. It reads no FRESHET_*
+// variable: it is a first try on a laptop, whose environment may hold the
+// settings of real services (FRESHET_SCHEMAS of another project) or of the
+// scripts that start real servers (FRESHET_KAFKA_PORT, FRESHET_REDIS_PORT).
+// It logs warnings only, unless --log-level says otherwise.
+func DevCommand() (*Dev, *Command) {
+	c := &Dev{Common: app.Common{LogLevel: "warn"}}
+	fs := flag.NewFlagSet("freshet dev", flag.ContinueOnError)
+	c.Common.RegisterFlags(fs)
+	c.Dev.RegisterFlags(fs)
+	return c, &Command{
+		Command: &app.Command{
+			Flags: fs,
+			Usage: []string{"freshet dev [flags]"},
+			About: "Run everything in one process: a Kafka-protocol broker (kfake), a Redis-protocol store (miniredis),\n" +
+				"ingest, featurize and serve, with the sample replayed so that its last event is now and a small live\n" +
+				"feed; print curl commands that work as printed. Ctrl-C stops it.",
+			Validators: []app.Validator{&c.Common, &c.Dev},
+		},
+		Common:  &c.Common,
+		Service: "freshet-dev",
+	}
+}
+
+// Check is `freshet validate`'s settings: the definitions to check.
+type Check struct{ Schemas string }
+
+// ValidateCommand is `freshet validate`'s command line: the definitions
+// are --schemas (FRESHET_SCHEMAS), or PATH, which stands for --schemas.
+// It has no prologue: it prints what it finds and logs nothing.
+func ValidateCommand() (*Check, *Command) {
+	c := &Check{}
+	fs := flag.NewFlagSet("freshet validate", flag.ContinueOnError)
+	app.RegisterSchemas(fs, &c.Schemas)
+	return c, &Command{Command: &app.Command{
+		Flags: fs,
+		Usage: []string{"freshet validate [PATH]", "freshet validate [--schemas PATH]"},
+		About: "Check feature definitions, a YAML file or a directory of *.yaml files (PATH, else --schemas), and\n" +
+			"print every problem with its file, line and key.",
+		Env: true,
+		Positional: func(line config.Line) error {
+			switch {
+			case len(line.Args) > 1:
+				return fmt.Errorf("one path at most, got %d", len(line.Args))
+			case len(line.Args) == 1 && line.Given["schemas"]:
+				return fmt.Errorf("the definitions are given twice, as PATH %s and as --schemas %s: give one", line.Args[0], c.Schemas)
+			case len(line.Args) == 1:
+				c.Schemas = line.Args[0]
+			}
+			return nil
+		},
+		Validators: []app.Validator{app.ValidatorFunc(func() error { return app.ValidateSchemas(c.Schemas) })},
+	}}
 }
 
 // Commands returns a fresh command line of every command this package
-// builds: the services and their subcommands.
-func Commands() []*app.Command {
+// builds: the services, their subcommands, and the freshet tool's commands
+// that have settings.
+func Commands() []*Command {
 	_, i := IngestCommand()
 	_, r := ReplayCommand()
 	_, f := FeaturizeCommand()
 	_, rb := RebuildCommand()
 	_, b := BackfillCommand()
 	_, s := ServeCommand()
-	return []*app.Command{i, r, f, rb, b, s}
+	_, d := DemoCommand()
+	_, dev := DevCommand()
+	_, v := ValidateCommand()
+	return []*Command{i, r, f, rb, b, s, d, dev, v}
 }

@@ -1,28 +1,12 @@
 package cli
 
 import (
-	"flag"
 	"log/slog"
 	"os"
 	"slices"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
-	"github.com/freshet-ml/freshet/pipeline/config"
 )
-
-// demoVariables are the settings of `freshet demo`. pipeline/devmode builds
-// its flag set and imports this package, so they cannot be read from it
-// here; TestDemoVariablesAreKnown checks this list against the flag set.
-var demoVariables = []string{
-	"FRESHET_BATCH",
-	"FRESHET_EVENT",
-	"FRESHET_INGEST_URL",
-	"FRESHET_LIVE_EVERY",
-	"FRESHET_LOG_FORMAT",
-	"FRESHET_LOG_LEVEL",
-	"FRESHET_SAMPLE",
-	"FRESHET_SCHEMAS",
-}
 
 // toolVariables are the FRESHET_* variables that are no program's setting
 // but that tests, scripts and benchmarks read, by who reads them: a shell
@@ -47,19 +31,27 @@ var toolVariables = map[string]string{
 	"FRESHET_BENCH_ROWS":            "pipeline/ingest's replay benchmark",
 }
 
-// KnownVariables returns, sorted, every FRESHET_* variable that some freshet
-// program, test or script reads: the variable of every flag of every
-// command (derived from the flag sets, so a new flag is known at once),
-// `freshet demo`'s settings and the tools' variables.
-func KnownVariables() []string {
+// ToolVariables returns, sorted, the FRESHET_* variables that are no
+// program's setting but that tests, scripts and benchmarks read.
+func ToolVariables() []string {
 	var out []string
-	for _, c := range Commands() {
-		c.Flags.VisitAll(func(f *flag.Flag) { out = append(out, config.EnvName(f.Name)) })
-	}
-	out = append(out, demoVariables...)
 	for name := range toolVariables {
 		out = append(out, name)
 	}
+	slices.Sort(out)
+	return out
+}
+
+// KnownVariables returns, sorted, every FRESHET_* variable that some freshet
+// program, test or script reads: the variable of every setting of every
+// command (derived from the flag sets, so a new flag is known at once;
+// Programs' tables list them all) and the tools' variables.
+func KnownVariables() []string {
+	var out []string
+	for _, c := range Commands() {
+		out = append(out, c.Variables()...)
+	}
+	out = append(out, ToolVariables()...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,13 +13,13 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/cli"
 	"github.com/freshet-ml/freshet/pipeline/config"
-	"github.com/freshet-ml/freshet/pipeline/devmode"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
-// TestKnownVariablesAreDerived: every flag of every command is known by its
-// variable, so a flag added to any command's flag set is known without
-// another edit.
+// TestKnownVariablesAreDerived: every variable every command reads is
+// known, so a flag added to any command's flag set is known without another
+// edit; the flags of one run (replay's --limit, rebuild's --clear) are read
+// from no variable and known by none.
 func TestKnownVariablesAreDerived(t *testing.T) {
 	known := cli.KnownVariables()
 	require.True(t, slices.IsSorted(known))
@@ -28,27 +27,37 @@ func TestKnownVariablesAreDerived(t *testing.T) {
 	names := map[string]bool{}
 	for _, c := range cli.Commands() {
 		names[c.Flags.Name()] = true
-		c.Flags.VisitAll(func(f *flag.Flag) {
-			require.Contains(t, known, config.EnvName(f.Name), "%s --%s", c.Flags.Name(), f.Name)
-		})
+		for _, v := range c.Variables() {
+			require.Contains(t, known, v, c.Flags.Name())
+		}
 	}
 	require.Equal(t, map[string]bool{"ingest": true, "ingest replay": true, "featurize": true, "featurize rebuild": true,
-		"featurize backfill": true, "serve": true}, names)
-	// Spot checks of the subcommands' own flags.
-	for _, v := range []string{"FRESHET_EVENT", "FRESHET_CLEAR", "FRESHET_SPINE", "FRESHET_REDIS_URL"} {
+		"featurize backfill": true, "serve": true, "freshet demo": true, "freshet dev": true, "freshet validate": true}, names)
+	for _, v := range []string{"FRESHET_EVENT", "FRESHET_BATCH", "FRESHET_INGEST_URL", "FRESHET_REDIS_URL"} {
 		require.Contains(t, known, v)
+	}
+	for _, v := range []string{"FRESHET_CLEAR", "FRESHET_SPINE", "FRESHET_LIMIT", "FRESHET_REBASE_TIME", "FRESHET_INGEST_ADDR"} {
+		require.NotContains(t, known, v, "a flag of one run, or of freshet dev, which reads no variable")
 	}
 }
 
-// TestDemoVariablesAreKnown: the hand-kept list of `freshet demo`'s
-// variables is exactly its flag set's (devmode imports cli, so cli cannot
-// derive it at run time).
-func TestDemoVariablesAreKnown(t *testing.T) {
-	_, fs := devmode.NewDemo()
+// TestKnownVariablesAreTheTables: what the unknown-variable warning knows is
+// exactly what `freshet config` lists, and the tools' variables.
+func TestKnownVariablesAreTheTables(t *testing.T) {
 	var want []string
-	fs.VisitAll(func(f *flag.Flag) { want = append(want, config.EnvName(f.Name)) })
-	slices.Sort(want)
-	require.Equal(t, want, cli.DemoVariables, "update demoVariables in pipeline/cli/known.go")
+	for _, p := range cli.Programs() {
+		for _, s := range config.Table(p.Flags) {
+			want = append(want, s.Env)
+		}
+	}
+	for _, v := range cli.KnownVariables() {
+		if !slices.Contains(want, v) {
+			require.Contains(t, cli.ToolVariables(), v, "%s is known but `freshet config` does not list it", v)
+		}
+	}
+	for _, v := range want {
+		require.Contains(t, cli.KnownVariables(), v)
+	}
 }
 
 // freshetName matches a whole FRESHET_* variable name (not the bare
@@ -126,10 +135,12 @@ func TestToolVariablesAreRead(t *testing.T) {
 	})
 	derived := map[string]bool{}
 	for _, c := range cli.Commands() {
-		c.Flags.VisitAll(func(f *flag.Flag) { derived[config.EnvName(f.Name)] = true })
+		for _, v := range c.Variables() {
+			derived[v] = true
+		}
 	}
 	for _, name := range cli.KnownVariables() {
-		if derived[name] || slices.Contains(cli.DemoVariables, name) {
+		if derived[name] {
 			continue
 		}
 		require.Contains(t, found, name, "%s is in toolVariables but nothing reads it", name)
@@ -148,7 +159,11 @@ func TestCommandsUsage(t *testing.T) {
 		require.True(t, strings.HasPrefix(b.String(), "usage: "+name+" "), b.String())
 		require.NotEmpty(t, c.About, name)
 		require.Contains(t, b.String(), "--schemas string\n", name)
-		require.Contains(t, b.String(), "FRESHET_SCHEMAS", name)
+		if c.Env {
+			require.Contains(t, b.String(), "FRESHET_SCHEMAS", name)
+		} else {
+			require.NotContains(t, b.String(), "FRESHET_", name)
+		}
 		for _, sub := range subcommands[name] {
 			require.Contains(t, b.String(), "\n  "+sub+" ", "%s lists %s", name, sub)
 			require.Contains(t, b.String(), name+" "+sub, "%s shows how to call %s", name, sub)

@@ -54,6 +54,10 @@ type ReadOptions struct {
 	Lookup func(string) (string, bool)
 	// Interspersed lets positional arguments stand between flags.
 	Interspersed bool
+	// Local names the flags read from the command line only, never from
+	// a variable: those that say what one run does (its files, an event
+	// type, --clear) rather than how a deployment is set up.
+	Local map[string]bool
 }
 
 // Line is what Read took from a command line and the environment.
@@ -63,28 +67,29 @@ type Line struct {
 	// FromEnv maps the name of each flag set from a variable to that
 	// variable.
 	FromEnv map[string]string
+	// Given holds the name of each flag set on the command line.
+	Given map[string]bool
 }
 
 // Read parses args into fs and then, with opt.Lookup, sets every flag not
 // given on the command line from its FRESHET_* variable. A value a flag
 // cannot take is a *SettingError; so is each bad variable, joined with
 // errors.Join (all of them are reported, as a deployment sets them all at
-// once). The flag package's own errors come back otherwise unchanged,
+// once). The flags of opt.Local are never read from a variable. The flag package's own errors come back otherwise unchanged,
 // flag.ErrHelp included, except that an undefined flag gets the closest
 // defined name as a suggestion.
 func Read(fs *flag.FlagSet, args []string, opt ReadOptions) (Line, error) {
-	r := Line{FromEnv: map[string]string{}}
+	r := Line{FromEnv: map[string]string{}, Given: map[string]bool{}}
 	if err := parseArgs(fs, args, opt.Interspersed, &r); err != nil {
 		return r, err
 	}
+	fs.Visit(func(f *flag.Flag) { r.Given[f.Name] = true })
 	if opt.Lookup == nil {
 		return r, nil
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if r.Given[f.Name] || opt.Local[f.Name] {
 			return
 		}
 		env := EnvName(f.Name)

@@ -242,3 +242,20 @@ func TestReadInterspersed(t *testing.T) {
 	require.Equal(t, []string{"b.parquet", "c.parquet"}, line.Args)
 	require.Equal(t, "s.csv", *spine)
 }
+
+// TestReadLocal: a flag of opt.Local is read from the command line only,
+// however its variable is set; Given names the flags of the command line.
+func TestReadLocal(t *testing.T) {
+	fs := settings()
+	clear := func() bool { return fs.Lookup("clear").Value.String() == "true" }
+	env := lookupIn(map[string]string{"FRESHET_CLEAR": "true", "FRESHET_BATCH_WAIT": "1s"})
+	line, err := Read(fs, []string{"--partitions=3"}, ReadOptions{Lookup: env, Local: map[string]bool{"clear": true}})
+	require.NoError(t, err)
+	require.False(t, clear(), "FRESHET_CLEAR is not read for a local flag")
+	require.Equal(t, map[string]string{"batch-wait": "FRESHET_BATCH_WAIT"}, line.FromEnv)
+	require.Equal(t, map[string]bool{"partitions": true}, line.Given, "a flag set from a variable is not given")
+
+	_, err = Read(fs, []string{"--clear"}, ReadOptions{Lookup: env, Local: map[string]bool{"clear": true}})
+	require.NoError(t, err)
+	require.True(t, clear(), "the command line sets it")
+}

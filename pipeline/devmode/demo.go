@@ -9,10 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/retry"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -39,6 +43,31 @@ func (c *DemoConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
 }
 
+// Validate reports every setting the feed cannot run with, as
+// *config.SettingErrors joined: a batch of 0 would send nothing forever.
+func (c *DemoConfig) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.IngestURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, &config.SettingError{Setting: "ingest-url", Value: c.IngestURL, Problem: "is not an HTTP URL",
+			Expected: "http://host:port of a running ingest, e.g. http://localhost:8081"})
+	}
+	if c.Sample == "" {
+		errs = append(errs, &config.SettingError{Setting: "sample", Problem: "is empty", Expected: "an NDJSON file of events, e.g. schemas/example/events.ndjson"})
+	}
+	if c.Event == "" {
+		errs = append(errs, &config.SettingError{Setting: "event", Problem: "is empty", Expected: "the event type of the sample, e.g. transaction"})
+	}
+	if c.Batch < 1 {
+		errs = append(errs, &config.SettingError{Setting: "batch", Value: strconv.Itoa(c.Batch), Problem: "is less than 1",
+			Expected: "a number of events per request of at least 1, e.g. 500"})
+	}
+	if c.LiveEvery < 0 {
+		errs = append(errs, &config.SettingError{Setting: "live-every", Value: c.LiveEvery.String(), Problem: "is negative",
+			Expected: "a duration such as 2s, or 0 for no live events"})
+	}
+	return errors.Join(errs...)
+}
+
 // DemoSettings is the complete settings of `freshet demo`: those every
 // freshet command has, and the feed's.
 type DemoSettings struct {
@@ -46,9 +75,12 @@ type DemoSettings struct {
 	Demo   DemoConfig
 }
 
+// Validators are the parts to validate after parsing.
+func (c *DemoSettings) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Demo} }
+
 // NewDemo registers `freshet demo`'s settings on a new flag set. The
 // command parses it; the compose checks read it, as they read the services'
-// flag sets (cli.FlagSets), to know which FRESHET_* variables and flags the
+// flag sets (cli.Programs), to know which FRESHET_* variables and flags the
 // demo accepts.
 func NewDemo() (*DemoSettings, *flag.FlagSet) {
 	c := &DemoSettings{}
@@ -91,7 +123,7 @@ func postEvents(ctx context.Context, base, event string, evs []events.Event) err
 	for i := range evs {
 		body = append(evs[i].AppendJSON(body), '\n')
 	}
-	backoff := 200 * time.Millisecond
+	backoff := retry.Backoff{First: 200 * time.Millisecond}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/events/"+event, bytes.NewReader(body))
 		if err != nil {
@@ -109,11 +141,8 @@ func postEvents(ctx context.Context, base, event string, evs []events.Event) err
 				return fmt.Errorf("ingest answered %d: %s", res.StatusCode, bytes.TrimSpace(msg))
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
-		case <-time.After(backoff):
+		if werr := backoff.Wait(ctx); werr != nil {
+			return errors.Join(werr, err)
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

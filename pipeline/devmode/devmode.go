@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,7 +30,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/freshet-ml/freshet/pipeline/cli"
+	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
@@ -43,6 +45,9 @@ import (
 // Config is dev mode's settings.
 type Config struct {
 	Schemas string
+	// Registry, when not nil, is the definitions already loaded from
+	// Schemas; nil: Run loads them.
+	Registry *schemas.Registry
 	// Sample is an NDJSON file of events of type Event, replayed with its
 	// times shifted so that the last event is now. Empty: events.ndjson
 	// beside the definitions (in the Schemas directory, or the directory
@@ -62,120 +67,237 @@ type Config struct {
 	Telemetry *telemetry.Providers
 }
 
+// RegisterFlags registers dev mode's settings with their defaults, but for
+// Schemas: `freshet dev` sets it from its --schemas, which every command
+// has.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Sample, "sample", "", "NDJSON sample events, replayed so that the last one is now (default: events.ndjson beside the definitions)")
+	fs.StringVar(&c.Event, "event", "", "event type of the sample (default: the only one defined)")
+	fs.IntVar(&c.KafkaPort, "kafka-port", 9092, "port of the embedded Kafka-protocol broker (a free one when taken)")
+	fs.IntVar(&c.RedisPort, "redis-port", 6379, "port of the embedded Redis-protocol store (a free one when taken)")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", ":8081", "ingest HTTP address")
+	fs.StringVar(&c.FeaturizeAddr, "featurize-addr", ":8082", "featurize health address")
+	fs.StringVar(&c.ServeAddr, "serve-addr", ":8080", "serve HTTP address")
+	fs.DurationVar(&c.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
+}
+
+// Validate reports every setting of RegisterFlags dev mode cannot run
+// with, as *config.SettingErrors joined.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"kafka-port", c.KafkaPort}, {"redis-port", c.RedisPort}} {
+		if p.port < 0 || p.port > 65535 {
+			errs = append(errs, &config.SettingError{Setting: p.name, Value: strconv.Itoa(p.port), Problem: "is not a port",
+				Expected: "a port from 1 to 65535, e.g. 9092 (0: any free port)"})
+		}
+	}
+	for _, a := range []struct{ name, addr string }{
+		{"ingest-addr", c.IngestAddr}, {"featurize-addr", c.FeaturizeAddr}, {"serve-addr", c.ServeAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, &config.SettingError{Setting: a.name, Value: a.addr, Problem: "is not an address",
+				Expected: "[host]:port, e.g. :8081 or 127.0.0.1:8081"})
+		}
+	}
+	if c.LiveEvery < 0 {
+		errs = append(errs, &config.SettingError{Setting: "live-every", Value: c.LiveEvery.String(), Problem: "is negative",
+			Expected: "a duration such as 2s, or 0 for no live events"})
+	}
+	return errors.Join(errs...)
+}
+
 // Run starts everything, replays the sample, prints how to query it to out
 // and runs until ctx ends.
 func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error {
-	reg, err := schemas.Load(cfg.Schemas)
-	if err != nil {
+	d := &dev{cfg: cfg, out: out, log: log}
+	defer d.close()
+	if err := d.loadSample(); err != nil {
 		return err
 	}
-	typ, err := sampleType(reg, cfg)
-	if err != nil {
+	if err := d.startEmbedded(); err != nil {
 		return err
 	}
-	if cfg.Sample == "" {
-		cfg.Sample = defaultSample(cfg.Schemas)
-	}
-	sample, err := readSample(cfg.Sample, typ)
-	if err != nil {
+	if err := d.buildServices(); err != nil {
 		return err
 	}
+	if err := d.listen(); err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
 
-	kafkaPort := portOrFree(cfg.KafkaPort)
+// dev is one dev mode, built step by step by Run.
+type dev struct {
+	cfg Config
+	out io.Writer
+	log *slog.Logger
+
+	// loadSample: the definitions and the sample.
+	reg    *schemas.Registry
+	typ    *schemas.Event
+	sample []events.Event
+	// startEmbedded: the Kafka-protocol broker and Redis-protocol store.
+	brokers []string
+	redis   *miniredis.Miniredis
+	// buildServices: the three services, and the publisher that feeds
+	// the sample in.
+	kafka  broker.Config
+	pub    *ingest.Publisher
+	isrv   *ingest.Server
+	fsvc   *featurize.Service
+	ssrv   *serve.Server
+	stats  *featurize.Stats
+	closed []func() error
+	// listen: ingest's, featurize's and serve's listeners, in that order.
+	ls [3]net.Listener
+}
+
+// close releases, last first, whatever the steps opened.
+func (d *dev) close() {
+	for i := len(d.closed) - 1; i >= 0; i-- {
+		_ = d.closed[i]() // shutting down: nothing left to report to
+	}
+}
+
+// loadSample loads the definitions (unless given) and reads the sample.
+func (d *dev) loadSample() error {
+	d.reg = d.cfg.Registry
+	if d.reg == nil {
+		reg, err := schemas.Load(d.cfg.Schemas)
+		if err != nil {
+			return err
+		}
+		d.reg = reg
+	}
+	typ, err := sampleType(d.reg, d.cfg)
+	if err != nil {
+		return err
+	}
+	if d.cfg.Sample == "" {
+		d.cfg.Sample = defaultSample(d.cfg.Schemas)
+	}
+	d.typ = typ
+	d.sample, err = readSample(d.cfg.Sample, typ)
+	return err
+}
+
+// startEmbedded starts kfake and miniredis, on the ports asked for or free
+// ones, and says where.
+func (d *dev) startEmbedded() error {
+	kafkaPort := portOrFree(d.cfg.KafkaPort)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(kafkaPort))
 	if err != nil {
 		return fmt.Errorf("start embedded kafka on port %d: %w", kafkaPort, err)
 	}
-	defer cluster.Close()
-	mr := miniredis.NewMiniRedis()
-	if err := mr.StartAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(portOrFree(cfg.RedisPort)))); err != nil {
+	d.closed = append(d.closed, func() error { cluster.Close(); return nil })
+	d.redis = miniredis.NewMiniRedis()
+	if err := d.redis.StartAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(portOrFree(d.cfg.RedisPort)))); err != nil {
 		return fmt.Errorf("start embedded redis: %w", err)
 	}
-	defer mr.Close()
-	brokers := cluster.ListenAddrs()
-	fmt.Fprintf(out, "freshet dev: Kafka protocol (kfake) on %s, Redis protocol (miniredis) on %s\n", brokers[0], mr.Addr())
+	d.closed = append(d.closed, func() error { d.redis.Close(); return nil })
+	d.brokers = cluster.ListenAddrs()
+	fmt.Fprintf(d.out, "freshet dev: Kafka protocol (kfake) on %s, Redis protocol (miniredis) on %s\n", d.brokers[0], d.redis.Addr())
+	return nil
+}
 
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rc.Close()
-	if err := cfg.Telemetry.InstrumentRedis(rc); err != nil {
+// buildServices builds ingest, featurize and serve with their defaults,
+// on the embedded servers and the addresses of the settings.
+func (d *dev) buildServices() error {
+	rc := redis.NewClient(&redis.Options{Addr: d.redis.Addr()})
+	d.closed = append(d.closed, rc.Close)
+	tel := d.cfg.Telemetry
+	if err := tel.InstrumentRedis(rc); err != nil {
 		return err
 	}
 	st := store.NewRedis(rc, "freshet:")
 
 	icfg, fcfg, scfg := defaults()
-	icfg.HTTPAddr, fcfg.HTTPAddr, scfg.HTTPAddr = cfg.IngestAddr, cfg.FeaturizeAddr, cfg.ServeAddr
-	icfg.Kafka.Brokers, fcfg.Kafka.Brokers = brokers, brokers
-
+	icfg.HTTPAddr, fcfg.HTTPAddr, scfg.HTTPAddr = d.cfg.IngestAddr, d.cfg.FeaturizeAddr, d.cfg.ServeAddr
+	icfg.Kafka.Brokers, fcfg.Kafka.Brokers = d.brokers, d.brokers
+	d.kafka = icfg.Kafka
 	w := icfg.Kafka.NewWriter()
-	defer w.Close()
-	tel := cfg.Telemetry
-	pub := ingest.NewPublisher(icfg.Kafka, w, ingest.WithTelemetry(tel))
-	isrv := ingest.NewServer(reg, pub, icfg, log, ingest.WithTelemetry(tel))
-	fsvc, err := featurize.NewService(fcfg, reg, st, log, featurize.WithTelemetry(tel))
-	if err != nil {
+	d.closed = append(d.closed, w.Close)
+	d.pub = ingest.NewPublisher(icfg.Kafka, w, ingest.WithTelemetry(tel))
+	d.isrv = ingest.NewServer(d.reg, d.pub, icfg, d.log, ingest.WithTelemetry(tel))
+	var err error
+	if d.fsvc, err = featurize.NewService(fcfg, d.reg, st, d.log, featurize.WithTelemetry(tel)); err != nil {
 		return err
 	}
-	ssrv, err := serve.New(reg, st, scfg, log, serve.WithTelemetry(tel))
-	if err != nil {
-		return err
-	}
-	var ls [3]net.Listener
+	d.stats = &d.fsvc.Proc.Stats
+	d.ssrv, err = serve.New(d.reg, st, scfg, d.log, serve.WithTelemetry(tel))
+	return err
+}
+
+// listen listens on each service's address or, when it is taken, on a free
+// port of the same host, saying so and which flag sets it.
+func (d *dev) listen() error {
 	for i, a := range []struct {
 		what, flag string
 		addr       *string
-	}{{"ingest", "--ingest-addr", &cfg.IngestAddr}, {"featurize", "--featurize-addr", &cfg.FeaturizeAddr}, {"serve", "--serve-addr", &cfg.ServeAddr}} {
+	}{{"ingest", "--ingest-addr", &d.cfg.IngestAddr}, {"featurize", "--featurize-addr", &d.cfg.FeaturizeAddr}, {"serve", "--serve-addr", &d.cfg.ServeAddr}} {
 		l, err := listenOrFree(*a.addr)
 		if err != nil {
-			for _, l := range ls[:i] {
-				_ = l.Close()
-			}
 			return fmt.Errorf("%s: listen on %s: %w (%s sets the address)", a.what, *a.addr, err, a.flag)
 		}
+		d.ls[i] = l
+		d.closed = append(d.closed, l.Close) // the service closes it too: a second close only fails
 		if got := l.Addr().(*net.TCPAddr); !sameAddr(*a.addr, got.String()) {
-			host, _, _ := net.SplitHostPort(*a.addr)
+			host, port, _ := net.SplitHostPort(*a.addr)
 			moved := net.JoinHostPort(host, strconv.Itoa(got.Port))
-			fmt.Fprintf(out, "freshet dev: %s is taken (another freshet dev?): %s listens on %s instead (%s sets it)\n", *a.addr, a.what, moved, a.flag)
+			if port != "0" { // port 0 asks for any free one: nothing was taken
+				fmt.Fprintf(d.out, "freshet dev: %s is taken (another freshet dev?): %s listens on %s instead (%s sets it)\n", *a.addr, a.what, moved, a.flag)
+			}
 			*a.addr = moved
 		}
-		ls[i] = l
 	}
+	return nil
+}
 
+// run runs the three services, the report of dropped events and the
+// sample's replay until ctx ends or one of them fails.
+func (d *dev) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return isrv.Run(gctx, ls[0]) })
-	g.Go(func() error { return fsvc.Run(gctx, ls[1]) })
-	g.Go(func() error { return ssrv.Run(gctx, ls[2]) })
+	g.Go(func() error { return d.isrv.Run(gctx, d.ls[0]) })
+	g.Go(func() error { return d.fsvc.Run(gctx, d.ls[1]) })
+	g.Go(func() error { return d.ssrv.Run(gctx, d.ls[2]) })
 	g.Go(func() error {
-		return reportDropped(gctx, out, &fsvc.Proc.Stats, reg.ViewsOf(typ.Name), dropReportEvery)
+		return reportDropped(gctx, d.out, d.stats, d.reg.ViewsOf(d.typ.Name), dropReportEvery)
 	})
-	g.Go(func() error {
-		start := time.Now()
-		if err := icfg.Kafka.EnsureTopics(gctx, []string{icfg.Kafka.Topic(typ.Name)}); err != nil {
-			return err
-		}
-		now := time.Now().UnixMilli()
-		shifted := Rebase(sample, now)
-		if err := pub.Publish(gctx, shifted); err != nil {
-			return fmt.Errorf("replay sample: %w", err)
-		}
-		for fsvc.Proc.Stats.Messages.Load() < int64(len(shifted)) {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		// The sample went past the API: let it know how far the
-		// partitions are, so that its 202s name late events at once.
-		if err := isrv.RefreshMarks(gctx); err != nil {
-			log.Warn("read the topic's newest event times", "error", err)
-		}
-		printWelcome(out, cfg, brokers[0], reg.ViewsOf(typ.Name), typ, shifted, time.Since(start))
-		if cfg.LiveEvery > 0 {
-			return liveFeed(gctx, pub.Publish, sample, cfg.LiveEvery)
-		}
-		return nil
-	})
+	g.Go(func() error { return d.feed(gctx) })
 	return g.Wait()
+}
+
+// feed replays the sample moved to now, waits until featurize has it all,
+// prints the welcome, then keeps the live feed going.
+func (d *dev) feed(ctx context.Context) error {
+	start := time.Now()
+	if err := d.kafka.EnsureTopics(ctx, []string{d.kafka.Topic(d.typ.Name)}); err != nil {
+		return err
+	}
+	shifted := Rebase(d.sample, time.Now().UnixMilli())
+	if err := d.pub.Publish(ctx, shifted); err != nil {
+		return fmt.Errorf("replay sample: %w", err)
+	}
+	for d.stats.Messages.Load() < int64(len(shifted)) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// The sample went past the API: let it know how far the partitions
+	// are, so that its 202s name late events at once.
+	if err := d.isrv.RefreshMarks(ctx); err != nil {
+		d.log.Warn("read the topic's newest event times", "error", err)
+	}
+	printWelcome(d.out, d.cfg, d.brokers[0], d.reg.ViewsOf(d.typ.Name), d.typ, shifted, time.Since(start))
+	if d.cfg.LiveEvery > 0 {
+		return liveFeed(ctx, d.pub.Publish, d.sample, d.cfg.LiveEvery)
+	}
+	return nil
 }
 
 // sampleType is the event type of the sample: cfg.Event, or the only one.
@@ -340,10 +462,16 @@ func portOrFree(port int) int {
 
 // defaults are the service configs with their flag defaults.
 func defaults() (ingest.Config, featurize.Config, serve.Config) {
-	ic, _ := cli.NewIngest()
-	fc, _ := cli.NewFeaturize()
-	sc, _ := cli.NewServe()
-	return ic.Ingest, fc.Featurize, sc.Serve
+	var (
+		ic ingest.Config
+		fc featurize.Config
+		sc serve.Config
+	)
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	ic.RegisterFlags(fs)
+	fc.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError)) // the same names as ingest's
+	sc.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return ic, fc, sc
 }
 
 // local turns a listen address into one curl can reach.
@@ -357,7 +485,7 @@ func local(addr string) string {
 
 // printWelcome prints curl commands that work as printed: lookups of the
 // entities of the latest sample events, and an event to send.
-func printWelcome(out io.Writer, cfg Config, broker string, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
+func printWelcome(out io.Writer, cfg Config, kafkaAddr string, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
 	latest := evs[len(evs)-1]
 	serveAt, ingestAt := local(cfg.ServeAddr), local(cfg.IngestAddr)
 	fmt.Fprintf(out, "\nfreshet dev: %d sample events replayed, moved to end now, and featurized in %s.\n\nTry:\n\n", len(evs), took.Round(time.Millisecond))
@@ -394,7 +522,7 @@ func printWelcome(out io.Writer, cfg Config, broker string, views []*schemas.Vie
 		body = body[:i] + `'"$(date +%s)000"'` + body[i+len(stamp):]
 	}
 	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", ingestAt, typ.Name, body)
-	fmt.Fprintf(out, "Replay a file of %s events (Parquet, Arrow, CSV, NDJSON), its times moved so that the last is now:\n\n  go run ./cmd/ingest replay --kafka-brokers %s --event %s --rebase-time FILE\n\n", typ.Name, broker, typ.Name)
+	fmt.Fprintf(out, "Replay a file of %s events (Parquet, Arrow, CSV, NDJSON), its times moved so that the last is now:\n\n  go run ./cmd/ingest replay --kafka-brokers %s --event %s --rebase-time FILE\n\n", typ.Name, kafkaAddr, typ.Name)
 	if cfg.Telemetry != nil {
 		fmt.Fprintf(out, "Metrics (Prometheus text):\n\n  curl -s %s/metrics | grep ^freshet_\n\n", serveAt)
 	}

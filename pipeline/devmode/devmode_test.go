@@ -126,8 +126,7 @@ func TestRebase(t *testing.T) {
 // TestReportDropped: dev mode says on its console when featurize drops
 // events as late or for an implausible time, once per increase.
 func TestReportDropped(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	var st featurize.Stats
 	out := &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -296,6 +296,16 @@ func TestFieldError(t *testing.T) {
 		(&FieldError{Reason: "invalid JSON: unexpected end of input"}).Error())
 }
 
+func TestIsInteger(t *testing.T) {
+	// Integer text of any magnitude: beyond int64 too.
+	for _, s := range []string{"0", "-0", "007", "1700000000000", "-12", "123456789012345678901234567890"} {
+		require.True(t, IsInteger(s), "%q", s)
+	}
+	for _, s := range []string{"", "-", "+1", "--1", "1.0", "1e3", " 1", "1 ", "0x10", "1_000", "\u0663"} {
+		require.False(t, IsInteger(s), "%q", s)
+	}
+}
+
 func TestEvent(t *testing.T) {
 	e, _ := loadTestSchemas(t)
 	ev, err := Decode(e, []byte(`{"s":"a\"b<é>\u2028","ts":"2024-05-01T14:34:56.789+02:00","u":[1],"x":3,"id":"k-1","n":-2,"ok":false}`))

@@ -2,6 +2,7 @@ package events
 
 import (
 	"flag"
+	"io"
 	"strconv"
 	"testing"
 	"time"
@@ -139,7 +140,7 @@ func TestTimeRuleFlags(t *testing.T) {
 		{args: []string{"--min-event-time", "June 2015"}, wantErr: "want a date (2000-01-01) or an RFC 3339 time"},
 	} {
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)
-		fs.SetOutput(nilWriter{})
+		fs.SetOutput(io.Discard)
 		var r TimeRule
 		r.RegisterFlags(fs)
 		err := fs.Parse(c.args)
@@ -160,7 +161,3 @@ func TestTimeRuleFlags(t *testing.T) {
 	r.RegisterFlags(fs)
 	require.Equal(t, "2000-01-01", fs.Lookup("min-event-time").DefValue)
 }
-
-type nilWriter struct{}
-
-func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }

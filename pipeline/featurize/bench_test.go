@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -65,8 +64,7 @@ func benchProcessBatch(b *testing.B, tel *telemetry.Providers) {
 	}{{"live/users=1k", 1_000, 1}, {"live/users=10k", 10_000, 1}, {"live/users=100k", 100_000, 1}, {"replay/users=10k", 10_000, 1000}} {
 		users := c.users
 		b.Run(c.name, func(b *testing.B) {
-			reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
-			require.NoError(b, err)
+			reg := testenv.Registry(b)
 			_, rc := testenv.Redis(b, tel.InstrumentRedis)
 			cfg := defaultConfig(b)
 			p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("bench:")), cfg.Kafka, quiet())
@@ -110,8 +108,7 @@ func benchProcessBatch(b *testing.B, tel *telemetry.Providers) {
 // the commit delay.
 func BenchmarkConsume(b *testing.B) {
 	const n = 200_000
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(b), "schemas", "example"))
-	require.NoError(b, err)
+	reg := testenv.Registry(b)
 	url, _ := testenv.Redis(b)
 	cfg := defaultConfig(b)
 	cfg.Kafka.Brokers = testenv.Kafka(b)

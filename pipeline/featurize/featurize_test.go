@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -37,8 +36,7 @@ type fixture struct {
 // newFixture publishes a stream of example transactions, out of order, with
 // undecodable messages among them, to a fresh topic.
 func newFixture(t *testing.T, n int) *fixture {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	prefix := testenv.Unique("featurize-test:")
 	f := &fixture{reg: reg, st: store.NewRedis(rc, prefix), prefix: prefix}
@@ -207,8 +205,7 @@ func (s *fakeSource) CommitMessages(_ context.Context, msgs ...kafka.Message) er
 func (s *fakeSource) Close() error { return nil }
 
 func TestLatenessIsJudgedPerPartitionInEventTime(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	kc := defaultConfig(t).Kafka
 	p, err := NewProcessor(reg, store.NewRedis(rc, testenv.Unique("late-test:")), kc, quiet())
@@ -245,8 +242,7 @@ func TestLatenessIsJudgedPerPartitionInEventTime(t *testing.T) {
 }
 
 func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	cfg := defaultConfig(t)
 	cfg.BatchSize = 4
@@ -285,8 +281,7 @@ func txnAt(topic string, partition int, off int64, ts string) kafka.Message {
 // judges lateness against the watermark its predecessor saved, not against
 // an empty one, so a redelivered or resumed stream is judged the same way.
 func TestWatermarkSurvivesRestart(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	st := store.NewRedis(rc, testenv.Unique("marks-test:"))
 	kc := defaultConfig(t).Kafka
@@ -297,7 +292,7 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 		p, err := NewProcessor(reg, st, kc, quiet())
 		require.NoError(t, err)
 		if keep {
-			p.KeepMarks(st, "group-a")
+			p.KeepMarks("group-a")
 		}
 		require.NoError(t, p.Prepare(ctx, msgs))
 		b := p.Plan(context.Background(), msgs)
@@ -316,8 +311,7 @@ func TestWatermarkSurvivesRestart(t *testing.T) {
 // as late. Now such events are counted as rejected_time and skipped, the
 // watermark stays with the clock, and every other event is applied.
 func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	st := store.NewRedis(rc, testenv.Unique("poison-test:"))
 	kc := defaultConfig(t).Kafka
@@ -343,7 +337,7 @@ func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
 	p, err := NewProcessor(reg, st, kc, quiet())
 	require.NoError(t, err)
 	p.JudgeTimes(rule, func() time.Time { return now })
-	p.KeepMarks(st, "group-p")
+	p.KeepMarks("group-p")
 	require.NoError(t, p.Prepare(ctx, stream))
 	b := p.Plan(ctx, stream)
 	require.NoError(t, p.Apply(ctx, b))
@@ -370,7 +364,7 @@ func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
 	q, err := NewProcessor(reg, st, kc, quiet())
 	require.NoError(t, err)
 	q.JudgeTimes(rule, func() time.Time { return now })
-	q.KeepMarks(st, "group-p")
+	q.KeepMarks("group-p")
 	next := []kafka.Message{msg(8, "u1", ms(-30*time.Minute))}
 	require.NoError(t, q.Prepare(ctx, next))
 	b = q.Plan(ctx, next)
@@ -384,8 +378,7 @@ func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
 // must one that was late the first time; only a message never processed
 // before can be late.
 func TestRedeliveryIsCountedAsDuplicate(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	st := store.NewRedis(rc, testenv.Unique("redeliver-test:"))
 	kc := defaultConfig(t).Kafka
@@ -395,7 +388,7 @@ func TestRedeliveryIsCountedAsDuplicate(t *testing.T) {
 	run := func(msgs ...kafka.Message) map[string]ViewOutcomes {
 		p, err := NewProcessor(reg, st, kc, quiet())
 		require.NoError(t, err)
-		p.KeepMarks(st, "group-r")
+		p.KeepMarks("group-r")
 		require.NoError(t, p.Prepare(ctx, msgs))
 		b := p.Plan(ctx, msgs)
 		require.NoError(t, p.Apply(ctx, b))
@@ -467,8 +460,7 @@ func TestRebuild(t *testing.T) {
 // TestCommitsWaitForTheDelay: offsets are committed only once their batch
 // has been in Redis for the commit delay, and all of them at shutdown.
 func TestCommitsWaitForTheDelay(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	cfg := defaultConfig(t)
 	cfg.CommitDelay = 3 * time.Second
@@ -495,8 +487,7 @@ func TestCommitsWaitForTheDelay(t *testing.T) {
 // TestRewoundPartitionInOneBatch: after a rebalance a batch can hold a
 // partition's offsets 0..4 and then again 2..6; every offset must count once.
 func TestRewoundPartitionInOneBatch(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	_, rc := testenv.Redis(t)
 	st := store.NewRedis(rc, testenv.Unique("rewind-test:"))
 	kc := defaultConfig(t).Kafka

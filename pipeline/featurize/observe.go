@@ -1,5 +1,9 @@
 package featurize
 
+// observe.go owns how the consume loop is observed: the Observer hooks it
+// calls around every micro-batch, and the OpenTelemetry observer (a span per
+// batch, outcome counters, freshness, end-to-end delay and consumer lag).
+
 import (
 	"context"
 	"slices"
@@ -17,8 +21,9 @@ import (
 
 // Observer is told what becomes of each micro-batch: the hooks through which
 // featurize is observed, so that the loop itself holds no telemetry.
-// NewObserver makes the OpenTelemetry one. The consume loop calls them from
-// its one goroutine: BatchStart, then BatchEnd, for every batch.
+// A Consumer reports to the one given to it (WithObserver); NewObserver
+// makes the OpenTelemetry one. The consume loop calls them from its one
+// goroutine: BatchStart, then BatchEnd, for every batch.
 type Observer interface {
 	// BatchStart is called with a fetched micro-batch before anything is
 	// done with it. The context it returns (holding a span, say) is the one
@@ -35,8 +40,11 @@ type Observer interface {
 // noObserver observes nothing.
 type noObserver struct{}
 
+// BatchStart implements Observer: it returns ctx.
 func (noObserver) BatchStart(ctx context.Context, _ []kafka.Message) context.Context { return ctx }
-func (noObserver) BatchEnd(context.Context, []kafka.Message, *Batch, error)          {}
+
+// BatchEnd implements Observer: it does nothing.
+func (noObserver) BatchEnd(context.Context, []kafka.Message, *Batch, error) {}
 
 var _ Observer = noObserver{}
 

@@ -1,5 +1,8 @@
 package featurize
 
+// rebuild.go owns recomputing the online store from the events Kafka still
+// retains (featurize rebuild).
+
 import (
 	"context"
 	"errors"
@@ -16,9 +19,11 @@ import (
 // Rebuilder is what a rebuild needs of the online store besides Online:
 // forgetting the saved watermarks, and optionally the views' state.
 type Rebuilder interface {
-	store.Online
-	MarkStore
+	store.Online // applying, watermarks and restarts, as the consumer does
+	// ClearMarks forgets a topic's saved watermarks for a consumer group.
 	ClearMarks(ctx context.Context, group, topic string) error
+	// ClearView deletes every entity's state of a view's layout and
+	// returns how many entities went.
 	ClearView(ctx context.Context, view, fingerprint string) (int64, error)
 }
 
@@ -43,7 +48,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 		return nil, err
 	}
 	proc.JudgeTimes(cfg.Times, nil)
-	proc.KeepMarks(st, cfg.GroupID)
+	proc.KeepMarks(cfg.GroupID)
 	topics := proc.Topics()
 	if err := cfg.Kafka.EnsureTopics(ctx, topics); err != nil {
 		return nil, err
@@ -53,31 +58,53 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range topics {
-		if err := st.ClearMarks(ctx, cfg.GroupID, t); err != nil {
-			return nil, err
-		}
-	}
-	if opt.Clear {
-		for _, l := range proc.views {
-			n, err := st.ClearView(ctx, l.View.Name, l.Fingerprint)
-			if err != nil {
-				return nil, err
-			}
-			log.Info("cleared online state", "view", l.View.Name, "keys", n)
-		}
+	if err := clearState(ctx, st, proc, cfg.GroupID, topics, opt.Clear, log); err != nil {
+		return nil, err
 	}
 	total := int64(0)
 	for _, e := range ends {
 		total += e.last - e.first
 	}
 	log.Info("rebuilding from the earliest retained offsets", "group", cfg.GroupID, "messages", total)
-
-	watch, _ := st.(RestartNotifier)
-	var before uint64
-	if watch != nil {
-		before = watch.Restarts()
+	before := st.Restarts()
+	caughtUp, err := catchUp(ctx, cfg, proc, topics, ends, log)
+	if !caughtUp {
+		return nil, err
 	}
+	if err == nil && st.Restarts() != before {
+		// The progress that said "caught up" may include writes the
+		// restart lost.
+		err = errors.New("redis restarted during the rebuild and may have lost part of it: run the rebuild again")
+	}
+	return proc.Stats.Snapshot(), err
+}
+
+// clearState forgets the group's saved watermarks of topics and, with
+// views, every entity's state of proc's views.
+func clearState(ctx context.Context, st Rebuilder, proc *Processor, group string, topics []string, views bool, log *slog.Logger) error {
+	for _, t := range topics {
+		if err := st.ClearMarks(ctx, group, t); err != nil {
+			return err
+		}
+	}
+	if !views {
+		return nil
+	}
+	for _, l := range proc.views {
+		n, err := st.ClearView(ctx, l.View.Name, l.Fingerprint)
+		if err != nil {
+			return err
+		}
+		log.Info("cleared online state", "view", l.View.Name, "keys", n)
+	}
+	return nil
+}
+
+// catchUp runs a consumer of the group into proc until proc has applied
+// every partition up to ends, then stops it, which applies and commits what
+// it holds. It reports false, with the reason, if the consumer stopped
+// first (ctx ended).
+func catchUp(ctx context.Context, cfg Config, proc *Processor, topics []string, ends map[partition]span, log *slog.Logger) (bool, error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reader := NewGroupReader(cfg, topics)
@@ -92,21 +119,16 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 			if err == nil {
 				err = ctx.Err()
 			}
-			return nil, fmt.Errorf("rebuild stopped before catching up: %w", err)
+			return false, fmt.Errorf("rebuild stopped before catching up: %w", err)
 		case <-tick.C:
 		}
 	}
 	cancel()
-	err = <-done
+	err := <-done
 	if cerr := reader.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
-	if err == nil && watch != nil && watch.Restarts() != before {
-		// The progress that said "caught up" may include writes the
-		// restart lost.
-		err = errors.New("redis restarted during the rebuild and may have lost part of it: run the rebuild again")
-	}
-	return proc.Stats.Snapshot(), err
+	return true, err
 }
 
 // span is a partition's retained offsets when the rebuild started.
@@ -160,7 +182,10 @@ func (p *Processor) caughtUp(ends map[partition]span) bool {
 	p.progress.Lock()
 	defer p.progress.Unlock()
 	for pk, e := range ends {
-		if e.last > e.first && p.applied[pk] < e.last {
+		if e.last <= e.first {
+			continue // nothing retained
+		}
+		if ps := p.parts[pk]; ps == nil || ps.appliedBelow < e.last {
 			return false
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
-	"github.com/freshet-ml/freshet/schemas"
 )
 
 // gatedSource serves the messages below limit of one partition, in order;
@@ -95,8 +94,7 @@ func (s *gatedSource) Close() error { return nil }
 // would then skip the lost batch when redelivered); it must start over from
 // the committed offset, so that every event counts once.
 func TestRedisPowerLossUnderRunningFeaturize(t *testing.T) {
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	reg := testenv.Registry(t)
 	port, dir := testenv.FreePort(t), t.TempDir()
 	redisArgs := []string{"--save", "", "--appendonly", "yes", "--appendfsync", "everysec"}
 	srv := testenv.RedisServer(t, port, dir, redisArgs...)
@@ -119,7 +117,7 @@ func TestRedisPowerLossUnderRunningFeaturize(t *testing.T) {
 	waitFor("redis-server", func() bool { return st.Ping(bg) == nil })
 	p, err := NewProcessor(reg, st, cfg.Kafka, quiet())
 	require.NoError(t, err)
-	p.KeepMarks(st, cfg.GroupID)
+	p.KeepMarks(cfg.GroupID)
 	topic := cfg.Kafka.Topic("transaction")
 	const base = int64(1_717_000_000_000)
 	src := &gatedSource{}

@@ -51,7 +51,7 @@ func writeBenchParquet(tb testing.TB, typ *schemas.Event, n int) (string, []even
 // (same settings, messages built beforehand): the ratio is replay's
 // overhead over the limit of the client.
 func BenchmarkReplayParquetVsWriter(b *testing.B) {
-	reg := exampleRegistry(b)
+	reg := testenv.Registry(b)
 	typ := reg.Events["transaction"]
 	n := benchRows(b)
 	path, evs := writeBenchParquet(b, typ, n)

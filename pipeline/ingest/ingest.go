@@ -37,11 +37,20 @@ type Config struct {
 	Times events.TimeRule
 }
 
-// RegisterFlags registers the settings with their defaults.
+// RegisterFlags registers the settings with their defaults: the HTTP
+// API's, and what publishing takes (RegisterPublishFlags).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "address of the ingest HTTP API")
 	fs.Int64Var(&c.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
+	c.RegisterPublishFlags(fs)
+}
+
+// RegisterPublishFlags registers, with their defaults, the settings of
+// publishing events, which `ingest replay` shares with the service: Kafka
+// and its producer, and which event times are plausible.
+func (c *Config) RegisterPublishFlags(fs *flag.FlagSet) {
 	c.Kafka.RegisterFlags(fs)
+	c.Kafka.RegisterProducerFlags(fs)
 	c.Times.RegisterFlags(fs)
 }
 
@@ -56,8 +65,17 @@ func (c *Config) Validate() error {
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("max-body: %d, must be a positive number of bytes", c.MaxBody)
 	}
+	return c.ValidatePublish()
+}
+
+// ValidatePublish reports the first invalid setting of
+// RegisterPublishFlags.
+func (c *Config) ValidatePublish() error {
 	if err := c.Times.Validate(); err != nil {
 		return err
 	}
-	return c.Kafka.Validate()
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	return c.Kafka.ValidateProducer()
 }

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,14 +16,6 @@ import (
 
 // testPartitions is the partition count of the test topics.
 const testPartitions = 3
-
-// exampleRegistry loads the example definitions (event "transaction").
-func exampleRegistry(tb testing.TB) *schemas.Registry {
-	tb.Helper()
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(tb), "schemas/example"))
-	require.NoError(tb, err)
-	return reg
-}
 
 // kafkaConfig returns settings for brokers with a topic prefix of its own.
 func kafkaConfig(brokers []string) broker.Config {

@@ -15,15 +15,26 @@ import (
 // Publisher writes decoded events to their event type's topic.
 type Publisher struct {
 	cfg broker.Config
-	w   *kafka.Writer
-	obs *observer
+	w   *kafka.Writer // for its settings
+	// out writes: w itself, or w wrapped by observation (observe.go)
+	// with telemetry.
+	out messageWriter
 }
+
+// messageWriter writes messages to Kafka: a *kafka.Writer, or a decorator
+// of one. WriteMessages returns nil only once Kafka has acknowledged every
+// message; it may set the messages' headers, never their keys or values.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+var _ messageWriter = (*kafka.Writer)(nil)
 
 // NewPublisher returns a Publisher writing with w, which should come from
 // cfg.NewWriter: Publish relies on its synchronous, acks=all, murmur2
 // settings. The caller keeps ownership of w and closes it.
 func NewPublisher(cfg broker.Config, w *kafka.Writer, opts ...Option) *Publisher {
-	return &Publisher{cfg: cfg, w: w, obs: newObserver(buildOptions(opts).tel)}
+	return &Publisher{cfg: cfg, w: w, out: observeWrites(w, buildOptions(opts).tel)}
 }
 
 // Publish writes one message per event, in order: to the topic
@@ -52,7 +63,7 @@ func (p *Publisher) Publish(ctx context.Context, evs []events.Event) error {
 // ctx the writer may still be sending them. With telemetry the write is a
 // producer span whose trace context the messages carry in their headers.
 func (p *Publisher) publish(ctx context.Context, msgs []kafka.Message) error {
-	if err := p.obs.write(ctx, p.w, msgs); err != nil {
+	if err := p.out.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("publish %d events: %w", len(msgs), firstError(err))
 	}
 	return nil

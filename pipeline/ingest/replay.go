@@ -124,6 +124,37 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 	if err != nil {
 		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
 	}
+	rd, err := newRowReader(ctx, typ, pub, &opt)
+	if err != nil {
+		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
+	}
+	late, err := rd.judgeLateness(ctx, reg.ViewsOf(typ.Name), opt.StrictLateness)
+	if err != nil {
+		return ReplaySummary{Late: late}, err
+	}
+	if err := rd.openRejects(opt.Rejects); err != nil {
+		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
+	}
+
+	s := sender{pub: pub, progress: rd.progress}
+	if opt.Speed > 0 {
+		s.pace = &pacer{speed: opt.Speed}
+	}
+	errs := []error{publishAll(ctx, rd, &s), rd.closeRejects()}
+	if rd.invalid > opt.MaxErrors {
+		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
+	}
+	rd.progress.done()
+	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start), Late: late}
+	fmt.Fprintf(rd.stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows%s\n",
+		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid, late.summary())
+	return sum, errors.Join(errs...)
+}
+
+// newRowReader returns the reader of opt's files as typ events, ready to
+// run: with opt.RebaseTime, after a first pass over the files for the
+// latest event time.
+func newRowReader(ctx context.Context, typ *schemas.Event, pub *Publisher, opt *ReplayOptions) (*rowReader, error) {
 	stderr := opt.Stderr
 	if stderr == nil {
 		stderr = io.Discard
@@ -139,6 +170,9 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		progress:   newProgress(stderr, opt.Files),
 		times:      events.DefaultTimeRule(),
 	}
+	if rd.batch <= 0 {
+		rd.batch = DefaultBatch
+	}
 	if opt.Times != nil {
 		rd.times = *opt.Times
 	}
@@ -149,38 +183,44 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 		}
 		latest, found, err := latestTime(ctx, typ, opt.Files, opt.Limit)
 		if err != nil {
-			return ReplaySummary{}, fmt.Errorf("replay: find the latest event time: %w", err)
+			return nil, fmt.Errorf("find the latest event time: %w", err)
 		}
 		if found {
 			rd.shift = now().UnixMilli() - latest
 		}
 	}
-	if rd.batch <= 0 {
-		rd.batch = DefaultBatch
-	}
-	var late *Lateness
-	if views := reg.ViewsOf(typ.Name); len(views) > 0 {
-		est, err := estimateLateness(ctx, pub.cfg, typ, views, rd)
-		switch {
-		case err != nil:
-			fmt.Fprintf(stderr, "warning: cannot tell which rows featurize will drop as late: %v\n", err)
-		case est.Rows > 0:
-			late = est
-			fmt.Fprintf(stderr, "warning: %s\n", est.warning(opt.StrictLateness))
-			if opt.StrictLateness {
-				return ReplaySummary{Late: est}, &LateError{Lateness: est}
-			}
-		}
-	}
-	var rejects *os.File
-	if opt.Rejects != "" {
-		if rejects, err = os.Create(opt.Rejects); err != nil {
-			return ReplaySummary{}, fmt.Errorf("replay: %w", err)
-		}
-		rd.rejects, rd.rejectsName = bufio.NewWriterSize(rejects, 64<<10), opt.Rejects
-	}
+	return rd, nil
+}
 
-	rctx, cancel := context.WithCancel(ctx)
+// judgeLateness estimates, before anything is published, which rows
+// featurize will drop as late for views, and warns on stderr when there
+// are any, or when it cannot tell. With strict, any are an error, a
+// *LateError. The estimate is nil when there are none or no estimate.
+func (r *rowReader) judgeLateness(ctx context.Context, views []*schemas.View, strict bool) (*Lateness, error) {
+	if len(views) == 0 {
+		return nil, nil
+	}
+	est, err := estimateLateness(ctx, *r.cfg, r.typ, views, r)
+	switch {
+	case err != nil:
+		fmt.Fprintf(r.stderr, "warning: cannot tell which rows featurize will drop as late: %v\n", err)
+		return nil, nil
+	case est.Rows == 0:
+		return nil, nil
+	}
+	fmt.Fprintf(r.stderr, "warning: %s\n", est.warning(strict))
+	if strict {
+		return est, &LateError{Lateness: est}
+	}
+	return est, nil
+}
+
+// publishAll has r read the files in a goroutine of its own while s
+// publishes the batches, one after the other, until the files end or a
+// publish fails, which stops the reading. The error is the publish's, else
+// the reading's.
+func publishAll(ctx context.Context, r *rowReader, s *sender) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan batch, 2)
 	readDone := make(chan struct{})
@@ -188,48 +228,24 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 	go func() {
 		defer close(readDone)
 		defer close(batches)
-		readErr = rd.run(rctx, batches)
+		readErr = r.run(ctx, batches)
 	}()
 
-	s := sender{pub: pub, progress: rd.progress}
-	if opt.Speed > 0 {
-		s.pace = &pacer{speed: opt.Speed}
-	}
 	var pubErr error
 	for b := range batches {
 		if pubErr != nil {
 			continue // drain until the reader sees the cancellation
 		}
-		if err := s.send(rctx, b); err != nil {
+		if err := s.send(ctx, b); err != nil {
 			pubErr = fmt.Errorf("replay batch starting at %s: %w", b.from, err)
 			cancel()
 		}
 	}
 	<-readDone
-
-	var errs []error
-	switch {
-	case pubErr != nil:
-		errs = append(errs, pubErr)
-	case readErr != nil:
-		errs = append(errs, readErr)
+	if pubErr != nil {
+		return pubErr
 	}
-	if rejects != nil {
-		if err := rd.rejects.Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", opt.Rejects, err))
-		}
-		if err := rejects.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", opt.Rejects, err))
-		}
-	}
-	if rd.invalid > opt.MaxErrors {
-		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
-	}
-	rd.progress.done()
-	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start), Late: late}
-	fmt.Fprintf(stderr, "replayed %d events from %d file(s) in %.3fs (%.0f events/s), %d invalid rows%s\n",
-		sum.Published, len(opt.Files), sum.Elapsed.Seconds(), float64(sum.Published)/sum.Elapsed.Seconds(), sum.Invalid, late.summary())
-	return sum, errors.Join(errs...)
+	return readErr
 }
 
 // check validates the options and returns the event type.
@@ -302,9 +318,38 @@ type rowReader struct {
 
 	times       events.TimeRule
 	stderr      io.Writer
-	rejects     *bufio.Writer // nil without a rejects file
+	rejectsFile *os.File      // nil without a rejects file
+	rejects     *bufio.Writer // on rejectsFile
 	rejectsName string
 	invalid     int
+}
+
+// openRejects creates the rejects file at path, if any.
+func (r *rowReader) openRejects(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	r.rejectsFile, r.rejects, r.rejectsName = f, bufio.NewWriterSize(f, 64<<10), path
+	return nil
+}
+
+// closeRejects writes out and closes the rejects file, if any.
+func (r *rowReader) closeRejects() error {
+	if r.rejectsFile == nil {
+		return nil
+	}
+	var errs []error
+	if err := r.rejects.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("write %s: %w", r.rejectsName, err))
+	}
+	if err := r.rejectsFile.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("write %s: %w", r.rejectsName, err))
+	}
+	return errors.Join(errs...)
 }
 
 // run reads every file in order and sends its events to out. It never

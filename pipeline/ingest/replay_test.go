@@ -65,7 +65,7 @@ var summaryRE = regexp.MustCompile(`(?m)^replayed (\d+) events from (\d+) file\(
 
 func TestReplay(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	tests := []struct {
 		name      string
 		maxErrors int
@@ -152,7 +152,7 @@ func txnID(t *testing.T, value []byte) string {
 
 func TestReplayShowsTenRejects(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	t.Chdir(t.TempDir())
 	var rows []string
 	for i := range 25 {
@@ -193,7 +193,7 @@ func TestReplayShowsTenRejects(t *testing.T) {
 }
 
 func TestReplayRefusesBeforePublishing(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	t.Chdir(t.TempDir())
 	require.NoError(t, os.WriteFile("a.ndjson", []byte(replayRows[0]+"\n"), 0o644))
 	require.NoError(t, os.WriteFile("c.csv", []byte("txn_id\n"), 0o644))
@@ -247,7 +247,7 @@ func TestReplayRefusesBeforePublishing(t *testing.T) {
 }
 
 func TestReplayKafkaDown(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	t.Chdir(t.TempDir())
 	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(replayRows, "\n")), 0o644))
 	cfg := kafkaConfig([]string{closedAddr(t)})
@@ -268,7 +268,7 @@ func TestReplayKafkaDown(t *testing.T) {
 
 func TestReplayCancelled(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	t.Chdir(t.TempDir())
 	require.NoError(t, os.WriteFile("a.ndjson", []byte(strings.Join(replayRows, "\n")), 0o644))
 	cfg := kafkaConfig(brokers)
@@ -347,7 +347,7 @@ func TestReady(t *testing.T) {
 }
 
 func TestPacerKeepsTheFirstEventAcrossBatches(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig([]string{"localhost:9092"})
 	var enc encoder
 	batch := func(times ...int64) batch {
@@ -365,7 +365,7 @@ func TestPacerKeepsTheFirstEventAcrossBatches(t *testing.T) {
 
 func BenchmarkReplayNDJSON(b *testing.B) {
 	brokers := testenv.Kafka(b)
-	reg := exampleRegistry(b)
+	reg := testenv.Registry(b)
 	example, err := os.ReadFile(filepath.Join(testenv.RepoRoot(b), "schemas/example/events.ndjson"))
 	require.NoError(b, err)
 	example = append(bytes.TrimRight(example, "\n"), '\n')
@@ -396,7 +396,7 @@ func BenchmarkReplayNDJSON(b *testing.B) {
 // topic and requires the same messages (keys, normalized values, partitions,
 // order), hence the same features, as from NDJSON.
 func TestReplayFormatsPublishTheSame(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	typ := reg.Events["transaction"]
 	dir := t.TempDir()
 	var evs []events.Event
@@ -433,7 +433,7 @@ func TestReplayFormatsPublishTheSame(t *testing.T) {
 }
 
 func TestReplayLimitAndRebaseTime(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	writeReplayFiles(t)
 	cfg := kafkaConfig(testenv.Kafka(t))
 	ensureTopics(t, cfg, reg)
@@ -474,7 +474,7 @@ func TestReplayLimitAndRebaseTime(t *testing.T) {
 // the partitions' known newest times.
 func TestReplayWarnsOfLateRows(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig(brokers)
 	ensureTopics(t, cfg, reg)
 	t.Chdir(t.TempDir())
@@ -552,7 +552,7 @@ func TestReplayWarnsOfLateRows(t *testing.T) {
 // are invalid rows naming the value and the likely unit; the others go.
 func TestReplayRefusesImplausibleTimes(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig(brokers)
 	ensureTopics(t, cfg, reg)
 	t.Chdir(t.TempDir())

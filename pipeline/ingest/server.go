@@ -19,6 +19,7 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/retry"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -38,7 +39,7 @@ type Server struct {
 	log    *slog.Logger
 	topics []string // of every event type, sorted by event name
 	tel    *telemetry.Providers
-	obs    *observer
+	obs    *apiMetrics
 	marks  *watermarks
 
 	// starting is set while Run creates the topics: events are refused
@@ -53,7 +54,7 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 		log = slog.New(slog.DiscardHandler)
 	}
 	tel := buildOptions(opts).tel
-	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newObserver(tel), marks: newWatermarks(reg, cfg.Times)}
+	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newAPIMetrics(tel), marks: newWatermarks(reg, cfg.Times)}
 	for _, name := range reg.EventNames() {
 		s.topics = append(s.topics, cfg.Kafka.Topic(name))
 	}
@@ -118,7 +119,7 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 // ensureTopics creates the topics, retrying until it succeeds (true) or ctx
 // ends (false).
 func (s *Server) ensureTopics(ctx context.Context) bool {
-	backoff := 100 * time.Millisecond
+	var backoff retry.Backoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.cfg.Kafka.EnsureTopics(actx, s.topics)
@@ -130,13 +131,10 @@ func (s *Server) ensureTopics(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		s.log.Warn("cannot create topics yet; retrying", "attempt", attempt, "in", backoff, "error", err)
-		select {
-		case <-ctx.Done():
+		s.log.Warn("cannot create topics yet; retrying", "attempt", attempt, "in", backoff.Delay(), "error", err)
+		if backoff.Wait(ctx) != nil {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/broker"
@@ -39,7 +40,7 @@ type wantMessage struct {
 
 func TestPostEventsAccepted(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	const (
 		a = `{"txn_id":"t1","user_id":"u_1","amount":12,"ts":"2024-05-30T00:00:02Z","extra":{"x":[1,2]}}`
 		b = `{"ts":1717027259445,"user_id":"u_2","txn_id":"t2","amount":3.5,"items":2,"card_present":true,"merchant_id":"m_1"}`
@@ -95,17 +96,22 @@ func TestPostEventsAccepted(t *testing.T) {
 	}
 }
 
-func TestPostEventsRejected(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+// rejected is a request that ingest refuses, publishing nothing.
+type rejected struct {
+	name, event, contentType, body string
+	maxBody                        int64 // 0: DefaultMaxBody
+	status                         int
+	want                           string // JSON body; "" for any
+}
+
+// manyInvalid is NDJSON of 150 events, each with a string amount.
+var manyInvalid = strings.Repeat(`{"txn_id":"t1","user_id":"u_1","amount":"12","ts":1717027202000}`+"\n", 150)
+
+// rejectedRequests are requests refused whole: invalid events, unknown
+// event types, wrong content types, malformed or oversized bodies.
+func rejectedRequests() []rejected {
 	const valid = `{"txn_id":"t1","user_id":"u_1","amount":12.5,"ts":1717027202000}`
-	manyInvalid := strings.Repeat(`{"txn_id":"t1","user_id":"u_1","amount":"12","ts":1717027202000}`+"\n", 150)
-	tests := []struct {
-		name, event, contentType, body string
-		maxBody                        int64
-		status                         int
-		want                           string // JSON body
-	}{
+	return []rejected{
 		{
 			name: "invalid among valid", event: "transaction", contentType: "application/json",
 			body:   "[" + valid + `,{"txn_id":"t2","user_id":"u_2","amount":"12.5","ts":1717027202000},` + valid + `,{"txn_id":"t4","amount":1.0,"ts":1717027202000}]`,
@@ -164,7 +170,12 @@ func TestPostEventsRejected(t *testing.T) {
 			want: `{"error":"1 of 2 events are invalid","details":[{"index":1,"error":"expected a JSON object, got array"}]}`,
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestPostEventsRejected(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	reg := testenv.Registry(t)
+	for _, tt := range rejectedRequests() {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := kafkaConfig(brokers)
 			ensureTopics(t, cfg, reg)
@@ -184,7 +195,6 @@ func TestPostEventsRejected(t *testing.T) {
 				"nothing may be published")
 		})
 	}
-
 	t.Run("details capped at 100 holds the first 100", func(t *testing.T) {
 		cfg := kafkaConfig(brokers)
 		srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
@@ -208,7 +218,7 @@ func TestPostEventsRejected(t *testing.T) {
 // unit, with every other bad field of the event, and nothing is published.
 func TestPostEventsImplausibleTime(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig(brokers)
 	ensureTopics(t, cfg, reg)
 	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg, Times: events.DefaultTimeRule()}, nil)
@@ -261,7 +271,7 @@ func TestPostEventsImplausibleTime(t *testing.T) {
 // event times (read from the topic, then raised by every publish).
 func TestPostEventsSaysWhatWillBeLate(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig(brokers)
 	ensureTopics(t, cfg, reg)
 	now := time.Now()
@@ -303,7 +313,7 @@ func TestPostEventsSaysWhatWillBeLate(t *testing.T) {
 }
 
 func TestPostEventsKafkaDown(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig([]string{closedAddr(t)})
 	cfg.WriteTimeout = time.Second
 	w := cfg.NewWriter()
@@ -327,7 +337,7 @@ func TestPostEventsKafkaDown(t *testing.T) {
 
 func TestRun(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig(brokers)
 	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -345,19 +355,20 @@ func TestRun(t *testing.T) {
 	})
 	base := "http://" + l.Addr().String()
 
-	get := func(path string) (int, string) {
+	// get fails t, which may be the CollectT of one attempt of
+	// EventuallyWithT: require's FailNow must not end another goroutine
+	// than the test's.
+	get := func(t require.TestingT, path string) int {
 		res, err := http.Get(base + path)
 		require.NoError(t, err)
 		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
+		_, err = io.Copy(io.Discard, res.Body)
 		require.NoError(t, err)
-		return res.StatusCode, string(b)
+		return res.StatusCode
 	}
-	status, _ := get("/healthz")
-	require.Equal(t, http.StatusOK, status)
-	require.Eventually(t, func() bool {
-		status, _ := get("/readyz")
-		return status == http.StatusOK
+	require.Equal(t, http.StatusOK, get(t, "/healthz"))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, http.StatusOK, get(c, "/readyz"))
 	}, 30*time.Second, 20*time.Millisecond, "Run creates the topics")
 
 	res, err := http.Post(base+"/v1/events/transaction", "application/json",
@@ -381,7 +392,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRefusesEventsUntilTopicsExist(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	cfg := kafkaConfig([]string{closedAddr(t)})
 	srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -393,15 +404,16 @@ func TestRunRefusesEventsUntilTopicsExist(t *testing.T) {
 	base := "http://" + l.Addr().String()
 
 	// Serving starts at once, whatever Kafka does.
-	var res *http.Response
-	require.Eventually(t, func() bool {
-		res, err = http.Get(base + "/healthz")
-		return err == nil
+	var status int
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		res, err := http.Get(base + "/healthz")
+		require.NoError(c, err)
+		require.NoError(c, res.Body.Close())
+		status = res.StatusCode
 	}, 10*time.Second, 10*time.Millisecond)
-	require.NoError(t, res.Body.Close())
-	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, http.StatusOK, status, "the first answer")
 
-	res, err = http.Post(base+"/v1/events/transaction", "application/json",
+	res, err := http.Post(base+"/v1/events/transaction", "application/json",
 		strings.NewReader(`{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`))
 	require.NoError(t, err)
 	b, err := io.ReadAll(res.Body)
@@ -466,7 +478,7 @@ func TestConfig(t *testing.T) {
 // reason on the API's own GET /metrics, and a Kafka write's messages carry
 // the trace context and the acceptance time.
 func TestMetrics(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	ctx := context.Background()
 	tel, shutdown, err := telemetry.Setup(ctx, "ingest-test")
 	require.NoError(t, err)

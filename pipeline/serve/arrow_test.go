@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,7 +20,7 @@ import (
 // order, typed columns, nulls where the window is empty or the entity
 // unknown, the same values as the JSON answer.
 func TestBatchAsArrowStream(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	st := redisStore(t)
 	load(t, reg, st, "transaction", transactions)
 	_, base := newServer(t, reg, st, testConfig())

@@ -20,7 +20,7 @@ import (
 // Redis and returns the server's handler and the users; with tel, the
 // server and its Redis client are instrumented with it.
 func benchHandler(b *testing.B, tel *telemetry.Providers) (http.Handler, []string) {
-	reg := exampleRegistry(b)
+	reg := testenv.Registry(b)
 	_, rc := testenv.Redis(b, tel.InstrumentRedis)
 	st := store.NewRedis(rc, testenv.Unique("serve-test:"))
 	var lines, users []string
@@ -78,7 +78,7 @@ func benchBatch100(b *testing.B, tel *telemetry.Providers) {
 // by GET, so the two differ by the Feast request and answer alone.
 func BenchmarkFeastSingle(b *testing.B) {
 	h, users := benchHandler(b, nil)
-	reg := exampleRegistry(b)
+	reg := testenv.Registry(b)
 	var refs []string
 	for _, f := range reg.Views["user_spend"].Features {
 		refs = append(refs, `"user_spend:`+f.Name+`"`)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,7 +29,7 @@ var asOfTransactions = []string{
 
 func asOfServer(tb testing.TB) string {
 	tb.Helper()
-	reg := exampleRegistry(tb)
+	reg := testenv.Registry(tb)
 	st := redisStore(tb)
 	load(tb, reg, st, "transaction", asOfTransactions)
 	_, base := newServer(tb, reg, st, testConfig())

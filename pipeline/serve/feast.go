@@ -113,44 +113,73 @@ type feastColumn struct {
 // clock is not yet counted), Feast's epoch when there is none.
 func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 	req, err := s.readFeast(w, r)
+	if err == nil {
+		err = req.check()
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if req.featureService {
-		s.fail(w, r, badRequest("feature_service is not supported: list the features as \"view:feature\""))
+	a := feastAnswer{key: req.key, raws: req.values}
+	var views []*view
+	if a.cols, views, err = s.feastColumns(&req); err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if len(req.features) == 0 {
-		s.fail(w, r, badRequest(`missing "features": want a list of "view:feature" references`))
+	if a.entities, err = s.entityTexts(req.values, "entities."+req.key); err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if req.keys != 1 {
-		s.fail(w, r, badRequest(`"entities" has %d keys: want exactly one, the entity field of the requested views, mapped to a list of values`, req.keys))
-		return
-	}
-	key, raws := req.key, req.values
-	cols := make([]feastColumn, len(req.features))
-	var views []*view // in order of first request
-	for i, ref := range req.features {
-		vname, fname, ok := strings.Cut(ref, ":")
-		if !ok {
-			s.fail(w, r, badRequest("feature reference %q is not \"view:feature\"", ref))
-			return
-		}
-		v, err := s.lookup(vname)
-		if err != nil {
+	a.at = s.now().UnixMilli()
+	a.states = make(map[*view][]*aggregate.State, len(views))
+	for _, v := range views {
+		if a.states[v], err = s.read(r.Context(), v, a.entities); err != nil {
 			s.fail(w, r, err)
 			return
 		}
+	}
+	bp := getBuf()
+	b := a.appendJSON(*bp)
+	writeJSON(w, b)
+	*bp = b
+	putBuf(bp)
+}
+
+// check refuses what a Feast request may say but this server does not
+// serve: a feature service, no features, other than one entity field.
+func (req *feastRequest) check() error {
+	switch {
+	case req.featureService:
+		return badRequest("feature_service is not supported: list the features as \"view:feature\"")
+	case len(req.features) == 0:
+		return badRequest(`missing "features": want a list of "view:feature" references`)
+	case req.keys != 1:
+		return badRequest(`"entities" has %d keys: want exactly one, the entity field of the requested views, mapped to a list of values`, req.keys)
+	}
+	return nil
+}
+
+// feastColumns resolves the requested "view:feature" references, in
+// request order, and returns the views they need, in order of first
+// request. Every view must be keyed by the request's entity field.
+func (s *Server) feastColumns(req *feastRequest) ([]feastColumn, []*view, error) {
+	cols := make([]feastColumn, len(req.features))
+	var views []*view
+	for i, ref := range req.features {
+		vname, fname, ok := strings.Cut(ref, ":")
+		if !ok {
+			return nil, nil, badRequest("feature reference %q is not \"view:feature\"", ref)
+		}
+		v, err := s.lookup(vname)
+		if err != nil {
+			return nil, nil, err
+		}
 		fi, ok := v.layout.FeatureIndex(fname)
 		if !ok {
-			s.fail(w, r, v.unknownFeature(fname))
-			return
+			return nil, nil, v.unknownFeature(fname)
 		}
-		if v.entity != key {
-			s.fail(w, r, badRequest("view %q is keyed by %q, but \"entities\" gives %q: every requested view must be keyed by the one entity field in \"entities\"", vname, v.entity, key))
-			return
+		if v.entity != req.key {
+			return nil, nil, badRequest("view %q is keyed by %q, but \"entities\" gives %q: every requested view must be keyed by the one entity field in \"entities\"", vname, v.entity, req.key)
 		}
 		cols[i] = feastColumn{view: v, index: fi, name: fname}
 		if req.fullFeatureNames {
@@ -160,87 +189,95 @@ func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 			views = append(views, v)
 		}
 	}
-	entities, err := s.entityTexts(raws, "entities."+key)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	at := s.now().UnixMilli()
-	states := make(map[*view][]*aggregate.State, len(views))
-	for _, v := range views {
-		st, err := s.read(r.Context(), v, entities)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		states[v] = st
-	}
+	return cols, views, nil
+}
 
-	bp := getBuf()
-	b := append(*bp, `{"metadata":{"feature_names":[`...)
-	b = appendString(b, key)
-	for _, c := range cols {
+// feastAnswer is what a Feast answer is written from.
+type feastAnswer struct {
+	key      string            // the entity field
+	raws     []json.RawMessage // the entity values as given
+	entities []string          // and as canonical text
+	cols     []feastColumn
+	states   map[*view][]*aggregate.State // per view, per entity
+	at       int64                        // lookup time, epoch ms
+}
+
+// appendJSON appends the answer's JSON text and a newline to b.
+func (a *feastAnswer) appendJSON(b []byte) []byte {
+	b = append(b, `{"metadata":{"feature_names":[`...)
+	b = appendString(b, a.key)
+	for _, c := range a.cols {
 		b = append(b, ',')
 		b = appendString(b, c.name)
 	}
-	b = append(b, `]},"results":[{"values":[`...)
-	for i, raw := range raws {
+	b = append(b, `]},"results":[`...)
+	b = a.appendEntityResult(b)
+	for _, c := range a.cols {
+		b = append(b, ',')
+		b = a.appendResult(b, c)
+	}
+	return append(b, "]}\n"...)
+}
+
+// appendEntityResult appends the first result: the entity values, echoed.
+func (a *feastAnswer) appendEntityResult(b []byte) []byte {
+	b = append(b, `{"values":[`...)
+	for i, raw := range a.raws {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		if raw[0] == '"' {
-			b = appendString(b, entities[i]) // the same string, re-escaped
+			b = appendString(b, a.entities[i]) // the same string, re-escaped
 		} else {
 			b = append(b, raw...) // an integer as written
 		}
 	}
 	b = append(b, `],"statuses":[`...)
-	b = appendRepeated(b, `"PRESENT"`, len(raws))
+	b = appendRepeated(b, `"PRESENT"`, len(a.raws))
 	b = append(b, `],"event_timestamps":[`...)
-	b = appendRepeated(b, feastEpoch, len(raws))
-	b = append(b, "]}"...)
-	for _, c := range cols {
-		st := states[c.view]
-		b = append(b, `,{"values":[`...)
-		for i := range entities {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if found(st[i]) {
-				b = c.view.layout.Value(st[i], c.index, at).AppendJSON(b)
-			} else {
-				b = append(b, "null"...)
-			}
+	b = appendRepeated(b, feastEpoch, len(a.raws))
+	return append(b, "]}"...)
+}
+
+// appendResult appends the result of one feature column: per entity its
+// value, status and event time.
+func (a *feastAnswer) appendResult(b []byte, c feastColumn) []byte {
+	st := a.states[c.view]
+	b = append(b, `{"values":[`...)
+	for i := range a.entities {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		b = append(b, `],"statuses":[`...)
-		for i := range entities {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if found(st[i]) {
-				b = append(b, `"PRESENT"`...)
-			} else {
-				b = append(b, `"NOT_FOUND"`...)
-			}
+		if found(st[i]) {
+			b = c.view.layout.Value(st[i], c.index, a.at).AppendJSON(b)
+		} else {
+			b = append(b, "null"...)
 		}
-		b = append(b, `],"event_timestamps":[`...)
-		for i := range entities {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			// Feast writes the epoch for a value it has no time for.
-			if t, ok := c.view.layout.EventTime(st[i], at); ok {
-				b = appendFeastTime(b, t)
-			} else {
-				b = append(b, feastEpoch...)
-			}
-		}
-		b = append(b, "]}"...)
 	}
-	b = append(b, "]}\n"...)
-	writeJSON(w, b)
-	*bp = b
-	putBuf(bp)
+	b = append(b, `],"statuses":[`...)
+	for i := range a.entities {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if found(st[i]) {
+			b = append(b, `"PRESENT"`...)
+		} else {
+			b = append(b, `"NOT_FOUND"`...)
+		}
+	}
+	b = append(b, `],"event_timestamps":[`...)
+	for i := range a.entities {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		// Feast writes the epoch for a value it has no time for.
+		if t, ok := c.view.layout.EventTime(st[i], a.at); ok {
+			b = appendFeastTime(b, t)
+		} else {
+			b = append(b, feastEpoch...)
+		}
+	}
+	return append(b, "]}"...)
 }
 
 func containsView(vs []*view, v *view) bool {

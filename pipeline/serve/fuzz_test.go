@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/stretchr/testify/require"
 )
 
 // fuzzHandler serves the example definitions from memory, so fuzzing needs
 // no Redis.
 func fuzzHandler(tb testing.TB) http.Handler {
-	reg := exampleRegistry(tb)
+	reg := testenv.Registry(tb)
 	s, err := New(reg, newMemStore(tb, reg, "transaction", transactions), testConfig(), nil, WithClock(func() time.Time { return now }))
 	require.NoError(tb, err)
 	return s.Handler()

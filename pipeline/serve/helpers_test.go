@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -67,13 +65,6 @@ var clicks = []string{
 	`{"user":7,"ts":"2024-05-31T23:45:00Z","page":"/c","dwell":0.25,"n":1}`,
 }
 
-func exampleRegistry(tb testing.TB) *schemas.Registry {
-	tb.Helper()
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(tb), "schemas/example"))
-	require.NoError(tb, err)
-	return reg
-}
-
 func clickRegistry(tb testing.TB) *schemas.Registry {
 	tb.Helper()
 	reg, err := schemas.Parse("clicks.yaml", []byte(clickSchema))
@@ -119,12 +110,11 @@ func load(tb testing.TB, reg *schemas.Registry, st store.Online, event string, l
 			if !ok {
 				j = len(units)
 				idx[ent.Text()] = j
-				units = append(units, store.Unit{Entity: ent.Text(), Source: event + "/0", Tiles: l.NewTiles()})
+				units = append(units, store.Unit{Entity: ent.Text(), Source: event + "/0"})
 			}
 			u := &units[j]
 			u.Offsets = append(u.Offsets, int64(i))
 			u.Events = append(u.Events, &evs[i])
-			u.Tiles.Add(&evs[i])
 		}
 		res, err := st.Apply(context.Background(), l, units)
 		require.NoError(tb, err)
@@ -143,7 +133,7 @@ func testConfig() Config {
 
 // newServer serves st over HTTP with the clock pinned at now and returns
 // the server and its base URL.
-func newServer(tb testing.TB, reg *schemas.Registry, st store.Online, cfg Config) (*Server, string) {
+func newServer(tb testing.TB, reg *schemas.Registry, st store.Reader, cfg Config) (*Server, string) {
 	tb.Helper()
 	s, err := New(reg, st, cfg, nil, WithClock(func() time.Time { return now }))
 	require.NoError(tb, err)
@@ -156,7 +146,7 @@ func newServer(tb testing.TB, reg *schemas.Registry, st store.Online, cfg Config
 // loaded into the test Redis.
 func exampleServer(tb testing.TB) string {
 	tb.Helper()
-	reg := exampleRegistry(tb)
+	reg := testenv.Registry(tb)
 	st := redisStore(tb)
 	load(tb, reg, st, "transaction", transactions)
 	_, url := newServer(tb, reg, st, testConfig())
@@ -308,7 +298,8 @@ func requireFeatures(tb testing.TB, got object, want []feature) {
 	}
 }
 
-// countingStore records the entities of every Read.
+// countingStore records the entities of every Read; the rest goes to the
+// store it wraps, which load writes through.
 type countingStore struct {
 	store.Online
 	mu    sync.Mutex
@@ -328,13 +319,15 @@ func (c *countingStore) Reads() [][]string {
 	return slices.Clone(c.reads)
 }
 
-// memStore is a read-only online store in memory, built from events with
-// the aggregate package; fuzz targets and examples use it.
+var _ store.Online = (*countingStore)(nil)
+
+// memStore is a store.Reader in memory, built from events with the
+// aggregate package; fuzz targets and examples use it.
 type memStore struct {
 	states map[string]map[string]*aggregate.State // view, entity
 }
 
-var _ store.Online = (*memStore)(nil)
+var _ store.Reader = (*memStore)(nil)
 
 func newMemStore(tb testing.TB, reg *schemas.Registry, event string, lines []string) *memStore {
 	tb.Helper()
@@ -377,10 +370,7 @@ func buildMemStore(reg *schemas.Registry, event string, lines []string) (*memSto
 	return m, nil
 }
 
-func (m *memStore) Apply(context.Context, *aggregate.Layout, []store.Unit) ([]store.Result, error) {
-	return nil, errors.New("memStore is read-only")
-}
-
+// Read implements store.Reader: the states built, or none.
 func (m *memStore) Read(_ context.Context, l *aggregate.Layout, entities []string) ([]*aggregate.State, error) {
 	out := make([]*aggregate.State, len(entities))
 	for i, e := range entities {
@@ -393,4 +383,5 @@ func (m *memStore) Read(_ context.Context, l *aggregate.Layout, entities []strin
 	return out, nil
 }
 
+// Ping implements store.Reader: memory always answers.
 func (m *memStore) Ping(context.Context) error { return nil }

@@ -21,14 +21,14 @@ func WithTelemetry(p *telemetry.Providers) Option {
 	return func(s *Server) { s.tel = p }
 }
 
-// observedStore is the store.Online decorator that measures lookups; the
+// observedStore is the store.Reader decorator that measures lookups; the
 // handlers never see it. Per store read (one per request and view):
 //
 //	freshet_serve_lookups_total{view,status}               entities looked up: PRESENT or NOT_FOUND
 //	freshet_serve_request_entities{view}                   entities per request and view
 //	freshet_serve_store_read_duration_seconds{view,outcome} the Redis round trip: ok or error
 type observedStore struct {
-	store.Online
+	store.Reader
 	lookups  metric.Int64Counter
 	entities metric.Int64Histogram
 	latency  metric.Float64Histogram
@@ -40,11 +40,11 @@ type viewOpts struct {
 	view, ok, failed, present, notFound metric.MeasurementOption
 }
 
-var _ store.Online = (*observedStore)(nil)
+var _ store.Reader = (*observedStore)(nil)
 
-func observe(st store.Online, p *telemetry.Providers, views []string) *observedStore {
+func observe(st store.Reader, p *telemetry.Providers, views []string) *observedStore {
 	m := p.Meter("github.com/freshet-ml/freshet/pipeline/serve")
-	o := &observedStore{Online: st, views: map[string]*viewOpts{}}
+	o := &observedStore{Reader: st, views: map[string]*viewOpts{}}
 	o.lookups = telemetry.Instrument(m.Int64Counter("freshet.serve.lookups", metric.WithUnit("{entity}"),
 		metric.WithDescription("Entities looked up, by view and status: PRESENT (the entity has state) or NOT_FOUND.")))
 	o.entities = telemetry.Instrument(m.Int64Histogram("freshet.serve.request.entities", metric.WithUnit("{entity}"),
@@ -73,10 +73,10 @@ func newViewOpts(view string) *viewOpts {
 	}
 }
 
-// Read implements store.Online, measuring the read.
+// Read implements store.Reader, measuring the read.
 func (o *observedStore) Read(ctx context.Context, l *aggregate.Layout, entities []string) ([]*aggregate.State, error) {
 	start := time.Now()
-	states, err := o.Online.Read(ctx, l, entities)
+	states, err := o.Reader.Read(ctx, l, entities)
 	took := time.Since(start).Seconds()
 	vo := o.views[l.View.Name]
 	if vo == nil { // not a view of the registry: never from the handlers

@@ -107,7 +107,7 @@ const (
 // maxIntAt), or an RFC 3339 time of the years 0000 to 9999 (sub-millisecond
 // digits truncated towards the past, as events are).
 func parseAt(s string) (int64, error) {
-	if isInteger(s) {
+	if events.IsInteger(s) {
 		return parseIntAt(s)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -185,7 +185,7 @@ func (s *Server) jsonAt(raw json.RawMessage) (int64, error) {
 		}
 		return parseAt(str)
 	case c == '-' || (c >= '0' && c <= '9'):
-		if !isInteger(string(raw)) {
+		if !events.IsInteger(string(raw)) {
 			return 0, badAt(clip(string(raw)))
 		}
 		return parseAt(string(raw))
@@ -195,20 +195,6 @@ func (s *Server) jsonAt(raw json.RawMessage) (int64, error) {
 
 func badAt(shown string) error {
 	return badRequest("invalid at %s: want an RFC 3339 time or integer epoch milliseconds", shown)
-}
-
-// isInteger reports whether s is an optional minus and one or more digits.
-func isInteger(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // features resolves requested feature names of v to indexes, in request

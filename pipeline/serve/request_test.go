@@ -139,13 +139,14 @@ func TestNameList(t *testing.T) {
 // caller.
 var goTypeNames = []string{"Go struct", "Go value", "json.RawMessage", "RawMessage", "batchRequest", "feastRequest", "of type", "json:", "unmarshal"}
 
-// TestMalformedBodies sends many malformed bodies to each endpoint: every
-// answer is a 400 naming the member and what it wants in the caller's
-// terms, never a Go type.
-func TestMalformedBodies(t *testing.T) {
-	base := exampleServer(t)
+// malformed is a body an endpoint refuses with 400, and what the refusal
+// says.
+type malformed struct{ name, body, want string }
+
+// malformedBatchBodies are malformed bodies of POST /v1/features/{view}.
+func malformedBatchBodies() []malformed {
 	deep := `{"entities":[` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `]}`
-	batch := []struct{ name, body, want string }{
+	return []malformed{
 		{"empty", ``, "empty request body: want a JSON object"},
 		{"blank", "  \n", "empty request body: want a JSON object"},
 		{"null", `null`, "request body: want a JSON object, got null"},
@@ -188,7 +189,11 @@ func TestMalformedBodies(t *testing.T) {
 		{"at seconds as text", `{"entities":[],"at":"1733230000"}`, "invalid at 1733230000: looks like epoch seconds; use milliseconds (1733230000000) or RFC 3339"},
 		{"at text", `{"entities":[],"at":"noon"}`, `invalid at "noon": want an RFC 3339 time or integer epoch milliseconds`},
 	}
-	feast := []struct{ name, body, want string }{
+}
+
+// malformedFeastBodies are malformed bodies of POST /get-online-features.
+func malformedFeastBodies() []malformed {
+	return []malformed{
 		{"empty", ``, "empty request body: want a JSON object"},
 		{"list", `["user_spend:txn_count_1h"]`, "request body: want a JSON object, got a list"},
 		{"cut", `{"features":[`, "invalid JSON body: it ends before the JSON object does"},
@@ -209,51 +214,58 @@ func TestMalformedBodies(t *testing.T) {
 		{"full_feature_names number", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":["u_1"]},"full_feature_names":1}`, `"full_feature_names": want true or false, got a number`},
 		{"full_feature_names list", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":["u_1"]},"full_feature_names":[true]}`, `"full_feature_names": want true or false, got a list`},
 	}
-	check := func(t *testing.T, req *http.Request, want string) {
-		t.Helper()
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, resp.Body.Close())
-		require.NoError(t, err)
-		a := answer{status: resp.StatusCode, header: resp.Header, body: body}
-		msg := errorText(t, a, http.StatusBadRequest)
-		require.Contains(t, msg, want)
-		for _, bad := range goTypeNames {
-			require.NotContains(t, msg, bad)
-		}
+}
+
+// requireBadRequest posts the JSON body to url, with the Accept header
+// unless it is empty, and requires a 400 whose message contains want and
+// names no Go type.
+func requireBadRequest(t *testing.T, url, accept, body, want string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.NoError(t, err)
+	a := answer{status: resp.StatusCode, header: resp.Header, body: b}
+	msg := errorText(t, a, http.StatusBadRequest)
+	require.Contains(t, msg, want)
+	for _, bad := range goTypeNames {
+		require.NotContains(t, msg, bad)
+	}
+}
+
+// TestMalformedBodies sends many malformed bodies to each endpoint: every
+// answer is a 400 naming the member and what it wants in the caller's
+// terms, never a Go type.
+func TestMalformedBodies(t *testing.T) {
+	base := exampleServer(t)
+	batchURL, feastURL := base+"/v1/features/user_spend", base+"/get-online-features"
+	batch, feast := malformedBatchBodies(), malformedFeastBodies()
 	for _, tc := range batch {
 		t.Run("batch "+tc.name, func(t *testing.T) {
 			for _, accept := range []string{"", ArrowStream} {
-				req, err := http.NewRequest(http.MethodPost, base+"/v1/features/user_spend", strings.NewReader(tc.body))
-				require.NoError(t, err)
-				if accept != "" {
-					req.Header.Set("Accept", accept)
-				}
-				check(t, req, tc.want)
+				requireBadRequest(t, batchURL, accept, tc.body, tc.want)
 			}
 		})
 	}
 	for _, tc := range feast {
 		t.Run("feast "+tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, base+"/get-online-features", strings.NewReader(tc.body))
-			require.NoError(t, err)
-			check(t, req, tc.want)
+			requireBadRequest(t, feastURL, "", tc.body, tc.want)
 		})
 	}
 	// The bodies of one endpoint sent to the other are malformed there
 	// too, in other ways: still no Go type names.
 	for _, tc := range batch {
-		req, err := http.NewRequest(http.MethodPost, base+"/get-online-features", strings.NewReader(tc.body))
-		require.NoError(t, err)
-		check(t, req, "")
+		requireBadRequest(t, feastURL, "", tc.body, "")
 	}
 	for _, tc := range feast {
-		req, err := http.NewRequest(http.MethodPost, base+"/v1/features/user_spend", strings.NewReader(tc.body))
-		require.NoError(t, err)
-		check(t, req, "")
+		requireBadRequest(t, batchURL, "", tc.body, "")
 	}
 }
 

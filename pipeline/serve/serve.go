@@ -1,11 +1,11 @@
 // Package serve answers HTTP feature lookups from the online store: the
 // freshet lookup API under /v1/features and a Feast-compatible
-// /get-online-features. It reads entity state through store.Online (one
+// /get-online-features. It reads entity state through store.Reader (one
 // round trip per request and view) and computes values as of a time with
 // aggregate.Layout, so it answers exactly what featurize wrote.
 //
 // The package owns the HTTP API and its JSON. It must not know Kafka; Redis
-// is reached only through store.Online.
+// is reached only through store.Reader.
 package serve
 
 import (
@@ -79,7 +79,7 @@ func WithClock(now func() time.Time) Option {
 type Server struct {
 	cfg     Config
 	maxBody int64 // bytes of a request body
-	st      store.Online
+	st      store.Reader
 	log     *slog.Logger
 	now     func() time.Time
 	tel     *telemetry.Providers
@@ -106,7 +106,7 @@ type view struct {
 
 // New builds a server for every view of reg, reading state from st. A nil
 // log discards.
-func New(reg *schemas.Registry, st store.Online, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+func New(reg *schemas.Registry, st store.Reader, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("serve config: %w", err)
 	}

@@ -205,7 +205,7 @@ func TestFeatureSubsetAndOrder(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	st := &countingStore{Online: redisStore(t)}
 	load(t, reg, st, "transaction", transactions)
 	_, base := newServer(t, reg, st, testConfig())
@@ -340,7 +340,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	_, base := newServer(t, reg, &memStore{}, testConfig())
 	// A declared length over 16 MiB is refused before reading.
 	body := `{"entities":["` + strings.Repeat("a", 16<<20) + `"]}`
@@ -374,7 +374,7 @@ func TestStoreDown(t *testing.T) {
 	// No retries, so that the test is quick: the answer is the same.
 	c := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = c.Close() })
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	st := store.NewRedis(c, "serve-test:")
 	load(t, reg, st, "transaction", transactions)
 	_, base := newServer(t, reg, st, testConfig())
@@ -410,7 +410,7 @@ func TestHealth(t *testing.T) {
 
 // TestRun serves on a listener until the context ends.
 func TestRun(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	s, err := New(reg, redisStore(t), testConfig(), nil)
 	require.NoError(t, err)
 	l, err := httpx.Listen("127.0.0.1:0")
@@ -451,7 +451,7 @@ func TestConfig(t *testing.T) {
 	} {
 		err := tc.cfg.Validate()
 		require.ErrorIs(t, err, tc.want, "%+v", tc.cfg)
-		_, err = New(exampleRegistry(t), &memStore{}, tc.cfg, nil)
+		_, err = New(testenv.Registry(t), &memStore{}, tc.cfg, nil)
 		require.ErrorIs(t, err, tc.want)
 	}
 }
@@ -496,7 +496,7 @@ func TestConcurrentLookups(t *testing.T) {
 // TestRealRedisAndMiniredisAgree serves the same state from miniredis,
 // which dev mode uses, and from the test Redis.
 func TestRealRedisAndMiniredisAgree(t *testing.T) {
-	reg := exampleRegistry(t)
+	reg := testenv.Registry(t)
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })

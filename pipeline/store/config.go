@@ -1,5 +1,8 @@
 package store
 
+// config.go owns the store's settings (the Redis URL, single server or
+// cluster, and the key prefix) and opening a client from them.
+
 import (
 	"context"
 	"errors"
@@ -159,6 +162,7 @@ func SetLogger(log *slog.Logger) { redis.SetLogger(redisLog{log}) }
 
 type redisLog struct{ log *slog.Logger }
 
+// Printf implements go-redis's internal.Logging.
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	if l.log.Enabled(ctx, slog.LevelDebug) {
 		l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))

@@ -1,5 +1,8 @@
 package store
 
+// marks.go owns the partition watermarks saved per consumer group and topic
+// (marks.lua), and clearing saved state for a rebuild.
+
 import (
 	"context"
 	"fmt"
@@ -15,16 +18,16 @@ import (
 // the partition must start from the mark its predecessor left, or it would
 // judge redelivered events against a lower one.
 type Mark struct {
-	Offset int64
-	Time   int64
+	Offset int64 // the last offset of the batch it was saved with
+	Time   int64 // the highest event time up to Offset, in ms
 }
 
 func (r *Redis) marksKey(group, topic string) string {
 	return r.prefix + "_marks:" + group + ":" + topic
 }
 
-// LoadMarks returns the saved marks of a topic's partitions for a consumer
-// group.
+// LoadMarks implements Online: the saved marks of a topic's partitions for
+// a consumer group, by partition, from one hash.
 func (r *Redis) LoadMarks(ctx context.Context, group, topic string) (map[int]Mark, error) {
 	h, err := r.client.HGetAll(ctx, r.marksKey(group, topic)).Result()
 	if err != nil {
@@ -44,9 +47,9 @@ func (r *Redis) LoadMarks(ctx context.Context, group, topic string) (map[int]Mar
 	return out, nil
 }
 
-// SaveMarks records marks of a topic's partitions, never moving one back to
-// an earlier offset (another consumer of the group may have got further
-// after a rebalance).
+// SaveMarks implements Online: it records marks of a topic's partitions,
+// never moving one back to an earlier offset (another consumer of the group
+// may have got further after a rebalance), atomically in marks.lua.
 func (r *Redis) SaveMarks(ctx context.Context, group, topic string, marks map[int]Mark) error {
 	if len(marks) == 0 {
 		return nil

@@ -1,5 +1,8 @@
 package store
 
+// restart.go owns noticing a Redis server that restarted (and may have lost
+// its last second of writes) and fencing writes until featurize rewinds.
+
 import (
 	"bufio"
 	"context"
@@ -102,29 +105,32 @@ func parseServerInfo(info string) (runID string, uptime time.Duration, ok bool) 
 	return runID, uptime, runID != "" && haveUp
 }
 
-// FenceRestarts makes the store refuse every command on a new connection
-// (with ErrRestarted) from the moment it notices a restart until Resume.
-// featurize needs it: a batch planned before the restart and applied after
-// it would land on a state that lost the batches before it, and the
-// per-entity offsets would then skip those batches when redelivered.
-// Connections dialed before the restart all died with it, so nothing
-// reaches the restarted server. Serve does not fence.
-func (r *Redis) FenceRestarts() {
-	if r.watch != nil {
-		r.watch.fence.Store(true)
+// FenceRestarts implements Online: from the moment the store notices a
+// restart until Resume, it refuses every command on a new connection (with
+// ErrRestarted). featurize needs it: a batch planned before the restart and
+// applied after it would land on a state that lost the batches before it,
+// and the per-entity offsets would then skip those batches when
+// redelivered. Connections dialed before the restart all died with it, so
+// nothing reaches the restarted server. It reports false for a store made
+// by NewRedis, which does not notice restarts. Serve does not fence.
+func (r *Redis) FenceRestarts() bool {
+	if r.watch == nil {
+		return false
 	}
+	r.watch.fence.Store(true)
+	return true
 }
 
-// Resume lifts the fence of a noticed restart, once the caller has
-// dropped everything it planned before it.
+// Resume implements Online: it lifts the fence of a noticed restart, once
+// the caller has dropped everything it planned before it.
 func (r *Redis) Resume() {
 	if r.watch != nil {
 		r.watch.fenced.Store(false)
 	}
 }
 
-// Restarts counts the Redis servers that started after the store was
-// opened by Config.Open: restarts (or nodes added later), whose data may
+// Restarts implements Online. It counts the Redis servers that started
+// after the store was opened by Config.Open: restarts (or nodes added later), whose data may
 // lack the writes of their last second before a crash. It stays 0 for a
 // store made by NewRedis.
 func (r *Redis) Restarts() uint64 {

@@ -121,12 +121,11 @@ func units(l *aggregate.Layout, batch []sourced) []Unit {
 		if !ok {
 			j = len(out)
 			idx[k] = j
-			out = append(out, Unit{Entity: ent, Source: s.source, Tiles: l.NewTiles()})
+			out = append(out, Unit{Entity: ent, Source: s.source})
 		}
 		u := &out[j]
 		u.Offsets = append(u.Offsets, s.offset)
 		u.Events = append(u.Events, &s.ev)
-		u.Tiles.Add(&s.ev)
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/cli"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/ingest"
@@ -36,33 +36,64 @@ import (
 // the lookup is a trace of its own whose Redis read is a child of its HTTP
 // span. The metrics every service serves must count the event.
 func TestOneTraceAcrossKafka(t *testing.T) {
+	p := newTracedPipeline(t)
+	ingestURL := p.ingestOne(t)
+	group := p.featurize(t)
+	serveURL := p.lookUp(t)
+
+	spans := p.exp.GetSpans()
+	tid := requireKafkaTrace(t, spans, p.topic, group)
+	lookup := requireLookupTrace(t, spans, tid)
+
+	// Metrics: each service's listener serves the process's registry.
+	requireMetrics(t, get(t, ingestURL+"/metrics", nil), p.topic)
+	// Exemplars carry the trace id, in OpenMetrics.
+	om := get(t, serveURL+"/metrics", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
+	require.Contains(t, om, `trace_id="`+lookup.SpanContext.TraceID().String()+`"`)
+}
+
+// tracedPipeline is ingest, featurize and serve, configured as their
+// commands' defaults configure them, on the test's Kafka (a topic prefix of
+// their own) and Redis, all instrumented with one telemetry whose spans go
+// to exp.
+type tracedPipeline struct {
+	tel   *telemetry.Providers
+	exp   *tracetest.InMemoryExporter
+	log   *slog.Logger
+	reg   *schemas.Registry
+	st    *store.Redis
+	kc    broker.Config
+	topic string // of the event type transaction, created
+}
+
+func newTracedPipeline(t *testing.T) *tracedPipeline {
 	ctx := context.Background()
-	exp := tracetest.NewInMemoryExporter()
-	tel, shutdown, err := telemetry.Setup(ctx, "freshet-test", telemetry.WithSpanExporter(exp), telemetry.WithSampler(sdktrace.AlwaysSample()))
+	p := &tracedPipeline{exp: tracetest.NewInMemoryExporter(), log: slog.New(slog.DiscardHandler), reg: testenv.Registry(t)}
+	tel, shutdown, err := telemetry.Setup(ctx, "freshet-test", telemetry.WithSpanExporter(p.exp), telemetry.WithSampler(sdktrace.AlwaysSample()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = shutdown(ctx) })
-	log := slog.New(slog.DiscardHandler)
-
-	reg, err := schemas.Load(filepath.Join(testenv.RepoRoot(t), "schemas", "example"))
-	require.NoError(t, err)
+	p.tel = tel
 	_, rc := testenv.Redis(t, tel.InstrumentRedis)
-	st := store.NewRedis(rc, testenv.Unique("telemetry-test:"))
+	p.st = store.NewRedis(rc, testenv.Unique("telemetry-test:"))
 	ic, _ := cli.NewIngest()
-	fc, _ := cli.NewFeaturize()
-	sc, _ := cli.NewServe()
-	kc := ic.Ingest.Kafka
-	kc.Brokers = testenv.Kafka(t)
-	kc.TopicPrefix = testenv.Unique("telemetry-test.")
-	kc.Partitions = 2
-	topic := kc.Topic("transaction")
-	require.NoError(t, kc.EnsureTopics(ctx, []string{topic}))
+	p.kc = ic.Ingest.Kafka
+	p.kc.Brokers = testenv.Kafka(t)
+	p.kc.TopicPrefix = testenv.Unique("telemetry-test.")
+	p.kc.Partitions = 2
+	p.topic = p.kc.Topic("transaction")
+	require.NoError(t, p.kc.EnsureTopics(ctx, []string{p.topic}))
+	return p
+}
 
-	// ingest: one event over HTTP.
-	w := kc.NewWriter()
+// ingestOne sends one event over ingest's HTTP API and returns the API's
+// URL.
+func (p *tracedPipeline) ingestOne(t *testing.T) string {
+	w := p.kc.NewWriter()
 	t.Cleanup(func() { _ = w.Close() })
+	ic, _ := cli.NewIngest()
 	icfg := ic.Ingest
-	icfg.Kafka = kc
-	isrv := ingest.NewServer(reg, ingest.NewPublisher(kc, w, ingest.WithTelemetry(tel)), icfg, log, ingest.WithTelemetry(tel))
+	icfg.Kafka = p.kc
+	isrv := ingest.NewServer(p.reg, ingest.NewPublisher(p.kc, w, ingest.WithTelemetry(p.tel)), icfg, p.log, ingest.WithTelemetry(p.tel))
 	ih := httptest.NewServer(isrv.Handler())
 	t.Cleanup(ih.Close)
 	res, err := http.Post(ih.URL+"/v1/events/transaction", "application/json", strings.NewReader(
@@ -71,18 +102,23 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 	require.NoError(t, err)
 	_ = res.Body.Close()
 	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	return ih.URL
+}
 
-	// featurize: consume it into the store.
+// featurize consumes the event into the store, in a consumer group of its
+// own, whose id it returns.
+func (p *tracedPipeline) featurize(t *testing.T) string {
+	fc, _ := cli.NewFeaturize()
 	fcfg := fc.Featurize
-	fcfg.Kafka = kc
+	fcfg.Kafka = p.kc
 	fcfg.GroupID = testenv.Unique("telemetry-group-")
 	fcfg.CommitDelay = 0
-	svc, err := featurize.NewService(fcfg, reg, st, log, featurize.WithTelemetry(tel))
+	svc, err := featurize.NewService(fcfg, p.reg, p.st, p.log, featurize.WithTelemetry(p.tel))
 	require.NoError(t, err)
 	reader := featurize.NewReader(fcfg, svc.Proc.Topics())
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- featurize.NewConsumer(fcfg, reader, svc.Proc, log).Run(cctx) }()
+	go func() { done <- svc.Consumer(reader).Run(cctx) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for svc.Proc.Stats.Messages.Load() < 1 {
 		require.True(t, time.Now().Before(deadline), "featurize consumed nothing in 60s")
@@ -91,30 +127,43 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.NoError(t, reader.Close())
+	return fcfg.GroupID
+}
 
-	// serve: look the entity up.
-	ssrv, err := serve.New(reg, st, sc.Serve, log, serve.WithTelemetry(tel))
+// lookUp looks the event's entity up through serve, which must find it,
+// and returns serve's URL.
+func (p *tracedPipeline) lookUp(t *testing.T) string {
+	sc, _ := cli.NewServe()
+	ssrv, err := serve.New(p.reg, p.st, sc.Serve, p.log, serve.WithTelemetry(p.tel))
 	require.NoError(t, err)
 	sh := httptest.NewServer(ssrv.Handler())
 	t.Cleanup(sh.Close)
 	body := get(t, sh.URL+"/v1/features/user_spend/u_trace", nil)
 	require.Contains(t, body, `"status":"PRESENT"`)
+	return sh.URL
+}
 
-	spans := exp.GetSpans()
-	byName := func(name string, kind trace.SpanKind) tracetest.SpanStub {
-		t.Helper()
-		var found []tracetest.SpanStub
-		for _, s := range spans {
-			if s.Name == name && s.SpanKind == kind {
-				found = append(found, s)
-			}
+// onlySpan returns the one span of spans with the name and kind.
+func onlySpan(t *testing.T, spans tracetest.SpanStubs, name string, kind trace.SpanKind) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range spans {
+		if s.Name == name && s.SpanKind == kind {
+			found = append(found, s)
 		}
-		require.Len(t, found, 1, "spans named %q of kind %s among %v", name, kind, names(spans))
-		return found[0]
 	}
-	post := byName("POST /v1/events/{event}", trace.SpanKindServer)
-	send := byName("send "+topic, trace.SpanKindProducer)
-	process := byName("process "+topic, trace.SpanKindConsumer)
+	require.Len(t, found, 1, "spans named %q of kind %s among %v", name, kind, names(spans))
+	return found[0]
+}
+
+// requireKafkaTrace requires the event's HTTP request, its Kafka write to
+// topic, the micro-batch of the consumer group that consumed it and the
+// batch's Redis commands to be one trace, and returns its id.
+func requireKafkaTrace(t *testing.T, spans tracetest.SpanStubs, topic, group string) trace.TraceID {
+	t.Helper()
+	post := onlySpan(t, spans, "POST /v1/events/{event}", trace.SpanKindServer)
+	send := onlySpan(t, spans, "send "+topic, trace.SpanKindProducer)
+	process := onlySpan(t, spans, "process "+topic, trace.SpanKindConsumer)
 	tid := post.SpanContext.TraceID()
 	require.Equal(t, tid, send.SpanContext.TraceID(), "the Kafka write is in the request's trace")
 	require.Equal(t, post.SpanContext.SpanID(), send.Parent.SpanID())
@@ -126,7 +175,7 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 	})
 	requireAttrs(t, process.Attributes, map[string]any{
 		"messaging.system": "kafka", "messaging.operation.type": "process", "messaging.destination.name": topic,
-		"messaging.consumer.group.name": fcfg.GroupID, "messaging.kafka.offset": int64(0),
+		"messaging.consumer.group.name": group, "messaging.kafka.offset": int64(0),
 	})
 	require.Contains(t, keys(process.Attributes), "messaging.destination.partition.id")
 
@@ -141,8 +190,14 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 	}
 	require.Contains(t, strings.Join(redisKids, ","), "redis.pipeline hmget", "Redis spans under the batch: %v", redisKids)
 	require.Contains(t, strings.Join(redisKids, ","), "evalsha")
+	return tid
+}
 
-	lookup := byName("GET /v1/features/{view}/{entity}", trace.SpanKindServer)
+// requireLookupTrace requires the lookup to be a trace of its own, not
+// tid, whose one child is its Redis read, and returns its HTTP span.
+func requireLookupTrace(t *testing.T, spans tracetest.SpanStubs, tid trace.TraceID) tracetest.SpanStub {
+	t.Helper()
+	lookup := onlySpan(t, spans, "GET /v1/features/{view}/{entity}", trace.SpanKindServer)
 	require.NotEqual(t, tid, lookup.SpanContext.TraceID())
 	requireAttrs(t, lookup.Attributes, map[string]any{"http.route": "/v1/features/{view}/{entity}"})
 	var read []string
@@ -152,9 +207,13 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"redis.pipeline hgetall"}, read)
+	return lookup
+}
 
-	// Metrics: each service's listener serves the process's registry.
-	metrics := get(t, ih.URL+"/metrics", nil)
+// requireMetrics requires the metrics text of the process to count the one
+// event of topic in every service, and no entity id in a label.
+func requireMetrics(t *testing.T, metrics, topic string) {
+	t.Helper()
 	for _, line := range []string{
 		`freshet_ingest_events_accepted_total{event="transaction"} 1`,
 		`freshet_ingest_kafka_write_events_count{topic="` + topic + `"} 1`,
@@ -175,9 +234,6 @@ func TestOneTraceAcrossKafka(t *testing.T) {
 	require.Regexp(t, `(?m)^go_goroutine_count(\{\})? \d+`, metrics)
 	require.Regexp(t, `(?m)^process_resident_memory_bytes `, metrics)
 	require.NotContains(t, metrics, "u_trace", "no entity id in a label")
-	// Exemplars carry the trace id, in OpenMetrics.
-	om := get(t, sh.URL+"/metrics", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
-	require.Contains(t, om, `trace_id="`+lookup.SpanContext.TraceID().String()+`"`)
 }
 
 func get(t *testing.T, url string, header map[string]string) string {

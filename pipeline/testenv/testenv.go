@@ -2,6 +2,9 @@
 // servers named by FRESHET_TEST_REDIS_URL and FRESHET_TEST_KAFKA_BROKERS when
 // set; otherwise a redis-server found on PATH (else miniredis) and an
 // in-process kfake broker, so `go test ./...` passes with nothing but Go.
+// It also holds the fixtures tests share: the example definitions
+// (Registry), a console buffer safe to read while written (Buffer), and
+// telemetry variants for benchmarks (EachTelemetry).
 package testenv
 
 import (
@@ -19,6 +22,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/freshet-ml/freshet/schemas"
 )
 
 var seq atomic.Int64
@@ -134,6 +139,18 @@ func RepoRoot(tb testing.TB) string {
 		}
 		dir = parent
 	}
+}
+
+// Registry returns the example definitions, schemas/example (event type
+// transaction; views user_spend and merchant_activity), which most tests
+// run on. Every call loads a registry of its own, so a test may change it.
+func Registry(tb testing.TB) *schemas.Registry {
+	tb.Helper()
+	reg, err := schemas.Load(filepath.Join(RepoRoot(tb), "schemas", "example"))
+	if err != nil {
+		tb.Fatalf("load schemas/example: %v", err)
+	}
+	return reg
 }
 
 // RedisCluster returns a client on the Redis Cluster named by

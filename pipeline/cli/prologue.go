@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/config"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/pipeline/telemetry"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// Command is one freshet command: how it reads and validates its settings
+// (app.Command and its Validators), and what its prologue prepares before
+// its body runs.
+type Command struct {
+	*app.Command
+	// Common is the definitions and logging settings, which every command
+	// that runs a body has.
+	Common *app.Common
+	// Service, when set, is the name the process has in telemetry (the
+	// default of OTEL_SERVICE_NAME), which the prologue sets up; empty:
+	// no telemetry.
+	Service string
+	// Store, when set, is the online store the prologue opens, and
+	// closes once the body returns.
+	Store *store.Config
+	// Listen, when set, is the address the prologue listens on for the
+	// body's HTTP server; it is read once the settings are.
+	Listen *string
+}
+
+// Runtime is what the prologue prepared for a command's body.
+type Runtime struct {
+	// Log is the command's logger, on stderr.
+	Log *slog.Logger
+	// Telemetry is nil without Command.Service: a valid value, whose
+	// methods do nothing.
+	Telemetry *telemetry.Providers
+	// Registry is the definitions, loaded and checked.
+	Registry *schemas.Registry
+	// Store is the online store; nil without Command.Store.
+	Store *store.Redis
+	// Listener is the HTTP server's; nil without Command.Listen.
+	Listener net.Listener
+}
+
+// Body is what a command does once its prologue ran, until ctx ends on
+// SIGINT or SIGTERM.
+type Body func(ctx context.Context, rt *Runtime) error
+
+// Main runs a command of a service's program, its arguments args (those
+// after the command's own words), and exits: 0 when body returns nil and
+// after --help, 2 (the error and, for the command line, the usage
+// printed) when the command line or a setting is wrong, and 1 when the
+// prologue or body failed, which is logged as "<command> failed".
+func Main(c *Command, args []string, body Body) {
+	if err := c.Start(args); err != nil {
+		os.Exit(app.ExitCode(err))
+	}
+	log := Logger(c.Common)
+	if err := c.Exec(log, body); err != nil {
+		log.Error(c.Flags.Name()+" failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+// Run is Main for a command of the freshet tool, whose dispatcher prints
+// errors and sets the exit status: it returns flag.ErrHelp or an
+// *app.UsageError, already printed, or the prologue's or body's error,
+// not printed.
+func (c *Command) Run(args []string, body Body) error {
+	if err := c.Start(args); err != nil {
+		return err
+	}
+	return c.Exec(Logger(c.Common), body)
+}
+
+// Exec is the prologue of a command whose settings are valid, then its
+// body: it sets up telemetry (with Service), logs the effective settings
+// (passwords masked), loads the definitions, opens the store (with Store)
+// and listens (with Listen), then runs body with them until SIGINT or
+// SIGTERM. What it opened is closed when body returns.
+func (c *Command) Exec(log *slog.Logger, body Body) error {
+	ctx, stop := app.Context()
+	defer stop()
+	rt := &Runtime{Log: log}
+	attrs := config.Effective(c.Flags)
+	if c.Service != "" {
+		tel, shutdown, err := telemetry.Setup(ctx, c.Service, telemetry.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("set up telemetry: %w", err)
+		}
+		defer app.Close(ctx, log, "telemetry", shutdown)
+		rt.Telemetry, attrs = tel, append(attrs, tel.LogAttrs()...)
+	}
+	log.Info("starting "+c.Flags.Name(), attrs...)
+
+	reg, err := c.Common.Load()
+	if err != nil {
+		return err
+	}
+	rt.Registry = reg
+	if c.Store != nil {
+		store.SetLogger(log)
+		st, err := c.Store.Open(rt.Telemetry.InstrumentRedis)
+		if err != nil {
+			return fmt.Errorf("open online store: %w", err)
+		}
+		defer st.Close()
+		rt.Store = st
+	}
+	if c.Listen != nil {
+		l, err := httpx.Listen(*c.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		defer l.Close() // the server closes it as it stops: this is for a body failing before it serves
+		rt.Listener = l
+	}
+	return body(ctx, rt)
+}
