@@ -282,6 +282,8 @@ func TestValidateDefinitions(t *testing.T) {
 		{"freshet validate --schemas schemas/example/transactions.yaml", []string{missing}, 0, "schemas/example/transactions.yaml: OK"},
 		{"freshet validate schemas/example", []string{missing}, 0, "schemas/example: OK"},
 		{"freshet validate", []string{missing}, 1, "missing.yaml"},
+		// A misspelt variable is named, not silently replaced by the default.
+		{"freshet validate", []string{"FRESHET_SCHEMA=x"}, 0, "FRESHET_SCHEMA is not a freshet setting; did you mean FRESHET_SCHEMAS?"},
 	} {
 		t.Run(tc.line+strings.Join(tc.env, " "), func(t *testing.T) {
 			r := run(t, tc.line, tc.env...)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -22,6 +23,9 @@ func validate(args []string) error {
 	if err := cmd.Start(args); err != nil {
 		return err
 	}
+	// No prologue (validate only prints), but a misspelt FRESHET_SCHEMAS
+	// must not leave the default checked in silence.
+	app.WarnUnknown(slog.New(slog.NewTextHandler(os.Stderr, nil)), os.Environ(), cli.KnownVariables())
 	path := cfg.Schemas
 	reg, err := schemas.Load(path)
 	var ps schemas.Problems
