@@ -36,7 +36,7 @@ func (b *bench) cleanup(ctx context.Context) {
 		b.log.Info("removed this run's keys from the reused Redis", "keys", n)
 	}
 	if !b.env.KafkaStarted {
-		c := &kafka.Client{Addr: kafka.TCP(b.env.Brokers...), Timeout: 30 * time.Second}
+		c := &kafka.Client{Addr: kafka.TCP(b.env.Brokers...), Timeout: 30 * time.Second, Transport: b.env.Kafka.Transport()}
 		md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
 		if err != nil {
 			b.log.Warn("list topics to remove", "error", err)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/freshet-ml/freshet/pipeline/broker"
 )
 
 // Env is the servers and binaries a run uses: Redis and Kafka (reused when
@@ -28,7 +30,10 @@ type Env struct {
 	Bin      string // built binaries
 	RedisURL string
 	Brokers  []string
-	Redis    *redis.Client
+	// Kafka is how every connection of the run reaches Brokers (TLS,
+	// SASL): the harness's own clients and the services it starts.
+	Kafka broker.Security
+	Redis *redis.Client
 	// KafkaPID is the broker's process id when this run started it.
 	KafkaPID int
 	// RedisPID is the Redis server's process id when it runs here.
@@ -43,6 +48,8 @@ type Env struct {
 type Servers struct {
 	RedisURL string
 	Brokers  string
+	// Kafka is the TLS and SASL settings of reused Brokers.
+	Kafka broker.Security
 	// KafkaDir holds the broker the harness starts (jars are kept there
 	// between runs; the data is formatted anew each time).
 	KafkaDir string
@@ -59,7 +66,7 @@ func NewEnv(ctx context.Context, srv Servers, log *slog.Logger) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
-	e := &Env{Root: root, Work: work, Bin: filepath.Join(work, "bin"), log: log}
+	e := &Env{Root: root, Work: work, Bin: filepath.Join(work, "bin"), Kafka: srv.Kafka, log: log}
 	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(work) })
 	if err := e.build(ctx); err != nil {
 		return e, err

@@ -48,6 +48,7 @@ func (b *bench) kafkaConfig(ds *dataset) broker.Config {
 	return broker.Config{
 		Brokers: b.env.Brokers, TopicPrefix: ds.TopicPrefix, Partitions: 6, Replication: 1,
 		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second,
+		Security: b.env.Kafka,
 	}
 }
 

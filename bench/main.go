@@ -12,7 +12,10 @@
 // Redis and Kafka are reused when FRESHET_TEST_REDIS_URL and
 // FRESHET_TEST_KAFKA_BROKERS (or -redis-url and -kafka-brokers) name them;
 // otherwise scripts/redis-local.sh and scripts/kafka-local.sh start them on
-// free ports, and they are stopped at the end. The exit status is 0 when
+// free ports, and they are stopped at the end. A reused Kafka behind TLS or
+// SASL takes the services' flags (-kafka-tls, -kafka-ca, -kafka-sasl,
+// -kafka-username, -kafka-password-file, ...), which the harness's clients
+// and the services it starts both use. The exit status is 0 when
 // the pipeline worked, whatever the timings, and 1 when a check failed
 // (serve answered errors, featurize never caught up, ...).
 package main
@@ -33,6 +36,7 @@ import (
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/schemas"
 )
 
@@ -43,10 +47,18 @@ func main() {
 	brokers := flag.String("kafka-brokers", os.Getenv("FRESHET_TEST_KAFKA_BROKERS"), "Kafka brokers to reuse, comma-separated (default: start one)")
 	kafkaDir := flag.String("kafka-dir", filepath.Join(os.TempDir(), "freshet-bench-kafka"), "work dir of the Kafka broker the harness starts")
 	profiles := flag.Bool("profile", true, "profile the phases that have goals and save the profiles of missed goals beside the report (never with -short)")
+	// The TLS and SASL of a reused Kafka: -kafka-tls, -kafka-ca, ...,
+	// -kafka-sasl, as the services take them.
+	var security broker.Security
+	security.RegisterFlags(flag.CommandLine)
 	only := flag.String("only", "", "run only these phases, comma-separated: featurize, serve, ingest, freshness (serve needs featurize's topic: it then loads just that one)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := security.Validate(); err != nil {
+		log.Error("bench: bad Kafka settings", "error", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	plan := FullPlan()
@@ -68,7 +80,7 @@ func main() {
 			plan.Entities, plan.Only["featurize"] = []int{plan.HeavyEntities, plan.ServeEntities}, true
 		}
 	}
-	code, err := run(ctx, log, plan, *short, *out, *profiles, Servers{RedisURL: *redisURL, Brokers: *brokers, KafkaDir: *kafkaDir})
+	code, err := run(ctx, log, plan, *short, *out, *profiles, Servers{RedisURL: *redisURL, Brokers: *brokers, Kafka: security, KafkaDir: *kafkaDir})
 	if err != nil {
 		log.Error("bench failed", "error", err)
 	}

@@ -91,7 +91,7 @@ func (e *Env) serviceEnv(set settings, addr string) []string {
 	for k, v := range base {
 		env = append(env, k+"="+v)
 	}
-	return env
+	return append(env, e.Kafka.Env()...)
 }
 
 // URL is the service's base URL.

@@ -7,6 +7,7 @@
 # differences from the real thing.
 #
 #   scripts/kafka-local.sh start    # prints the export line on stdout when ready
+#   scripts/kafka-local.sh start --sasl-ssl   # also a SASL_SSL and an mTLS listener (below)
 #   scripts/kafka-local.sh env      # export FRESHET_TEST_KAFKA_BROKERS=127.0.0.1:9092
 #   scripts/kafka-local.sh status
 #   scripts/kafka-local.sh stop
@@ -21,6 +22,20 @@
 #   FRESHET_KAFKA_START_TIMEOUT   seconds to wait for readiness      default 120
 #   FRESHET_KAFKA_HEAP_OPTS       broker heap                        default -Xms256m -Xmx512m
 #   FRESHET_KAFKA_KEEP_DATA=1     reuse the data dir of the last run instead of a fresh cluster
+#   FRESHET_KAFKA_SASL_SSL=1      same as start --sasl-ssl
+#   FRESHET_KAFKA_SASL_SSL_PORT   SASL_SSL port (with --sasl-ssl)     default port+2
+#   FRESHET_KAFKA_MTLS_PORT       SSL port requiring a client
+#                                 certificate (with --sasl-ssl)      default port+3
+#
+# With --sasl-ssl, start generates (openssl) a CA, a broker certificate for
+# 127.0.0.1/localhost and a client certificate in $FRESHET_KAFKA_DIR/tls, adds
+# a SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN; user freshet,
+# password in tls/password, kept across restarts) and an SSL listener that
+# requires a client certificate, beside the PLAINTEXT one (unchanged), and
+# prints their exports too: FRESHET_TEST_KAFKA_SASL_BROKERS,
+# FRESHET_TEST_KAFKA_SASL_CA, FRESHET_TEST_KAFKA_SASL_USERNAME,
+# FRESHET_TEST_KAFKA_SASL_PASSWORD_FILE, FRESHET_TEST_KAFKA_MTLS_BROKERS,
+# FRESHET_TEST_KAFKA_CLIENT_CERT, FRESHET_TEST_KAFKA_CLIENT_KEY.
 #
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 java or mvn missing (callers then
 # fall back to kfake, loudly), status: 1 when not running.
@@ -38,6 +53,11 @@ port=${FRESHET_KAFKA_PORT:-9092}
 cport=${FRESHET_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 timeout_s=${FRESHET_KAFKA_START_TIMEOUT:-120}
 heap_opts=${FRESHET_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+sasl_ssl=${FRESHET_KAFKA_SASL_SSL:-0}
+sasl_port=${FRESHET_KAFKA_SASL_SSL_PORT:-$((port + 2))}
+mtls_port=${FRESHET_KAFKA_MTLS_PORT:-$((port + 3))}
+sasl_user=freshet
+kept_data=0
 host=127.0.0.1
 
 libs="$dir/libs"
@@ -45,6 +65,8 @@ data="$dir/data"
 props="$dir/server.properties"
 pidfile="$dir/kafka.pid"
 server_log="$dir/server.log" # written by log4j2 (kafka/log4j2.properties)
+tls_dir="$dir/tls"             # CA, certificates and password of --sasl-ssl
+tls_on="$tls_dir/listening"    # present while the running broker has those listeners
 out_log="$dir/kafka.out"     # the JVM's own stdout/stderr: crashes, OOM
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
@@ -52,7 +74,7 @@ say() { echo "kafka-local: $*" >&2; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 start|stop|status|env
+usage: $0 start [--sasl-ssl]|stop|status|env
        $0 class MAIN_CLASS [ARGS...]   run a Kafka CLI class (e.g. org.apache.kafka.tools.TopicCommand)
 Runs a single-node KRaft Kafka broker on $host:$port (controller $cport) in $dir.
 See the header of this script for the settings.
@@ -94,7 +116,74 @@ port_open() {
 	timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
-print_env() { echo "export FRESHET_TEST_KAFKA_BROKERS=$host:$port"; }
+print_env() {
+	echo "export FRESHET_TEST_KAFKA_BROKERS=$host:$port"
+	[ -f "$tls_on" ] || return 0
+	local on_sasl_port on_mtls_port
+	# shellcheck disable=SC1090 # written by start: the ports of that start
+	. "$tls_on"
+	echo "export FRESHET_TEST_KAFKA_SASL_BROKERS=$host:$on_sasl_port FRESHET_TEST_KAFKA_SASL_CA=$tls_dir/ca.pem" \
+		"FRESHET_TEST_KAFKA_SASL_USERNAME=$sasl_user FRESHET_TEST_KAFKA_SASL_PASSWORD_FILE=$tls_dir/password"
+	echo "export FRESHET_TEST_KAFKA_MTLS_BROKERS=$host:$on_mtls_port FRESHET_TEST_KAFKA_CLIENT_CERT=$tls_dir/client.pem" \
+		"FRESHET_TEST_KAFKA_CLIENT_KEY=$tls_dir/client-key.pem"
+}
+
+# make_tls: a fresh CA, a broker certificate for 127.0.0.1 and localhost
+# (the broker's PEM keystore: unencrypted PKCS#8 key, then the certificate)
+# and a client certificate, all valid for 30 days; the password of user
+# $sasl_user is made once and kept, so that a kept data dir
+# (FRESHET_KAFKA_KEEP_DATA) and its SCRAM credential still agree.
+make_tls() {
+	local olog="$dir/openssl.log"
+	command -v openssl >/dev/null 2>&1 || { say "ERROR: --sasl-ssl needs openssl on PATH"; exit 3; }
+	mkdir -p "$tls_dir"
+	[ -s "$tls_dir/password" ] || (umask 077 && openssl rand -hex 16 >"$tls_dir/password")
+	(
+		cd "$tls_dir"
+		set -e
+		openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=freshet test CA" \
+			-keyout ca-key.pem -out ca.pem
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker-key.pem -out broker.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >broker.ext
+		openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+			-extfile broker.ext -out broker.pem
+		openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.p8
+		cat broker-key.p8 broker.pem >broker-keystore.pem
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=freshet-client" -keyout client-key.pem -out client.csr
+		printf 'extendedKeyUsage=clientAuth\n' >client.ext
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+			-extfile client.ext -out client.pem
+		rm -f ./*.csr ./*.ext ./*.srl broker-key.p8
+	) >"$olog" 2>&1 || { say "ERROR: generating the certificates failed:"; cat "$olog" >&2; exit 1; }
+}
+
+# scram_format_args: the storage format's arguments that create the SCRAM
+# credentials of $sasl_user (both hashes) in a fresh cluster.
+scram_format_args() {
+	local pw m
+	pw=$(cat "$tls_dir/password")
+	for m in SCRAM-SHA-512 SCRAM-SHA-256; do
+		echo "--add-scram"
+		echo "$m=[name=$sasl_user,password=$pw]"
+	done
+}
+
+# add_scram_user: the same credentials in a kept data dir, which may predate
+# --sasl-ssl, through the PLAINTEXT listener (an upsert; one hash per call).
+add_scram_user() {
+	local pw m
+	pw=$(cat "$tls_dir/password")
+	for m in SCRAM-SHA-512 SCRAM-SHA-256; do
+		if ! timeout 60 "$java" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$libs/*" \
+			org.apache.kafka.tools.ConfigCommand --bootstrap-server "$host:$port" --alter \
+			--add-config "$m=[password=$pw]" --entity-type users --entity-name "$sasl_user" \
+			>"$dir/scram.log" 2>&1 </dev/null; then
+			say "ERROR: creating the SCRAM user failed:"
+			cat "$dir/scram.log" >&2
+			return 1
+		fi
+	done
+}
 
 tail_logs() {
 	local f shown=0
@@ -164,8 +253,15 @@ fetch_libs() {
 	exit 1
 }
 
-# write_config: server.properties for one combined broker+controller.
+# write_config: server.properties for one combined broker+controller, with
+# the SASL_SSL and mTLS listeners when asked.
 write_config() {
+	local listeners="PLAINTEXT://$host:$port,CONTROLLER://$host:$cport"
+	local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+	if [ "$sasl_ssl" = 1 ]; then
+		listeners+=",SASL_SSL://$host:$sasl_port,MTLS://$host:$mtls_port"
+		protocols+=",SASL_SSL:SASL_SSL,MTLS:SSL"
+	fi
 	cat >"$props" <<EOF
 # Generated by scripts/kafka-local.sh; rewritten on every start.
 process.roles=broker,controller
@@ -175,10 +271,10 @@ node.id=1
 # controller.quorum.voters (static quorum) must then not be set.
 controller.quorum.bootstrap.servers=$host:$cport
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport
-advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport
+listeners=$listeners
+advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data
 
 # Topics: freshet creates its topics itself (broker.EnsureTopics, with its
@@ -210,6 +306,22 @@ group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
 EOF
+	[ "$sasl_ssl" = 1 ] || return 0
+	cat >>"$props" <<EOF
+
+# --sasl-ssl: TLS with the certificates of $tls_dir (PEM stores), SASL on
+# SASL_SSL (SCRAM users are created after start; PLAIN's are listed here),
+# and a client certificate required on MTLS.
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls_dir/ca.pem
+listener.name.mtls.ssl.client.auth=required
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$(cat "$tls_dir/password")";
+EOF
 }
 
 # new_cluster_id: a Kafka cluster id is 16 random bytes in unpadded URL-safe
@@ -226,11 +338,13 @@ new_cluster_id() {
 }
 
 format_storage() {
-	local id flog="$dir/format.log"
+	local id flog="$dir/format.log" scram=()
 	if [ "${FRESHET_KAFKA_KEEP_DATA:-}" = 1 ] && [ -f "$data/meta.properties" ]; then
 		say "reusing the data in $data (FRESHET_KAFKA_KEEP_DATA=1)"
+		kept_data=1
 		return 0
 	fi
+	[ "$sasl_ssl" = 1 ] && mapfile -t scram < <(scram_format_args)
 	# A fresh cluster on every start: tests get no topics or offsets from an
 	# earlier run, and a changed port can never clash with the controller
 	# endpoint recorded in the old metadata log.
@@ -239,7 +353,7 @@ format_storage() {
 	echo "$id" >"$dir/cluster.id"
 	if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
 		-Dlog4j2.configurationFile="$log4j_conf" -Dkafka.logs.dir="$dir" \
-		-cp "$libs/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$props" \
+		-cp "$libs/*" kafka.tools.StorageTool format --standalone -t "$id" -c "$props" "${scram[@]}" \
 		>"$flog" 2>&1 </dev/null; then
 		say "ERROR: formatting the storage failed:"
 		cat "$flog" >&2
@@ -274,6 +388,11 @@ rss_mb() { # pid -> resident set size in MiB
 cmd_start() {
 	local pid t0 t_boot p
 	if pid=$(running); then
+		if [ "$sasl_ssl" = 1 ] && [ ! -f "$tls_on" ]; then
+			say "ERROR: already running (pid $pid) on $host:$port without --sasl-ssl; stop it first"
+			say "       (FRESHET_KAFKA_KEEP_DATA=1 keeps its topics across the restart)"
+			exit 1
+		fi
 		say "already running (pid $pid) on $host:$port"
 		print_env
 		return 0
@@ -282,7 +401,9 @@ cmd_start() {
 	# A port held by something else (another broker, kfake, a previous run
 	# whose pid file was lost) would make the JVM die on bind, or worse, make
 	# the readiness check talk to the wrong server: refuse up front.
-	for p in "$port" "$cport"; do
+	local ports=("$port" "$cport")
+	[ "$sasl_ssl" = 1 ] && ports+=("$sasl_port" "$mtls_port")
+	for p in "${ports[@]}"; do
 		if port_open "$host" "$p"; then
 			say "ERROR: $host:$p is already in use by another process:"
 			{ ss -ltnp 2>/dev/null | grep -E "[:.]$p\b" || true; } >&2
@@ -291,11 +412,12 @@ cmd_start() {
 		fi
 	done
 	mkdir -p "$dir"
-	rm -f "$pidfile"
+	rm -f "$pidfile" "$tls_on"
 	t0=$(now_ms)
 	fetch_libs
 	local t_libs
 	t_libs=$(secs_since "$t0")
+	[ "$sasl_ssl" = 1 ] && make_tls
 	write_config
 	t_boot=$(now_ms)
 	format_storage
@@ -328,7 +450,7 @@ cmd_start() {
 		fi
 		# The cheap TCP check first; the JVM-based metadata check only once
 		# the listener is up, so it usually runs once.
-		if port_open "$host" "$port" && ready; then
+		if port_open "$host" "$port" && { [ "$sasl_ssl" != 1 ] || port_open "$host" "$sasl_port"; } && ready; then
 			break
 		fi
 		if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -340,6 +462,11 @@ cmd_start() {
 		fi
 		sleep 0.5
 	done
+	if [ "$sasl_ssl" = 1 ]; then
+		if [ "$kept_data" = 1 ]; then add_scram_user || { cmd_stop; exit 1; }; fi
+		printf 'on_sasl_port=%s\non_mtls_port=%s\n' "$sasl_port" "$mtls_port" >"$tls_on"
+		say "SASL_SSL on $host:$sasl_port (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN; user $sasl_user), mTLS on $host:$mtls_port"
+	fi
 	say "ready on $host:$port in $(secs_since "$t0")s (jars ${t_libs}s, format ${t_fmt}s, boot+metadata check $(secs_since "$t_boot")s), broker RSS $(rss_mb "$pid") MiB"
 	print_env
 }
@@ -366,7 +493,7 @@ cmd_stop() {
 			sleep 0.25
 		done
 	fi
-	rm -f "$pidfile"
+	rm -f "$pidfile" "$tls_on"
 	say "stopped (pid $pid)"
 }
 
@@ -396,7 +523,15 @@ lock() {
 
 [ $# -ge 1 ] || usage
 case "$1" in
-start) lock; cmd_start ;;
+start)
+	case "${2:-}" in
+	--sasl-ssl) sasl_ssl=1 ;;
+	"") ;;
+	*) usage ;;
+	esac
+	lock
+	cmd_start
+	;;
 stop) lock; cmd_stop ;;
 status) cmd_status ;;
 env) print_env ;;

@@ -4,21 +4,35 @@
 #               production runs it)           -> FRESHET_TEST_REDIS_URL
 #   cluster     three masters, no replicas, all 16384 slots assigned
 #                                             -> FRESHET_TEST_REDIS_CLUSTER
+#   tls         one redis-server speaking TLS only (TLS 1.2+, a CA and a
+#               server certificate for 127.0.0.1/localhost made with openssl
+#               at start; client certificates optional but verified), with
+#               the default user off and the two least-privilege users of
+#               docs/operations.md: freshet-featurize and freshet-serve
+#                                             -> FRESHET_TEST_REDIS_TLS_URL (featurize's user),
+#                                                FRESHET_TEST_REDIS_TLS_READONLY_URL (serve's),
+#                                                FRESHET_TEST_REDIS_TLS_PASSWORD_FILE,
+#                                                FRESHET_TEST_REDIS_TLS_READONLY_PASSWORD_FILE,
+#                                                FRESHET_TEST_REDIS_TLS_CA,
+#                                                FRESHET_TEST_REDIS_TLS_CLIENT_CERT, _CLIENT_KEY
+#               (the URLs hold no password: it is in the password files)
 # Without these variables the tests use a throw-away redis-server or
 # miniredis (pipeline/testenv); the cluster is the only way to exercise
 # cross-slot behaviour (CROSSSLOT, MOVED, hash tags) before production does.
 #
-#   scripts/redis-local.sh start [standalone|cluster]   # prints the export line when ready
-#   scripts/redis-local.sh env   [standalone|cluster]
-#   scripts/redis-local.sh status [standalone|cluster]
-#   scripts/redis-local.sh stop  [standalone|cluster]   # no mode: stops both
+#   scripts/redis-local.sh start [standalone|cluster|tls]   # prints the export lines when ready
+#   scripts/redis-local.sh env   [standalone|cluster|tls]
+#   scripts/redis-local.sh status [standalone|cluster|tls]
+#   scripts/redis-local.sh stop  [standalone|cluster|tls]   # no mode: stops all
 #
 # Typical use:  eval "$(scripts/redis-local.sh start)"; eval "$(scripts/redis-local.sh start cluster)"
+#               eval "$(scripts/redis-local.sh start tls)"
 #
 # Settings (environment):
 #   FRESHET_REDIS_DIR           work dir                          default /tmp/freshet-redis
 #   FRESHET_REDIS_PORT          standalone port                   default 6379
 #   FRESHET_REDIS_CLUSTER_PORT  first cluster port (3 in a row)   default 7000
+#   FRESHET_REDIS_TLS_PORT      TLS port (no plain-text port)     default 6380
 #   FRESHET_REDIS_START_TIMEOUT seconds to wait for readiness     default 30
 #
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 redis-server missing and not
@@ -31,6 +45,7 @@ set -euo pipefail
 base=${FRESHET_REDIS_DIR:-/tmp/freshet-redis}
 port=${FRESHET_REDIS_PORT:-6379}
 cport=${FRESHET_REDIS_CLUSTER_PORT:-7000}
+tport=${FRESHET_REDIS_TLS_PORT:-6380}
 timeout_s=${FRESHET_REDIS_START_TIMEOUT:-30}
 host=127.0.0.1
 cluster_ports=("$cport" "$((cport + 1))" "$((cport + 2))")
@@ -39,10 +54,11 @@ say() { echo "redis-local: $*" >&2; }
 
 usage() {
 	cat >&2 <<EOF
-usage: $0 start|stop|status|env [standalone|cluster]
+usage: $0 start|stop|status|env [standalone|cluster|tls]
   standalone: redis-server on $host:$port
   cluster:    3 masters on $host:${cluster_ports[0]}..${cluster_ports[2]}
-  stop with no mode stops both. Work dir: $base. See the header of this script for the settings.
+  tls:        redis-server on $host:$tport, TLS only, with freshet's least-privilege users
+  stop with no mode stops all. Work dir: $base. See the header of this script for the settings.
 EOF
 	exit 2
 }
@@ -290,6 +306,135 @@ start_cluster() {
 	env_cluster
 }
 
+# --- tls: one TLS-only server with freshet's least-privilege users ---------
+
+tl_dir="$base/tls"
+root=$(cd "$(dirname "$0")/.." && pwd)
+tls_users=(freshet-featurize freshet-serve)
+
+env_tls() {
+	printf 'export FRESHET_TEST_REDIS_TLS_URL=%q\n' "rediss://${tls_users[0]}@$host:$tport/0"
+	printf 'export FRESHET_TEST_REDIS_TLS_READONLY_URL=%q\n' "rediss://${tls_users[1]}@$host:$tport/0"
+	printf 'export FRESHET_TEST_REDIS_TLS_PASSWORD_FILE=%q\n' "$tl_dir/${tls_users[0]}.password"
+	printf 'export FRESHET_TEST_REDIS_TLS_READONLY_PASSWORD_FILE=%q\n' "$tl_dir/${tls_users[1]}.password"
+	printf 'export FRESHET_TEST_REDIS_TLS_CA=%q\n' "$tl_dir/ca.crt"
+	printf 'export FRESHET_TEST_REDIS_TLS_CLIENT_CERT=%q\n' "$tl_dir/client.crt"
+	printf 'export FRESHET_TEST_REDIS_TLS_CLIENT_KEY=%q\n' "$tl_dir/client.key"
+}
+
+# tls_cli args...: redis-cli over TLS as the script's own admin user, whose
+# password never reaches a command line (REDISCLI_AUTH).
+tls_cli() {
+	REDISCLI_AUTH=$(cat "$tl_dir/freshet-admin.password" 2>/dev/null) timeout 10 redis-cli --tls \
+		--cacert "$tl_dir/ca.crt" -h "$host" -p "$tport" --user freshet-admin "$@" </dev/null
+}
+
+# make_certs: a CA, a server certificate for 127.0.0.1 and localhost, and a
+# client certificate, all signed by the CA; P-256 keys, 30 days.
+make_certs() {
+	local d=$tl_dir name cn usage san
+	(
+		cd "$d"
+		openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 30 \
+			-subj "/CN=freshet test CA" -keyout ca.key -out ca.crt
+		for name in redis client; do
+			if [ "$name" = redis ]; then
+				cn=localhost usage=serverAuth san="subjectAltName=IP:127.0.0.1,DNS:localhost"
+			else
+				cn=freshet-featurize usage=clientAuth san="subjectAltName=DNS:freshet-featurize"
+			fi
+			openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=$cn" \
+				-keyout "$name.key" -out "$name.csr"
+			printf '%s\nextendedKeyUsage=%s\n' "$san" "$usage" >"$name.ext"
+			openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -sha256 \
+				-extfile "$name.ext" -out "$name.crt"
+		done
+		chmod 600 ./*.key
+	) >"$d/openssl.log" 2>&1 || {
+		say "ERROR: openssl failed making the test certificates:"
+		cat "$d/openssl.log" >&2
+		return 1
+	}
+}
+
+sha256() { printf '%s' "$1" | openssl dgst -sha256 -r | cut -d' ' -f1; }
+
+# acl_lines: the ACL SETUSER lines of docs/operations.md, the one source of
+# the users' rights, which the tests run freshet against.
+acl_lines() {
+	grep -E "^ACL SETUSER (${tls_users[0]}|${tls_users[1]}) " "$root/docs/operations.md"
+}
+
+start_tls() {
+	local t0 pid u pw line words out n=0
+	command -v openssl >/dev/null 2>&1 || { say "ERROR: openssl not found; the tls mode makes its certificates with it"; exit 1; }
+	if pid=$(our_pid "$tl_dir" "$tport") && [ "$(tls_cli ping 2>/dev/null)" = PONG ]; then
+		say "tls already running (pid $pid) on $host:$tport"
+		env_tls
+		return 0
+	fi
+	stop_server "$tl_dir" "$tport"
+	refuse_busy "$tport"
+	t0=$(now_ms)
+	# Fresh every time: new certificates and passwords, and the users are
+	# set from the docs as they are now.
+	rm -rf "$tl_dir"
+	mkdir -p "$tl_dir"
+	chmod 700 "$tl_dir"
+	make_certs
+	for u in freshet-admin "${tls_users[@]}"; do
+		openssl rand -hex 24 >"$tl_dir/$u.password"
+		chmod 600 "$tl_dir/$u.password"
+	done
+	# --port 0: no plain-text port. The default user is off; the script
+	# itself speaks as freshet-admin, given by its password's hash.
+	start_server "$tl_dir" 0 --tls-port "$tport" --tls-cert-file "$tl_dir/redis.crt" \
+		--tls-key-file "$tl_dir/redis.key" --tls-ca-cert-file "$tl_dir/ca.crt" \
+		--tls-auth-clients optional --tls-protocols "TLSv1.2 TLSv1.3" \
+		--user default off \
+		--user freshet-admin on "#$(sha256 "$(cat "$tl_dir/freshet-admin.password")")" "~*" "&*" "+@all"
+	local deadline=$(($(date +%s) + timeout_s))
+	until [ "$(tls_cli ping 2>/dev/null)" = PONG ]; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			say "ERROR: redis on $host:$tport (TLS) did not answer PING within ${timeout_s}s; last lines of $tl_dir/redis.log:"
+			tail -n 30 "$tl_dir/redis.log" >&2 2>/dev/null || true
+			stop_server "$tl_dir" "$tport"
+			exit 1
+		fi
+		sleep 0.1
+	done
+	while IFS= read -r line; do
+		read -ra words <<<"$line"
+		u=${words[2]}
+		pw=$(sha256 "$(cat "$tl_dir/$u.password")")
+		# The docs' ">PASSWORD" placeholders become the password's hash.
+		words=("${words[@]/#>*/#$pw}")
+		if ! out=$(tls_cli "${words[@]}" 2>&1) || [ "$out" != OK ]; then
+			say "ERROR: ${words[*]:0:3} from docs/operations.md failed: $out"
+			stop_server "$tl_dir" "$tport"
+			exit 1
+		fi
+		n=$((n + 1))
+	done < <(acl_lines)
+	if [ "$n" -ne 2 ]; then
+		say "ERROR: found $n of the 2 ACL SETUSER lines (${tls_users[*]}) in $root/docs/operations.md"
+		stop_server "$tl_dir" "$tport"
+		exit 1
+	fi
+	say "tls ready on $host:$tport in $(secs_since "$t0")s (users ${tls_users[*]}, dir $tl_dir)"
+	env_tls
+}
+
+status_tls() {
+	local pid
+	if pid=$(our_pid "$tl_dir" "$tport"); then
+		say "tls running: pid $pid on $host:$tport, PING $(tls_cli ping 2>&1 || true)"
+		return 0
+	fi
+	say "tls not running"
+	return 1
+}
+
 status_standalone() {
 	local pid
 	if pid=$(our_pid "$sa_dir" "$port"); then
@@ -328,7 +473,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
 action=$1
 mode=${2:-}
 case "$mode" in
-"" | standalone | cluster) ;;
+"" | standalone | cluster | tls) ;;
 *) usage ;;
 esac
 
@@ -336,7 +481,11 @@ case "$action" in
 start)
 	ensure_redis
 	lock
-	if [ "$mode" = cluster ]; then start_cluster; else start_standalone; fi
+	case "$mode" in
+	cluster) start_cluster ;;
+	tls) start_tls ;;
+	*) start_standalone ;;
+	esac
 	;;
 stop)
 	command -v redis-cli >/dev/null 2>&1 || { say "redis-cli not installed: nothing to stop"; exit 0; }
@@ -344,17 +493,23 @@ stop)
 	case "$mode" in
 	standalone) stop_server "$sa_dir" "$port" ;;
 	cluster) stop_cluster ;;
-	"") stop_server "$sa_dir" "$port"; stop_cluster ;;
+	tls) stop_server "$tl_dir" "$tport" ;;
+	"") stop_server "$sa_dir" "$port"; stop_cluster; stop_server "$tl_dir" "$tport" ;;
 	esac
 	;;
 status)
 	case "$mode" in
 	cluster) status_cluster ;;
+	tls) status_tls ;;
 	*) status_standalone ;;
 	esac
 	;;
 env)
-	if [ "$mode" = cluster ]; then env_cluster; else env_standalone; fi
+	case "$mode" in
+	cluster) env_cluster ;;
+	tls) env_tls ;;
+	*) env_standalone ;;
+	esac
 	;;
 *) usage ;;
 esac

@@ -31,7 +31,8 @@ func main() {
 func run(args []string) {
 	cfg, cmd := cli.FeaturizeCommand()
 	cli.Main(cmd, args, func(ctx context.Context, rt *cli.Runtime) error {
-		svc, err := featurize.NewService(cfg.Featurize, rt.Registry, rt.Store, rt.Log, featurize.WithTelemetry(rt.Telemetry))
+		svc, err := featurize.NewService(cfg.Featurize, rt.Registry, rt.Store, rt.Log,
+			featurize.WithTelemetry(rt.Telemetry), featurize.WithTokens(rt.Tokens))
 		if err != nil {
 			return fmt.Errorf("build featurize: %w", err)
 		}

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/freshet-ml/freshet/pipeline/auth"
 )
 
 // bin is the directory of the ingest, featurize, serve and freshet binaries
@@ -108,7 +111,7 @@ func TestHelp(t *testing.T) {
 		{"featurize backfill events.ndjson --help", "usage: featurize backfill", nil},
 		{"serve --help", "usage: serve [flags]", []string{"--max-entities int", "FRESHET_REDIS_URL"}},
 		{"serve -h", "usage: serve [flags]", nil},
-		{"freshet --help", "usage: freshet COMMAND", []string{"\n  dev ", "\n  init ", "\n  validate ", "\n  config ", "\n  kafka ", "\n  demo ", "\n  healthcheck "}},
+		{"freshet --help", "usage: freshet COMMAND", []string{"\n  dev ", "\n  init ", "\n  validate ", "\n  config ", "\n  kafka ", "\n  demo ", "\n  healthcheck ", "\n  token "}},
 		{"freshet -h", "usage: freshet COMMAND", []string{"\n  healthcheck "}},
 		{"freshet help", "usage: freshet COMMAND", []string{"\n  dev "}},
 		{"freshet help dev", "usage: freshet dev", []string{"--kafka-port int"}},
@@ -120,6 +123,11 @@ func TestHelp(t *testing.T) {
 		{"freshet kafka --help", "usage: freshet kafka [flags]", []string{"--port int", "--data-dir"}},
 		{"freshet demo --help", "usage: freshet demo [flags]", []string{"--ingest-url string", "FRESHET_INGEST_URL"}},
 		{"freshet healthcheck --help", "usage: freshet healthcheck URL", nil},
+		{"freshet token --help", "usage: freshet token new NAME SCOPES", []string{"\n  new ", "ingest (send\nevents), serve"}},
+		{"freshet token new --help", "usage: freshet token new NAME SCOPES", []string{"freshet token new prometheus metrics"}},
+		{"freshet help token", "usage: freshet token new NAME SCOPES", nil},
+		{"serve --help", "usage: serve [flags]", []string{"--tokens string", "FRESHET_TOKENS"}},
+		{"freshet dev --help", "usage: freshet dev [flags]", []string{"--tokens string"}},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
 			r := run(t, tc.line)
@@ -147,6 +155,7 @@ func TestUnknownFlag(t *testing.T) {
 	for _, line := range []string{
 		"ingest", "ingest replay", "featurize", "featurize rebuild", "featurize backfill", "serve",
 		"freshet dev", "freshet init", "freshet validate", "freshet config", "freshet kafka", "freshet demo", "freshet healthcheck",
+		"freshet token new",
 	} {
 		t.Run(line, func(t *testing.T) {
 			r := run(t, line+" --no-such-flag")
@@ -196,6 +205,13 @@ func TestBadCommandLines(t *testing.T) {
 		{"freshet demo", []string{"FRESHET_BATCH=lots"}, `freshet demo: invalid configuration:` + "\n" +
 			`  batch: "lots" is not an integer; expected a whole number, e.g. 500 (set by FRESHET_BATCH)`},
 		{"serve --redis-url redis://:hunter2@redis:port/0", nil, `redis-url: "redis://:xxxxx@redis:port/0" is not a valid Redis URL: invalid port ":port" after host`},
+		{"freshet token", nil, "freshet token: name a command: freshet token new NAME SCOPES\n\nusage: freshet token new NAME SCOPES"},
+		{"freshet token nwe", nil, `freshet token: unknown command "nwe"; did you mean new?`},
+		{"freshet token new", nil, "freshet token new: want NAME and SCOPES, got 0 argument(s)"},
+		{"freshet token new shop", nil, "freshet token new: want NAME and SCOPES, got 1 argument(s)"},
+		{"freshet token new shop/api serve", nil, "freshet token new: NAME: a token's name is 1 to 64 letters, digits, '.', '_' or '-'"},
+		{"freshet token new shop serv,ingest", nil, `freshet token new: SCOPES: unknown scope "serv" (scopes: ingest, serve, metrics, admin); did you mean serve?`},
+		{"serve --tokens /nonexistent/tokens", nil, `serve: invalid configuration:` + "\n" + `  tokens: "/nonexistent/tokens" cannot be read: no such file`},
 	} {
 		t.Run(tc.line+strings.Join(tc.env, " "), func(t *testing.T) {
 			r := run(t, tc.line, tc.env...)
@@ -291,4 +307,61 @@ func TestValidateDefinitions(t *testing.T) {
 			require.Contains(t, r.stdout+r.stderr, tc.want)
 		})
 	}
+}
+
+// TestTokenNew: freshet token new prints a token and, apart, the line of
+// the tokens file, which the services accept as printed and which admits
+// that token; every run prints another token.
+func TestTokenNew(t *testing.T) {
+	r := run(t, "freshet token new shop ingest,serve")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Empty(t, r.stderr)
+	var values []string // the lines that are no comment
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			values = append(values, line)
+		}
+	}
+	require.Len(t, values, 2, r.stdout)
+	token, line := values[0], values[1]
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	require.NoError(t, err, "the token is base64url: %q", token)
+	require.GreaterOrEqual(t, len(raw), 32)
+	require.Regexp(t, `^shop ingest,serve sha256:[0-9a-f]{64}$`, line)
+	require.Equal(t, 1, strings.Count(r.stdout, token), "the token is printed once")
+
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte("# added by hand\n"+line+"\n"), 0o600))
+	set, err := auth.Parse(path, []byte(line))
+	require.NoError(t, err)
+	require.Equal(t, "shop", set.Lookup(token).Name)
+	// The services take the file: they go past their settings and stop
+	// only at the definitions, which are missing.
+	for _, svc := range []string{"ingest", "serve", "featurize"} {
+		res := run(t, svc+" --tokens "+path, "FRESHET_SCHEMAS="+filepath.Join(t.TempDir(), "missing.yaml"))
+		require.Equal(t, 1, res.code, "%s: %s", svc, res.stderr)
+		require.Contains(t, res.stderr, "tokens="+path)
+		require.NotContains(t, res.stderr, token)
+	}
+
+	again := run(t, "freshet token new shop ingest,serve")
+	require.NotContains(t, again.stdout, token)
+}
+
+// TestTokensFileTypo: a malformed tokens file stops a service at start,
+// naming the file, the line and what is wrong, never quoting a token.
+func TestTokensFileTypo(t *testing.T) {
+	r := run(t, "freshet token new prometheus metrics")
+	require.Equal(t, 0, r.code)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	fileLine := lines[len(lines)-1]
+	token := lines[3]
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(fileLine, " metrics ", " metrcs ", 1)+"\n"+token+"\n"), 0o600))
+	res := run(t, "featurize", "FRESHET_TOKENS="+path)
+	require.Equal(t, 2, res.code, res.stderr)
+	require.Contains(t, res.stderr, path+`:1: unknown scope "metrcs" (scopes: ingest, serve, metrics, admin); did you mean metrics?`)
+	require.Contains(t, res.stderr, path+":2: want NAME SCOPES sha256:HEX, got 1 field(s)")
+	require.Contains(t, res.stderr, "(set by FRESHET_TOKENS)")
+	require.NotContains(t, res.stderr, token)
 }

@@ -13,7 +13,7 @@ func dev(args []string) error {
 	cfg, cmd := cli.DevCommand()
 	return cmd.Run(args, func(ctx context.Context, rt *cli.Runtime) error {
 		d := cfg.Dev
-		d.Schemas, d.Registry, d.Telemetry = cfg.Common.Schemas, rt.Registry, rt.Telemetry
+		d.Schemas, d.Registry, d.Telemetry, d.Tokens = cfg.Common.Schemas, rt.Registry, rt.Telemetry, rt.Tokens
 		return devmode.Run(ctx, d, os.Stdout, rt.Log)
 	})
 }

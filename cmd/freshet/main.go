@@ -7,6 +7,7 @@
 //	freshet kafka [--port P]    a standalone Kafka-protocol broker for tests
 //	freshet demo                feed a running ingest (the compose demo)
 //	freshet healthcheck URL     exit 0 when URL answers 2xx
+//	freshet token new NAME SCOPES  a bearer token and its line of the tokens file
 package main
 
 import (
@@ -33,6 +34,7 @@ var tools = []tool{
 	{app.Subcommand{Name: "kafka", About: "run a standalone in-memory Kafka-protocol broker (kfake), for tests"}, runKafka},
 	{app.Subcommand{Name: "demo", About: "feed a running ingest: the example events moved to now, then a small live feed"}, demo},
 	{app.Subcommand{Name: "healthcheck", About: "exit 0 when URL answers 2xx (for container healthchecks): freshet healthcheck URL"}, healthcheck},
+	{app.Subcommand{Name: "token", About: "print a new bearer token for the HTTP APIs and its line of the tokens file: freshet token new NAME SCOPES"}, token},
 }
 
 // top is freshet's own usage: its commands, no flags.

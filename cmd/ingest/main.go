@@ -24,7 +24,7 @@ func main() {
 		w := cfg.Ingest.Kafka.NewWriter()
 		defer w.Close()
 		pub := ingest.NewPublisher(cfg.Ingest.Kafka, w, ingest.WithTelemetry(rt.Telemetry))
-		srv := ingest.NewServer(rt.Registry, pub, cfg.Ingest, rt.Log, ingest.WithTelemetry(rt.Telemetry))
+		srv := ingest.NewServer(rt.Registry, pub, cfg.Ingest, rt.Log, ingest.WithTelemetry(rt.Telemetry), ingest.WithTokens(rt.Tokens))
 		return srv.Run(ctx, rt.Listener)
 	})
 }

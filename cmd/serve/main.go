@@ -13,7 +13,7 @@ import (
 func main() {
 	cfg, cmd := cli.ServeCommand()
 	cli.Main(cmd, os.Args[1:], func(ctx context.Context, rt *cli.Runtime) error {
-		srv, err := serve.New(rt.Registry, rt.Store, cfg.Serve, rt.Log, serve.WithTelemetry(rt.Telemetry))
+		srv, err := serve.New(rt.Registry, rt.Store, cfg.Serve, rt.Log, serve.WithTelemetry(rt.Telemetry), serve.WithTokens(rt.Tokens))
 		if err != nil {
 			return fmt.Errorf("build serve: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/freshet-ml/freshet/pipeline/config"
+	"github.com/freshet-ml/freshet/pipeline/retry"
 )
 
 // Config is the Kafka settings shared by ingest and featurize.
@@ -30,6 +31,10 @@ type Config struct {
 	// DefaultWriteTimeout.
 	BatchTimeout time.Duration
 	WriteTimeout time.Duration
+	// Security is TLS and SASL: every connection of every client made
+	// from this Config (Transport, Dialer, NewWriter, the topic admin)
+	// uses it.
+	Security Security
 }
 
 // The producer's defaults.
@@ -52,6 +57,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "freshet.events.", "prefix of each event type's topic; the event name follows it")
 	fs.IntVar(&c.Partitions, "partitions", 6, "partitions of a topic freshet creates")
 	fs.IntVar(&c.Replication, "replication-factor", 1, "replication factor of a topic freshet creates")
+	c.Security.RegisterFlags(fs)
 }
 
 // RegisterProducerFlags registers the producer's settings with their
@@ -82,7 +88,7 @@ func (c *Config) Validate() error {
 	if c.Replication < 1 {
 		return &config.SettingError{Setting: "replication-factor", Value: strconv.Itoa(c.Replication), Problem: "is less than 1", Expected: "a whole number of at least 1, e.g. 3"}
 	}
-	return nil
+	return c.Security.Validate()
 }
 
 // ValidateProducer reports the first invalid setting of
@@ -103,8 +109,19 @@ func (c *Config) ValidateProducer() error {
 // Topic is the topic of an event type.
 func (c *Config) Topic(event string) string { return c.TopicPrefix + event }
 
-func (c *Config) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second}
+// Transport is the round tripper of every kafka.Client and kafka.Writer
+// on these brokers (see Security.Transport): TLS and SASL as configured,
+// and errors that say when either refused (ErrSecurity).
+func (c *Config) Transport() kafka.RoundTripper { return c.Security.Transport() }
+
+// Dialer is the dialer of a kafka.Reader on these brokers (see
+// Security.Dialer).
+func (c *Config) Dialer() *kafka.Dialer { return c.Security.Dialer() }
+
+// Client returns an admin and fetch client on the brokers, through
+// Transport.
+func (c *Config) Client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.Transport()}
 }
 
 // EnsureTopics creates the topics that do not exist yet with the configured
@@ -118,7 +135,7 @@ func (c *Config) EnsureTopics(ctx context.Context, topics []string) error {
 	for _, t := range missing {
 		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: c.Partitions, ReplicationFactor: c.Replication})
 	}
-	res, err := c.client().CreateTopics(ctx, req)
+	res, err := c.Client().CreateTopics(ctx, req)
 	if err != nil {
 		return fmt.Errorf("create topics %v: %w", missing, err)
 	}
@@ -156,7 +173,7 @@ func (c *Config) CheckTopics(ctx context.Context, topics []string) error {
 }
 
 func (c *Config) missing(ctx context.Context, topics []string) ([]string, error) {
-	client := c.client()
+	client := c.Client()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("kafka metadata from %v: %w", c.Brokers, err)
@@ -216,5 +233,35 @@ func (c *Config) NewWriter() *kafka.Writer {
 		WriteTimeout: write,
 		ReadTimeout:  write,
 		Compression:  kafka.Lz4,
+		Transport:    c.Transport(),
+	}
+}
+
+// AwaitTopics creates the missing topics (EnsureTopics), each attempt
+// bounded by attempt, retrying with backoff while Kafka is unreachable or
+// not ready, until ctx ends (its error). Before each retry it calls
+// onRetry with the attempt's error, so that the caller logs the real cause.
+// A refused TLS handshake or SASL exchange (ErrSecurity) is returned at
+// once: settings and credentials do not fix themselves, and a service
+// should fail at start saying why rather than wait forever.
+func (c *Config) AwaitTopics(ctx context.Context, topics []string, attempt time.Duration, backoff *retry.Backoff, onRetry func(err error, delay time.Duration)) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := c.EnsureTopics(actx, topics)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrSecurity):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		if onRetry != nil {
+			onRetry(err, backoff.Delay())
+		}
+		if err := backoff.Wait(ctx); err != nil {
+			return err
+		}
 	}
 }

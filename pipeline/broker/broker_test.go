@@ -32,7 +32,8 @@ func TestConsumerFlags(t *testing.T) {
 	c.RegisterFlags(fs)
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	require.Equal(t, []string{"kafka-brokers", "partitions", "replication-factor", "topic-prefix"}, names)
+	require.Equal(t, []string{"kafka-brokers", "kafka-ca", "kafka-cert", "kafka-key", "kafka-password", "kafka-password-file",
+		"kafka-sasl", "kafka-tls", "kafka-username", "partitions", "replication-factor", "topic-prefix"}, names)
 	require.NoError(t, c.Validate())
 	w := c.NewWriter()
 	require.Equal(t, DefaultBatchTimeout, w.BatchTimeout, "not kafka-go's 1s")

@@ -19,6 +19,7 @@ import (
 	"os"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/backfill"
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/devmode"
@@ -33,6 +34,8 @@ import (
 type Ingest struct {
 	Common app.Common
 	Ingest ingest.Config
+	// Tokens is the bearer tokens of the HTTP API.
+	Tokens auth.Config
 }
 
 // NewIngest registers ingest's settings on a new flag set.
@@ -41,11 +44,14 @@ func NewIngest() (*Ingest, *flag.FlagSet) {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	c.Common.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
+	c.Tokens.RegisterFlags(fs)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
-func (c *Ingest) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Ingest} }
+func (c *Ingest) Validators() []app.Validator {
+	return []app.Validator{&c.Common, &c.Ingest, &c.Tokens}
+}
 
 // IngestCommand is the ingest service's command line.
 func IngestCommand() (*Ingest, *Command) {
@@ -65,6 +71,7 @@ func IngestCommand() (*Ingest, *Command) {
 		Common:  &c.Common,
 		Service: "ingest",
 		Listen:  &c.Ingest.HTTPAddr,
+		Tokens:  &c.Tokens,
 	}
 }
 
@@ -137,6 +144,8 @@ type Serve struct {
 	Common app.Common
 	Serve  serve.Config
 	Store  store.Config
+	// Tokens is the bearer tokens of the HTTP API.
+	Tokens auth.Config
 }
 
 // NewServe registers serve's settings on a new flag set.
@@ -146,11 +155,14 @@ func NewServe() (*Serve, *flag.FlagSet) {
 	c.Common.RegisterFlags(fs)
 	c.Serve.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs)
+	c.Tokens.RegisterFlags(fs)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
-func (c *Serve) Validators() []app.Validator { return []app.Validator{&c.Common, &c.Serve, &c.Store} }
+func (c *Serve) Validators() []app.Validator {
+	return []app.Validator{&c.Common, &c.Serve, &c.Store, &c.Tokens}
+}
 
 // ServeCommand is the serve service's command line.
 func ServeCommand() (*Serve, *Command) {
@@ -168,6 +180,7 @@ func ServeCommand() (*Serve, *Command) {
 		Service: "serve",
 		Store:   &c.Store,
 		Listen:  &c.Serve.HTTPAddr,
+		Tokens:  &c.Tokens,
 	}
 }
 
@@ -176,6 +189,9 @@ type Featurize struct {
 	Common    app.Common
 	Featurize featurize.Config
 	Store     store.Config
+	// Tokens is the bearer tokens of the health, stats and metrics
+	// endpoints; the service's own (featurize rebuild has no endpoint).
+	Tokens auth.Config
 }
 
 // NewFeaturize registers featurize's settings on a new flag set.
@@ -183,6 +199,7 @@ func NewFeaturize() (*Featurize, *flag.FlagSet) {
 	c := &Featurize{}
 	fs := flag.NewFlagSet("featurize", flag.ContinueOnError)
 	c.register(fs)
+	c.Tokens.RegisterFlags(fs)
 	return c, fs
 }
 
@@ -200,6 +217,7 @@ func (c *Featurize) Validators() []app.Validator {
 // FeaturizeCommand is the featurize service's command line.
 func FeaturizeCommand() (*Featurize, *Command) {
 	c, fs := NewFeaturize()
+	validators := append(c.Validators(), &c.Tokens)
 	return c, &Command{
 		Command: &app.Command{
 			Flags: fs,
@@ -215,12 +233,14 @@ func FeaturizeCommand() (*Featurize, *Command) {
 				{Name: "backfill", About: "point-in-time training data from event files; featurize backfill --help"},
 			},
 			Env:        true,
-			Validators: c.Validators(),
+			Validators: validators,
 		},
 		Common:  &c.Common,
 		Service: "featurize",
 		Store:   &c.Store,
+		Writes:  true,
 		Listen:  &c.Featurize.HTTPAddr,
+		Tokens:  &c.Tokens,
 	}
 }
 
@@ -249,7 +269,7 @@ func RebuildCommand() (*Rebuild, *Command) {
 	cmd.Options(func(fs *flag.FlagSet) {
 		fs.BoolVar(&c.Clear, "clear", false, "delete the views' online state before rebuilding")
 	})
-	return c, &Command{Command: cmd, Common: &c.Common, Service: "featurize", Store: &c.Store}
+	return c, &Command{Command: cmd, Common: &c.Common, Service: "featurize", Store: &c.Store, Writes: true}
 }
 
 // Backfill is `featurize backfill`'s settings.
@@ -317,6 +337,8 @@ type Dev struct {
 	// Dev is dev mode's own; its Schemas is Common's, which the command
 	// copies.
 	Dev devmode.Config
+	// Tokens is the bearer tokens of the three HTTP APIs.
+	Tokens auth.Config
 }
 
 // DevCommand is `freshet dev`'s command line. It reads no FRESHET_*
@@ -325,10 +347,11 @@ type Dev struct {
 // scripts that start real servers (FRESHET_KAFKA_PORT, FRESHET_REDIS_PORT).
 // It logs warnings only, unless --log-level says otherwise.
 func DevCommand() (*Dev, *Command) {
-	c := &Dev{Common: app.Common{LogLevel: "warn"}}
+	c := &Dev{Common: app.Common{LogLevel: "warn"}, Tokens: auth.Config{FlagOnly: true}}
 	fs := flag.NewFlagSet("freshet dev", flag.ContinueOnError)
 	c.Common.RegisterFlags(fs)
 	c.Dev.RegisterFlags(fs)
+	c.Tokens.RegisterFlags(fs)
 	return c, &Command{
 		Command: &app.Command{
 			Flags: fs,
@@ -336,10 +359,11 @@ func DevCommand() (*Dev, *Command) {
 			About: "Run everything in one process: a Kafka-protocol broker (kfake), a Redis-protocol store (miniredis),\n" +
 				"ingest, featurize and serve, with the sample replayed so that its last event is now and a small live\n" +
 				"feed; print curl commands that work as printed. Ctrl-C stops it.",
-			Validators: []app.Validator{&c.Common, &c.Dev},
+			Validators: []app.Validator{&c.Common, &c.Dev, &c.Tokens},
 		},
 		Common:  &c.Common,
 		Service: "freshet-dev",
+		Tokens:  &c.Tokens,
 	}
 }
 

@@ -29,6 +29,26 @@ var toolVariables = map[string]string{
 	"FRESHET_BENCH_EVENTS":          "pipeline/backfill's BenchmarkBackfill",
 	"FRESHET_BENCH_SPINE":           "pipeline/backfill's BenchmarkBackfill",
 	"FRESHET_BENCH_ROWS":            "pipeline/ingest's replay benchmark",
+	"FRESHET_TOKEN":                 "pipeline/devmode: the bearer token the curls freshet dev prints send, with --tokens",
+
+	"FRESHET_REDIS_TLS_PORT":                        "scripts/redis-local.sh",
+	"FRESHET_TEST_REDIS_TLS_URL":                    "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls (featurize's user)",
+	"FRESHET_TEST_REDIS_TLS_READONLY_URL":           "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls (serve's read-only user)",
+	"FRESHET_TEST_REDIS_TLS_PASSWORD_FILE":          "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_TEST_REDIS_TLS_READONLY_PASSWORD_FILE": "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_TEST_REDIS_TLS_CA":                     "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_TEST_REDIS_TLS_CLIENT_CERT":            "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_TEST_REDIS_TLS_CLIENT_KEY":             "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_KAFKA_SASL_SSL":                        "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_SASL_SSL_PORT":                   "scripts/kafka-local.sh",
+	"FRESHET_KAFKA_MTLS_PORT":                       "scripts/kafka-local.sh",
+	"FRESHET_TEST_KAFKA_SASL_BROKERS":               "pipeline/testenv: the SASL_SSL Kafka of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_SASL_CA":                    "pipeline/testenv: the SASL_SSL Kafka of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_SASL_USERNAME":              "pipeline/testenv: the SASL_SSL Kafka of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_SASL_PASSWORD_FILE":         "pipeline/testenv: the SASL_SSL Kafka of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_MTLS_BROKERS":               "pipeline/testenv: the mTLS Kafka listener of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_CLIENT_CERT":                "pipeline/testenv: the mTLS Kafka listener of scripts/kafka-local.sh start --sasl-ssl",
+	"FRESHET_TEST_KAFKA_CLIENT_KEY":                 "pipeline/testenv: the mTLS Kafka listener of scripts/kafka-local.sh start --sasl-ssl",
 }
 
 // ToolVariables returns, sorted, the FRESHET_* variables that are no

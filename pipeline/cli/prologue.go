@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/store"
@@ -27,12 +29,21 @@ type Command struct {
 	// default of OTEL_SERVICE_NAME), which the prologue sets up; empty:
 	// no telemetry.
 	Service string
-	// Store, when set, is the online store the prologue opens, and
-	// closes once the body returns.
+	// Store, when set, is the online store the prologue opens, checks
+	// (store.Redis.CheckReader, or CheckWriter with Writes) and closes once
+	// the body returns.
 	Store *store.Config
+	// Writes is whether the body writes to the store: the prologue then
+	// checks that the Redis user may run everything featurize runs, so a
+	// read-only user fails at start naming what it may not do.
+	Writes bool
 	// Listen, when set, is the address the prologue listens on for the
 	// body's HTTP server; it is read once the settings are.
 	Listen *string
+	// Tokens, when set, is the bearer tokens setting of the body's HTTP
+	// API: the prologue opens the file (or warns that the API is open)
+	// and keeps it in force while the body runs.
+	Tokens *auth.Config
 }
 
 // Runtime is what the prologue prepared for a command's body.
@@ -48,6 +59,10 @@ type Runtime struct {
 	Store *store.Redis
 	// Listener is the HTTP server's; nil without Command.Listen.
 	Listener net.Listener
+	// Tokens is the bearer tokens the HTTP API requires, reloaded when
+	// the file changes and on SIGHUP; nil without a tokens file (or
+	// without Command.Tokens): the API is open.
+	Tokens *auth.Guard
 }
 
 // Body is what a command does once its prologue ran, until ctx ends on
@@ -84,8 +99,9 @@ func (c *Command) Run(args []string, body Body) error {
 // Exec is the prologue of a command whose settings are valid, then its
 // body: it sets up telemetry (with Service), logs the effective settings
 // (passwords masked), loads the definitions, opens the store (with Store)
-// and listens (with Listen), then runs body with them until SIGINT or
-// SIGTERM. What it opened is closed when body returns.
+// and listens (with Listen), opens the tokens file and keeps it in force
+// (with Tokens), then runs body with them until SIGINT or SIGTERM. What it
+// opened is closed when body returns.
 func (c *Command) Exec(log *slog.Logger, body Body) error {
 	ctx, stop := app.Context()
 	defer stop()
@@ -113,6 +129,13 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 			return fmt.Errorf("open online store: %w", err)
 		}
 		defer st.Close()
+		check := st.CheckReader
+		if c.Writes {
+			check = st.CheckWriter
+		}
+		if err := check(ctx); err != nil {
+			return fmt.Errorf("online store: %w", err)
+		}
 		rt.Store = st
 	}
 	if c.Listen != nil {
@@ -122,6 +145,18 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 		}
 		defer l.Close() // the server closes it as it stops: this is for a body failing before it serves
 		rt.Listener = l
+	}
+	if c.Tokens != nil {
+		g, err := c.Tokens.Open(log)
+		if err != nil {
+			return fmt.Errorf("tokens: %w", err)
+		}
+		rt.Tokens = g
+		rctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = g.Run(rctx) }) // returns nil when rctx ends; it logs its errors
+		defer wg.Wait()
+		defer cancel()
 	}
 	return body(ctx, rt)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/events"
@@ -65,6 +66,10 @@ type Config struct {
 	// Telemetry, when not nil, instruments the three services together:
 	// each address serves GET /metrics of the whole process.
 	Telemetry *telemetry.Providers
+	// Tokens, when not nil, is the bearer tokens the three APIs require
+	// (`freshet dev --tokens FILE`); the curls printed then send
+	// $FRESHET_TOKEN.
+	Tokens *auth.Guard
 }
 
 // RegisterFlags registers dev mode's settings with their defaults, but for
@@ -221,13 +226,13 @@ func (d *dev) buildServices() error {
 	w := icfg.Kafka.NewWriter()
 	d.closed = append(d.closed, w.Close)
 	d.pub = ingest.NewPublisher(icfg.Kafka, w, ingest.WithTelemetry(tel))
-	d.isrv = ingest.NewServer(d.reg, d.pub, icfg, d.log, ingest.WithTelemetry(tel))
+	d.isrv = ingest.NewServer(d.reg, d.pub, icfg, d.log, ingest.WithTelemetry(tel), ingest.WithTokens(d.cfg.Tokens))
 	var err error
-	if d.fsvc, err = featurize.NewService(fcfg, d.reg, st, d.log, featurize.WithTelemetry(tel)); err != nil {
+	if d.fsvc, err = featurize.NewService(fcfg, d.reg, st, d.log, featurize.WithTelemetry(tel), featurize.WithTokens(d.cfg.Tokens)); err != nil {
 		return err
 	}
 	d.stats = &d.fsvc.Proc.Stats
-	d.ssrv, err = serve.New(d.reg, st, scfg, d.log, serve.WithTelemetry(tel))
+	d.ssrv, err = serve.New(d.reg, st, scfg, d.log, serve.WithTelemetry(tel), serve.WithTokens(d.cfg.Tokens))
 	return err
 }
 
@@ -483,12 +488,46 @@ func local(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// TokenVariable is the shell variable the curls dev mode prints read the
+// bearer token from when the APIs require tokens.
+const TokenVariable = "FRESHET_TOKEN"
+
+// bearerHeader is the curl option sending the token of TokenVariable,
+// double-quoted so that the shell expands it.
+const bearerHeader = ` -H "Authorization: Bearer $` + TokenVariable + `"`
+
+// printTokens says, when the APIs require tokens, how the curls that
+// follow get theirs: which tokens of the file can run them, and how to
+// make one.
+func printTokens(out io.Writer, g *auth.Guard) {
+	set := g.Tokens()
+	holders := func(s auth.Scope) string {
+		if names := set.Names(s); len(names) > 0 {
+			return strings.Join(names, ", ")
+		}
+		return "none yet"
+	}
+	fmt.Fprintf(out, "The APIs require bearer tokens of %s (--tokens). The curls below send $%s: set it to a token\n"+
+		"of the file with the serve and ingest scopes (serve: %s; ingest: %s), e.g.\n\n"+
+		"  export %s=...   # the token itself, as freshet token new printed it\n\n"+
+		"To make one: go run ./cmd/freshet token new dev serve,ingest,metrics, then add the line it prints to\n"+
+		"%s (re-read within a second, no restart).\n\n",
+		g.Path(), TokenVariable, holders(auth.Serve), holders(auth.Ingest), TokenVariable, g.Path())
+}
+
 // printWelcome prints curl commands that work as printed: lookups of the
-// entities of the latest sample events, and an event to send.
+// entities of the latest sample events, and an event to send. With
+// tokens, each sends $FRESHET_TOKEN.
 func printWelcome(out io.Writer, cfg Config, kafkaAddr string, views []*schemas.View, typ *schemas.Event, evs []events.Event, took time.Duration) {
 	latest := evs[len(evs)-1]
 	serveAt, ingestAt := local(cfg.ServeAddr), local(cfg.IngestAddr)
-	fmt.Fprintf(out, "\nfreshet dev: %d sample events replayed, moved to end now, and featurized in %s.\n\nTry:\n\n", len(evs), took.Round(time.Millisecond))
+	fmt.Fprintf(out, "\nfreshet dev: %d sample events replayed, moved to end now, and featurized in %s.\n\n", len(evs), took.Round(time.Millisecond))
+	bearer := ""
+	if cfg.Tokens != nil {
+		printTokens(out, cfg.Tokens)
+		bearer = bearerHeader
+	}
+	fmt.Fprintf(out, "Try:\n\n")
 	// The view keyed like the events first: its entities are the ones
 	// users think of (a card holder, not a merchant).
 	v, bv := views[0], views[len(views)-1]
@@ -507,24 +546,28 @@ func printWelcome(out io.Writer, cfg Config, kafkaAddr string, views []*schemas.
 		return out
 	}
 	ent := recent(v.Entity, 1)[0]
-	fmt.Fprintf(out, "  curl -s %s/v1/features/%s/%s\n\n", serveAt, v.Name, url.PathEscape(ent))
-	fmt.Fprintf(out, "  curl -s -X POST %s/v1/features/%s -H 'Content-Type: application/json' -d '{\"entities\": %s}'\n\n", serveAt, bv.Name, jsonList(recent(bv.Entity, 3)))
+	fmt.Fprintf(out, "  curl -s%s %s/v1/features/%s/%s\n\n", bearer, serveAt, v.Name, url.PathEscape(ent))
+	fmt.Fprintf(out, "  curl -s%s -X POST %s/v1/features/%s -H 'Content-Type: application/json' -d '{\"entities\": %s}'\n\n", bearer, serveAt, bv.Name, jsonList(recent(bv.Entity, 3)))
 	var feats []string
 	for _, f := range v.Features[:min(3, len(v.Features))] {
 		feats = append(feats, v.Name+":"+f.Name)
 	}
-	fmt.Fprintf(out, "  curl -s -X POST %s/get-online-features -H 'Content-Type: application/json' -d '{\"features\": %s, \"entities\": {\"%s\": %s}}'\n\n",
-		serveAt, jsonList(feats), v.Entity, jsonList([]string{ent}))
+	fmt.Fprintf(out, "  curl -s%s -X POST %s/get-online-features -H 'Content-Type: application/json' -d '{\"features\": %s, \"entities\": {\"%s\": %s}}'\n\n",
+		bearer, serveAt, jsonList(feats), v.Entity, jsonList([]string{ent}))
 	// An event stamped with the shell's clock when the command runs.
 	body := string(latest.AppendJSON(nil))
 	stamp := strconv.FormatInt(latest.Time, 10)
 	if i := strings.Index(body, stamp); i >= 0 {
 		body = body[:i] + `'"$(date +%s)000"'` + body[i+len(stamp):]
 	}
-	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", ingestAt, typ.Name, body)
+	fmt.Fprintf(out, "Send an event (then look it up again):\n\n  curl -s%s -X POST %s/v1/events/%s -H 'Content-Type: application/json' -d '%s'\n\n", bearer, ingestAt, typ.Name, body)
 	fmt.Fprintf(out, "Replay a file of %s events (Parquet, Arrow, CSV, NDJSON), its times moved so that the last is now:\n\n  go run ./cmd/ingest replay --kafka-brokers %s --event %s --rebase-time FILE\n\n", typ.Name, kafkaAddr, typ.Name)
 	if cfg.Telemetry != nil {
-		fmt.Fprintf(out, "Metrics (Prometheus text):\n\n  curl -s %s/metrics | grep ^freshet_\n\n", serveAt)
+		scope := ""
+		if cfg.Tokens != nil {
+			scope = " (the token needs the metrics scope)"
+		}
+		fmt.Fprintf(out, "Metrics (Prometheus text)%s:\n\n  curl -s%s %s/metrics | grep ^freshet_\n\n", scope, bearer, serveAt)
 	}
 	if cfg.LiveEvery > 0 {
 		fmt.Fprintf(out, "A few live events arrive every %s. Ctrl-C stops everything.\n", cfg.LiveEvery)

@@ -78,6 +78,7 @@ func (g *GroupReader) Rewind() error {
 func NewReader(cfg Config, topics []string) *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers:           cfg.Kafka.Brokers,
+		Dialer:            cfg.Kafka.Dialer(), // TLS and SASL
 		GroupID:           cfg.GroupID,
 		GroupTopics:       topics,
 		MinBytes:          1,

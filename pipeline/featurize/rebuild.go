@@ -53,7 +53,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	if err := cfg.Kafka.EnsureTopics(ctx, topics); err != nil {
 		return nil, err
 	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
+	client := cfg.Kafka.Client()
 	ends, err := resetToEarliest(ctx, client, cfg.GroupID, topics)
 	if err != nil {
 		return nil, err

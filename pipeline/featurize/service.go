@@ -6,6 +6,7 @@ package featurize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/retry"
@@ -29,7 +31,9 @@ type Service struct {
 	st  store.Online
 	log *slog.Logger
 	tel *telemetry.Providers
-	obs Observer // the consumer's
+	// tokens guards the endpoints; nil: they are open.
+	tokens *auth.Guard
+	obs    Observer // the consumer's
 	// Proc is the processor the consumer feeds; its Stats are GET
 	// /v1/stats.
 	Proc *Processor
@@ -45,6 +49,13 @@ type Option func(*Service)
 // endpoints' listener.
 func WithTelemetry(p *telemetry.Providers) Option {
 	return func(s *Service) { s.tel = p }
+}
+
+// WithTokens makes the endpoints require bearer tokens from g (nil: none):
+// the metrics scope for GET /v1/stats and GET /metrics; /healthz and
+// /readyz stay open.
+func WithTokens(g *auth.Guard) Option {
+	return func(s *Service) { s.tokens = g }
 }
 
 // NewService builds featurize over the definitions and the store: a
@@ -80,6 +91,9 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 	g.Go(func() error { return httpx.Serve(gctx, l, s.handler(topics), 5*time.Second) })
 	g.Go(func() error {
 		if err := waitForTopics(gctx, s.cfg.Kafka, topics, s.log); err != nil {
+			if errors.Is(err, broker.ErrSecurity) {
+				return fmt.Errorf("kafka: %w", err) // wrong credentials or certificates: no retry fixes them
+			}
 			return nil // shutting down before Kafka was ever reachable
 		}
 		reader := NewGroupReader(s.cfg, topics)
@@ -98,36 +112,28 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 
 // handler serves the health endpoints (ready once the store answers and
 // the topics exist), GET /v1/stats (Stats.Snapshot) and, with telemetry,
-// GET /metrics.
+// GET /metrics; the last two need the metrics scope WithTokens.
 func (s *Service) handler(topics []string) http.Handler {
+	need := s.tokens.Require
 	mux := http.NewServeMux()
-	s.tel.Mount(mux)
+	s.tel.MountGuarded(mux, need(auth.Metrics))
 	httpx.Health(mux, func(ctx context.Context) error {
 		if err := s.st.Ping(ctx); err != nil {
 			return fmt.Errorf("online store: %w", err)
 		}
 		return s.cfg.Kafka.CheckTopics(ctx, topics)
 	})
-	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /v1/stats", need(auth.Metrics)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, s.Proc.Stats.Snapshot())
-	})
-	return s.tel.Middleware(httpx.Recover(s.log, mux))
+	})))
+	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, mux)))
 }
 
 // waitForTopics creates missing topics, retrying until Kafka answers or ctx
-// ends (its error).
+// ends (its error); a refused TLS handshake or SASL exchange is returned at
+// once (broker.ErrSecurity).
 func waitForTopics(ctx context.Context, kc broker.Config, topics []string, log *slog.Logger) error {
-	backoff := retry.Backoff{First: 200 * time.Millisecond}
-	for {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kc.EnsureTopics(tctx, topics)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		log.Warn("kafka not ready; retrying", "error", err, "backoff", backoff.Delay())
-		if err := backoff.Wait(ctx); err != nil {
-			return err
-		}
-	}
+	return kc.AwaitTopics(ctx, topics, 10*time.Second, &retry.Backoff{First: 200 * time.Millisecond}, func(err error, d time.Duration) {
+		log.Warn("kafka not ready; retrying", "error", err, "backoff", d)
+	})
 }

@@ -88,3 +88,34 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, grace time.Durat
 
 // Listen opens a TCP listener on addr (":8080", "127.0.0.1:0").
 func Listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// Principal is who a request is authenticated as: the name of the token
+// it presented, once the route's auth middleware admitted it (a 403 too:
+// the token is known). The middleware that observe requests (the access
+// log, the request metrics) attach one with WithPrincipal before the
+// request is routed and read it after; the auth middleware fills it in.
+type Principal struct {
+	// Token is the token's name; empty when no token was accepted (no
+	// tokens file, an open route, a 401). Never the token itself.
+	Token string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx with an empty Principal to fill in, or ctx
+// and its Principal when it has one already, so that the observers of
+// one request share it.
+func WithPrincipal(ctx context.Context) (context.Context, *Principal) {
+	if p := PrincipalOf(ctx); p != nil {
+		return ctx, p
+	}
+	p := &Principal{}
+	return context.WithValue(ctx, principalKey{}, p), p
+}
+
+// PrincipalOf returns the Principal of ctx, or nil when no observer
+// attached one.
+func PrincipalOf(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}

@@ -76,3 +76,15 @@ func TestServeDrainsInFlight(t *testing.T) {
 	require.Equal(t, 200, <-resc)
 	require.NoError(t, <-done)
 }
+
+// TestPrincipal: the observers of one request share its Principal.
+func TestPrincipal(t *testing.T) {
+	require.Nil(t, PrincipalOf(context.Background()))
+	ctx, p := WithPrincipal(context.Background())
+	require.Same(t, p, PrincipalOf(ctx))
+	ctx2, p2 := WithPrincipal(ctx)
+	require.Same(t, p, p2, "a second observer reuses the first one's")
+	require.Equal(t, ctx, ctx2)
+	p.Token = "grafana"
+	require.Equal(t, "grafana", PrincipalOf(ctx2).Token)
+}

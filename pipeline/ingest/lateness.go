@@ -163,7 +163,7 @@ func lateList(views []ViewLateness) string {
 func partitionMarks(ctx context.Context, kc broker.Config, topic string, typ *schemas.Event, rule events.TimeRule, now int64) (map[int]int64, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 10 * time.Second}
+	client := kc.Client()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, 0, fmt.Errorf("kafka metadata of %s: %w", topic, err)

@@ -8,13 +8,24 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 )
 
 // Option changes how NewServer and NewPublisher build theirs.
 type Option func(*options)
 
-type options struct{ tel *telemetry.Providers }
+type options struct {
+	tel    *telemetry.Providers
+	tokens *auth.Guard
+}
+
+// WithTokens makes the server's API require bearer tokens from g (nil:
+// none): the ingest scope to send events, metrics for GET /metrics;
+// /healthz and /readyz stay open. The publisher ignores it.
+func WithTokens(g *auth.Guard) Option {
+	return func(o *options) { o.tokens = g }
+}
 
 // WithTelemetry instruments the server and the publisher with p: the HTTP
 // middleware and GET /metrics on the API, a producer span per Kafka write

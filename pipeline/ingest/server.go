@@ -17,6 +17,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/freshet-ml/freshet/pipeline/auth"
+	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/retry"
@@ -41,6 +43,8 @@ type Server struct {
 	tel    *telemetry.Providers
 	obs    *apiMetrics
 	marks  *watermarks
+	// tokens guards the routes; nil: they are open.
+	tokens *auth.Guard
 
 	// starting is set while Run creates the topics: events are refused
 	// with 503 meanwhile.
@@ -53,8 +57,8 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tel := buildOptions(opts).tel
-	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: tel, obs: newAPIMetrics(tel), marks: newWatermarks(reg, cfg.Times)}
+	o := buildOptions(opts)
+	s := &Server{reg: reg, pub: pub, cfg: cfg, log: log, tel: o.tel, tokens: o.tokens, obs: newAPIMetrics(o.tel), marks: newWatermarks(reg, cfg.Times)}
 	for _, name := range reg.EventNames() {
 		s.topics = append(s.topics, cfg.Kafka.Topic(name))
 	}
@@ -63,7 +67,7 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 
 // Handler returns the API:
 //
-//   - POST /v1/events/{event} takes one event (a JSON object), several (a
+//   - POST /v1/events/{event} (scope ingest) takes one event (a JSON object), several (a
 //     JSON array of objects) or NDJSON (Content-Type application/x-ndjson).
 //     Every event is validated first; if any is invalid the answer is 422
 //     listing them and nothing is published. 202 {"accepted": n} means Kafka
@@ -74,34 +78,41 @@ func NewServer(reg *schemas.Registry, pub *Publisher, cfg Config, log *slog.Logg
 //     retried.
 //   - GET /healthz answers while the process is alive.
 //   - GET /readyz answers 200 once every event type's topic exists.
-//   - GET /metrics, with telemetry, serves the metrics.
+//   - GET /metrics (scope metrics), with telemetry, serves the metrics.
+//
+// With WithTokens, a route with a scope answers 401 or 403 to a request
+// without a token holding it (auth.Guard.Require).
 func (s *Server) Handler() http.Handler {
+	need := s.tokens.Require
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/events/{event}", s.postEvents)
+	mux.Handle("POST /v1/events/{event}", need(auth.Ingest)(http.HandlerFunc(s.postEvents)))
 	httpx.Health(mux, func(ctx context.Context) error {
 		if s.starting.Load() {
 			return errors.New("topics are being created")
 		}
 		return s.cfg.Kafka.CheckTopics(ctx, s.topics)
 	})
-	s.tel.Mount(mux)
-	return s.tel.Middleware(httpx.Recover(s.log, mux))
+	s.tel.MountGuarded(mux, need(auth.Metrics))
+	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, mux)))
 }
 
 // Run serves the API on l until ctx ends, then drains requests in flight for
 // up to 10s. Meanwhile it creates the topics of every event type, retrying
 // with backoff until Kafka answers; until then /healthz answers, /readyz
 // says not ready and events get 503. Run returns nil after a shutdown caused
-// by ctx. It is meant to be called once.
+// by ctx, and the error when Kafka refuses the TLS handshake or the SASL
+// credentials (no retry fixes them). It is meant to be called once.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	s.starting.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	var kerr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if !s.ensureTopics(ctx) {
+		if kerr = s.ensureTopics(ctx); kerr != nil {
+			cancel() // stop serving: Kafka will not take these settings
 			return
 		}
 		s.starting.Store(false)
@@ -113,29 +124,27 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("serve ingest API on %s: %w", l.Addr(), err)
 	}
-	return nil
+	return kerr
 }
 
-// ensureTopics creates the topics, retrying until it succeeds (true) or ctx
-// ends (false).
-func (s *Server) ensureTopics(ctx context.Context) bool {
-	var backoff retry.Backoff
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.cfg.Kafka.EnsureTopics(actx, s.topics)
-		cancel()
-		if err == nil {
-			s.log.Info("topics ready", "topics", s.topics)
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		s.log.Warn("cannot create topics yet; retrying", "attempt", attempt, "in", backoff.Delay(), "error", err)
-		if backoff.Wait(ctx) != nil {
-			return false
-		}
+// ensureTopics creates the topics, retrying while Kafka is unreachable or
+// not ready. It returns nil once they exist or ctx ends, and the error at
+// once when Kafka refuses the TLS handshake or the SASL credentials
+// (broker.ErrSecurity).
+func (s *Server) ensureTopics(ctx context.Context) error {
+	attempt := 0
+	err := s.cfg.Kafka.AwaitTopics(ctx, s.topics, 30*time.Second, &retry.Backoff{}, func(err error, d time.Duration) {
+		attempt++
+		s.log.Warn("cannot create topics yet; retrying", "attempt", attempt, "in", d, "error", err)
+	})
+	switch {
+	case err == nil:
+		s.log.Info("topics ready", "topics", s.topics)
+		return nil
+	case errors.Is(err, broker.ErrSecurity):
+		return fmt.Errorf("kafka: %w", err)
 	}
+	return nil // ctx ended
 }
 
 // RefreshMarks reads the topics' newest event times now, for the late

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
+	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
@@ -75,6 +76,13 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Server) { s.now = now }
 }
 
+// WithTokens makes the API require bearer tokens from g (nil: none): the
+// serve scope for every lookup (native, Arrow and Feast's), metrics for
+// GET /metrics; /healthz, /readyz and Feast's /health stay open.
+func WithTokens(g *auth.Guard) Option {
+	return func(s *Server) { s.tokens = g }
+}
+
 // Server serves feature lookups. It is safe for concurrent use.
 type Server struct {
 	cfg     Config
@@ -83,6 +91,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	tel     *telemetry.Providers
+	tokens  *auth.Guard // nil: every route open
 	views   map[string]*view
 	// viewNames lists the views, sorted, for the refusal of an unknown one.
 	viewNames []string
@@ -139,18 +148,19 @@ func New(reg *schemas.Registry, st store.Reader, cfg Config, log *slog.Logger, o
 	if s.tel != nil {
 		s.st = observe(s.st, s.tel, reg.ViewNames())
 	}
-	s.handler = s.tel.Middleware(httpx.Recover(log, s.routes()))
+	s.handler = s.tel.Middleware(telemetry.AccessLog(log, httpx.Recover(log, s.routes())))
 	return s, nil
 }
 
-// Handler is every route of the API, with panics turned into 500s:
+// Handler is every route of the API, with panics turned into 500s, and
+// the scope each needs WithTokens:
 //
-//	GET  /v1/features/{view}/{entity}[?at=T][&features=a,b]
-//	POST /v1/features/{view}       {"entities": [...], "features": [...], "at": T}
-//	POST /get-online-features      Feast's feature server request
-//	GET  /health                   Feast's liveness check
-//	GET  /healthz, GET /readyz     liveness, and readiness (the store answers)
-//	GET  /metrics                  the metrics, with telemetry
+//	GET  /v1/features/{view}/{entity}[?at=T][&features=a,b]               serve
+//	POST /v1/features/{view}       {"entities": [...], "features": [...], "at": T}   serve
+//	POST /get-online-features      Feast's feature server request          serve
+//	GET  /health                   Feast's liveness check                  open
+//	GET  /healthz, GET /readyz     liveness, and readiness (the store answers)   open
+//	GET  /metrics                  the metrics, with telemetry             metrics
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves the API on l until ctx ends, then drains requests in flight
@@ -164,15 +174,17 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 }
 
 func (s *Server) routes() http.Handler {
+	need := s.tokens.Require
+	lookup := need(auth.Serve)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/features/{view}/{entity}", s.getOne)
-	mux.HandleFunc("POST /v1/features/{view}", s.getBatch)
-	mux.HandleFunc("POST /get-online-features", s.feast)
+	mux.Handle("GET /v1/features/{view}/{entity}", lookup(http.HandlerFunc(s.getOne)))
+	mux.Handle("POST /v1/features/{view}", lookup(http.HandlerFunc(s.getBatch)))
+	mux.Handle("POST /get-online-features", lookup(http.HandlerFunc(s.feast)))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	httpx.Health(mux, s.st.Ping)
-	s.tel.Mount(mux)
+	s.tel.MountGuarded(mux, need(auth.Metrics))
 	// JSON answers for the wrong method and for unknown paths; the
 	// method-specific patterns above take precedence.
 	mux.Handle("/v1/features/{view}/{entity}", methodNotAllowed("GET, HEAD"))

@@ -1,7 +1,8 @@
 package store
 
 // config.go owns the store's settings (the Redis URL, single server or
-// cluster, and the key prefix) and opening a client from them.
+// cluster, TLS and credentials, and the key prefix) and opening a client
+// from them; tls.go the TLS and password files they name.
 
 import (
 	"context"
@@ -26,12 +27,26 @@ type Config struct {
 	URL string
 	// Prefix starts every key freshet writes.
 	Prefix string
+	// CA is a PEM file of the CA certificates a rediss:// server's
+	// certificate must be signed by; empty: the system's roots.
+	CA string
+	// Cert and Key are PEM files of a client certificate and its key, for
+	// a rediss:// server that asks for one; both or neither.
+	Cert, Key string
+	// PasswordFile holds the password of the URL's user (the URL then
+	// holds none), read again for every new connection so a rotated secret
+	// needs no restart.
+	PasswordFile string
 }
 
 // RegisterFlags registers the settings with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "redis-url", "redis://localhost:6379/0", "Redis URL of the online store; a cluster: comma-separated seed URLs or redis+cluster://host:port (passwords are never logged)")
 	fs.StringVar(&c.Prefix, "redis-prefix", "freshet:", "prefix of every online store key")
+	fs.StringVar(&c.CA, "redis-ca", "", "PEM file of the CA certificates that sign Redis's TLS certificate, for rediss:// URLs (default: the system's roots)")
+	fs.StringVar(&c.Cert, "redis-cert", "", "PEM file of a client certificate for a rediss:// Redis that asks for one (with --redis-key)")
+	fs.StringVar(&c.Key, "redis-key", "", "PEM file of the private key of --redis-cert")
+	fs.StringVar(&c.PasswordFile, "redis-password-file", "", "file holding the password of the Redis user named in --redis-url (which then holds none); a final newline is not part of it")
 }
 
 // URLForms is the form of a redis-url, which its errors quote.
@@ -39,6 +54,10 @@ const URLForms = "redis://host:6379/0, rediss://host:6380/0 (TLS), or a cluster:
 
 // Validate reports the first invalid setting. An invalid URL is a
 // *config.SettingError that never shows its password.
+//
+// The files it names are read: a CA file that is not PEM, a certificate
+// without its key, a password both in the URL and in a file, TLS files
+// with a plain redis:// URL are each refused.
 func (c *Config) Validate() error {
 	if _, err := c.options(); err != nil {
 		return err
@@ -65,6 +84,10 @@ func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 		// would wait half a second for its 503.
 		opt.DialerRetries = 1
 	}
+	// go-redis names itself to every connection with CLIENT SETINFO; a
+	// least-privilege user would need +client|setinfo for it, which Redis
+	// 7.0 does not know (docs/operations.md).
+	opt.DisableIdentity = true
 	watch := newRestartWatch(time.Now)
 	opt.OnConnect = watch.onConnect
 	var client redis.UniversalClient
@@ -91,6 +114,7 @@ func (c *Config) options() (*redis.UniversalOptions, error) {
 	}
 	seeds := strings.Split(c.URL, ",")
 	var opt *redis.UniversalOptions
+	tlsSeeds := 0
 	for i, seed := range seeds {
 		u := strings.TrimSpace(seed)
 		cluster := false
@@ -114,13 +138,52 @@ func (c *Config) options() (*redis.UniversalOptions, error) {
 				PoolSize: o.PoolSize, MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries,
 			}
 		}
+		if o.TLSConfig != nil {
+			tlsSeeds++
+		}
 		opt.Addrs = append(opt.Addrs, o.Addr)
 		opt.IsClusterMode = opt.IsClusterMode || cluster
 	}
 	if (len(opt.Addrs) > 1 || opt.IsClusterMode) && opt.DB != 0 {
 		return nil, badURL(c.URL, fmt.Sprintf("names database %d, but a Redis Cluster has only database 0", opt.DB))
 	}
+	if err := c.secure(opt, tlsSeeds); err != nil {
+		return nil, err
+	}
 	return opt, nil
+}
+
+// secure completes opt with the TLS files and the password file, given how
+// many of the URL's seeds are rediss://.
+func (c *Config) secure(opt *redis.UniversalOptions, tlsSeeds int) error {
+	if tlsSeeds != 0 && tlsSeeds != len(opt.Addrs) {
+		return badURL(c.URL, "mixes redis:// and rediss:// seeds")
+	}
+	if err := c.checkFiles(opt.TLSConfig != nil, opt.Password != ""); err != nil {
+		return err
+	}
+	if opt.Username != "" && opt.Password == "" && c.PasswordFile == "" {
+		return badURL(c.URL, fmt.Sprintf("names the user %q but no password (give it in the URL or in redis-password-file)", opt.Username))
+	}
+	if opt.TLSConfig != nil {
+		cfg, err := c.tlsConfig(opt.TLSConfig)
+		if err != nil {
+			return err
+		}
+		timeout := opt.DialTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second // go-redis's default
+		}
+		opt.TLSConfig, opt.Dialer = cfg, tlsDialer(cfg, timeout)
+	}
+	if c.PasswordFile != "" {
+		user, path := opt.Username, c.PasswordFile
+		opt.CredentialsProviderContext = func(context.Context) (string, string, error) {
+			pw, err := readPassword(path)
+			return user, pw, err
+		}
+	}
+	return nil
 }
 
 // badURL is the error of a redis-url; config.SettingError masks its

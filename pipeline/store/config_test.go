@@ -3,8 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -93,4 +97,117 @@ func TestSetLoggerQuietsGoRedis(t *testing.T) {
 		}
 	}
 	SetLogger(slog.New(slog.DiscardHandler))
+}
+
+// TestConfigTLSAndPassword: the TLS and password files are read and checked
+// by Validate, each refusal names its setting and never shows a password.
+func TestConfigTLSAndPassword(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	ca := testenv.UntrustedCA(t)
+	notPEM := write("not.pem", "hello\n")
+	pwFile := write("pw", "s3cret\n")
+	empty := write("empty", "\n")
+	missing := filepath.Join(dir, "missing")
+	for _, tc := range []struct {
+		name string
+		c    Config
+		want string // "" for valid
+	}{
+		{"tls with a CA", Config{URL: "rediss://h:6380/0", CA: ca}, ""},
+		{"tls cluster with a CA", Config{URL: "rediss+cluster://h:7000", CA: ca}, ""},
+		{"tls seeds", Config{URL: "rediss://h1:7000,rediss://h2:7001", CA: ca}, ""},
+		{"user and password file", Config{URL: "rediss://freshet-featurize@h:6380/0", PasswordFile: pwFile}, ""},
+		{"mixed seeds", Config{URL: "rediss://h1:7000,redis://h2:7001"},
+			`redis-url: "rediss://h1:7000,redis://h2:7001" mixes redis:// and rediss:// seeds; expected ` + URLForms},
+		{"CA with plain redis", Config{URL: "redis://h:6379/0", CA: ca},
+			`redis-ca: "` + ca + `" is set, but redis-url is plain redis://, which never uses it; expected a rediss:// (or rediss+cluster://) redis-url for TLS, or no redis-ca`},
+		{"cert with plain redis", Config{URL: "redis://h:6379/0", Cert: ca, Key: ca},
+			`redis-cert: "` + ca + `" is set, but redis-url is plain redis://, which never uses it; expected a rediss:// (or rediss+cluster://) redis-url for TLS, or no redis-cert`},
+		{"CA missing", Config{URL: "rediss://h:6380/0", CA: missing},
+			`redis-ca: "` + missing + `" cannot be read: no such file or directory; expected a PEM file of the CA certificates that signed Redis's certificate`},
+		{"CA not PEM", Config{URL: "rediss://h:6380/0", CA: notPEM},
+			`redis-ca: "` + notPEM + `" holds no PEM certificate; expected a PEM file of the CA certificates that signed Redis's certificate`},
+		{"cert without key", Config{URL: "rediss://h:6380/0", Cert: ca},
+			`redis-cert: "` + ca + `" is set without redis-key; expected both redis-cert and redis-key, or neither`},
+		{"key without cert", Config{URL: "rediss://h:6380/0", Key: ca},
+			`redis-key: "` + ca + `" is set without redis-cert; expected both redis-cert and redis-key, or neither`},
+		{"cert and key that are no pair", Config{URL: "rediss://h:6380/0", Cert: ca, Key: notPEM},
+			`redis-cert: "` + ca + `" cannot be used with redis-key ` + notPEM + `: tls: failed to find any PEM data in key input; expected a PEM certificate and the PEM file of its private key`},
+		{"password twice", Config{URL: "rediss://u:hunter2@h:6380/0", PasswordFile: pwFile},
+			`redis-password-file: "` + pwFile + `" is set, but redis-url holds a password too; expected the password in one place: the file (redis-url then names only the user, rediss://user@host:6380/0) or the URL`},
+		{"password file missing", Config{URL: "rediss://u@h:6380/0", PasswordFile: missing},
+			`redis-password-file: "` + missing + `" cannot be read: no such file or directory; expected a file holding the Redis user's password`},
+		{"password file empty", Config{URL: "rediss://u@h:6380/0", PasswordFile: empty},
+			`redis-password-file: "` + empty + `" is empty; expected a file holding the Redis user's password`},
+		{"user without password", Config{URL: "rediss://u@h:6380/0"},
+			`redis-url: "rediss://u@h:6380/0" names the user "u" but no password (give it in the URL or in redis-password-file); expected ` + URLForms},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.Prefix = "p:"
+			err := tc.c.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				r, err := tc.c.Open()
+				require.NoError(t, err)
+				require.NoError(t, r.Close())
+				return
+			}
+			require.EqualError(t, err, tc.want)
+			require.NotContains(t, err.Error(), "hunter2")
+			var se *config.SettingError
+			require.ErrorAs(t, err, &se)
+			_, err = tc.c.Open()
+			require.EqualError(t, err, tc.want, "Open says what Validate says")
+		})
+	}
+}
+
+// TestConfigTLSOptions: a rediss:// client speaks TLS 1.2 at least, trusts
+// the CA given, names the URL's host, and takes its password from the file,
+// read afresh for each connection, less one final newline.
+func TestConfigTLSOptions(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte("first\n"), 0o600))
+	c := Config{URL: "rediss://freshet-featurize@redis.example:6380/0", CA: testenv.UntrustedCA(t), PasswordFile: pwFile, Prefix: "p:"}
+	opt, err := c.options()
+	require.NoError(t, err)
+	require.Equal(t, uint16(tls.VersionTLS12), opt.TLSConfig.MinVersion)
+	require.Equal(t, "redis.example", opt.TLSConfig.ServerName)
+	require.NotNil(t, opt.TLSConfig.RootCAs)
+	require.NotNil(t, opt.Dialer)
+	require.Empty(t, opt.Password)
+	user, pw, err := opt.CredentialsProviderContext(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"freshet-featurize", "first"}, []string{user, pw})
+	require.NoError(t, os.WriteFile(pwFile, []byte("second"), 0o600))
+	_, pw, err = opt.CredentialsProviderContext(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "second", pw, "a rotated password is read for the next connection")
+
+	plain, err := (&Config{URL: "redis://h:6379/0", Prefix: "p:"}).options()
+	require.NoError(t, err)
+	require.Nil(t, plain.TLSConfig)
+	require.Nil(t, plain.Dialer, "plain text keeps go-redis's dialer")
+}
+
+// TestConfigNeverShowsPasswords: the flags' values as config.Effective logs
+// them (and freshet config prints them) hold no password, and a password
+// file's content is never read into a flag.
+func TestConfigNeverShowsPasswords(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--redis-url", "rediss://u:hunter2@h:6380/0", "--redis-ca", "/ca.pem"}))
+	got := fmt.Sprint(config.Effective(fs))
+	require.NotContains(t, got, "hunter2")
+	require.Contains(t, got, "rediss://u:xxxxx@h:6380/0")
+	for _, name := range []string{"redis-ca", "redis-cert", "redis-key", "redis-password-file"} {
+		require.NotNil(t, fs.Lookup(name), name)
+	}
 }

@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/freshet-ml/freshet/pipeline/httpx"
 )
 
 // quiet are the paths neither traced nor timed: scrapes and probes.
@@ -29,9 +33,11 @@ var quiet = map[string]bool{"/metrics": true, "/healthz": true, "/readyz": true,
 //     http.route, http.response.status_code, url.path, client.address and
 //     the like, and an error status for a 5xx;
 //   - http_server_request_duration_seconds by http_request_method (_OTHER
-//     outside the standard ones), http_route (none when nothing matched)
-//     and http_response_status_code: bounded labels, and exemplars small
-//     enough to keep.
+//     outside the standard ones), http_route (none when nothing matched),
+//     http_response_status_code and token, the name of the bearer token
+//     the request presented (httpx.Principal; no token label when none
+//     was accepted: without a tokens file, or a 401): bounded labels, and
+//     exemplars small enough to keep.
 //
 // Scrapes and health probes are left alone. It costs a few hundred
 // nanoseconds and allocations when the span is not sampled: attributes are
@@ -48,19 +54,12 @@ func (p *Providers) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		method := standardMethod(r.Method)
 		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, who := httpx.WithPrincipal(ctx)
 		ctx, span := p.tracer.Start(ctx, spanMethod(method), trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
 		sw := statusWriter{ResponseWriter: w}
 		r = r.WithContext(ctx)
 		next.ServeHTTP(&sw, r)
-		code := sw.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		// The mux set the pattern on r: the route of span and metric.
-		route := r.Pattern
-		if i := strings.IndexByte(route, ' '); i >= 0 {
-			route = route[i+1:]
-		}
+		code, route := sw.status(), routeOf(r) // the mux set the pattern on r: the route of span and metric
 		if span.IsRecording() {
 			if route != "" {
 				span.SetName(spanMethod(method) + " " + route)
@@ -72,20 +71,24 @@ func (p *Providers) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		span.End()
-		p.httpDuration.Record(ctx, time.Since(start).Seconds(), p.httpAttrSet(method, route, code))
+		p.httpDuration.Record(ctx, time.Since(start).Seconds(), p.httpAttrSet(method, route, code, who.Token))
 	})
 }
 
 // httpKey is the attributes of one http_server_request_duration_seconds
 // series.
 type httpKey struct {
-	method, route string
-	code          int
+	method, route, token string
+	code                 int
 }
 
-// httpAttrSet returns the attribute option of a series, made once.
-func (p *Providers) httpAttrSet(method, route string, code int) metric.MeasurementOption {
-	k := httpKey{method, route, code}
+// tokenKey is the attribute, and metric label, of the token's name.
+const tokenKey = attribute.Key("token")
+
+// httpAttrSet returns the attribute option of a series, made once. The
+// series are bounded: the tokens' names are those of the tokens file.
+func (p *Providers) httpAttrSet(method, route string, code int, token string) metric.MeasurementOption {
+	k := httpKey{method, route, token, code}
 	if o, ok := p.httpAttrs.Load(k); ok {
 		return o.(metric.MeasurementOption)
 	}
@@ -93,8 +96,39 @@ func (p *Providers) httpAttrSet(method, route string, code int) metric.Measureme
 	if route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(route))
 	}
+	if token != "" {
+		attrs = append(attrs, tokenKey.String(token))
+	}
 	o, _ := p.httpAttrs.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 	return o.(metric.MeasurementOption)
+}
+
+// AccessLog logs every request to next at debug level, once answered:
+// method, route pattern, path, status, duration, bytes written, client
+// address and the name of the token the request presented (token, empty
+// when none was accepted; never the token). It must wrap the service's
+// mux, inside Middleware, so that it sees the route and the token's name;
+// when the logger does not log debug it returns next, at no cost.
+func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	if log == nil || !log.Enabled(context.Background(), slog.LevelDebug) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		// The request is passed on as it came when an outer observer
+		// attached the Principal: the mux sets the route on that very
+		// request, which the outer one reads too.
+		ctx, who := httpx.WithPrincipal(r.Context())
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+		sw := statusWriter{ResponseWriter: w}
+		next.ServeHTTP(&sw, r)
+		code, route := sw.status(), routeOf(r)
+		client, _, _ := net.SplitHostPort(r.RemoteAddr)
+		log.DebugContext(ctx, "http request", "method", r.Method, "route", route, "path", r.URL.Path, "status", code,
+			"duration", time.Since(start), "bytes", sw.written, "client", client, "token", who.Token)
+	})
 }
 
 // requestAttrs are a recording server span's attributes.
@@ -183,3 +217,29 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// MountGuarded adds GET /metrics to mux behind guard, a middleware such as
+// the one auth.Guard.Require returns; without telemetry it adds nothing.
+func (p *Providers) MountGuarded(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
+	if p != nil {
+		mux.Handle("GET /metrics", guard(p.Handler()))
+	}
+}
+
+// status is the status code written, 200 when the handler wrote none.
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// routeOf is the pattern the mux matched r with, without its method
+// ("/v1/features/{view}/{entity}"); "" when none matched.
+func routeOf(r *http.Request) string {
+	route := r.Pattern
+	if i := strings.IndexByte(route, ' '); i >= 0 {
+		route = route[i+1:]
+	}
+	return route
+}

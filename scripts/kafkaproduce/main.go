@@ -5,6 +5,10 @@
 // them.
 //
 //	kafkaproduce -brokers host:port -topic T FILE   # FILE: KEY<TAB>VALUE per line
+//
+// A secured Kafka takes the services' TLS and SASL flags (-kafka-tls,
+// -kafka-ca, -kafka-sasl, -kafka-username, -kafka-password-file, ...), or
+// the variables of the same names (FRESHET_KAFKA_TLS, ...).
 package main
 
 import (
@@ -17,23 +21,38 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/freshet-ml/freshet/pipeline/broker"
+	"github.com/freshet-ml/freshet/pipeline/config"
 )
 
 func main() {
 	brokers := flag.String("brokers", "localhost:9092", "Kafka seed brokers, comma-separated")
 	topic := flag.String("topic", "", "topic to write to")
-	flag.Parse()
+	var security broker.Security
+	security.RegisterFlags(flag.CommandLine)
+	// Only the Kafka settings come from FRESHET_* variables: -brokers and
+	// -topic say what this run does.
+	local := map[string]bool{"brokers": true, "topic": true}
+	if _, err := config.Read(flag.CommandLine, os.Args[1:], config.ReadOptions{Lookup: os.LookupEnv, Local: local}); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkaproduce:", err)
+		os.Exit(2)
+	}
+	if err := security.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "kafkaproduce:", err)
+		os.Exit(2)
+	}
 	if *topic == "" || flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: kafkaproduce -brokers host:port -topic T FILE (KEY<TAB>VALUE per line)")
 		os.Exit(2)
 	}
-	if err := run(strings.Split(*brokers, ","), *topic, flag.Arg(0)); err != nil {
+	if err := run(strings.Split(*brokers, ","), security, *topic, flag.Arg(0)); err != nil {
 		fmt.Fprintln(os.Stderr, "kafkaproduce:", err)
 		os.Exit(1)
 	}
 }
 
-func run(brokers []string, topic, path string) error {
+func run(brokers []string, security broker.Security, topic, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -52,7 +71,7 @@ func run(brokers []string, topic, path string) error {
 		return err
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: security.Transport()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
