@@ -324,6 +324,7 @@ type csvEvents struct {
 	r     *csv.Reader
 	width int   // cells in the header
 	cells []int // by position in t.Fields: the cell index, or -1
+	line  int   // the line of the last record read
 }
 
 func openCSVEvents(path string, c codec, t *schemas.Event) (ce *csvEvents, err error) {
@@ -353,6 +354,7 @@ func openCSVEvents(path string, c codec, t *schemas.Event) (ce *csvEvents, err e
 
 // newCSVReader starts reading CSV and returns the header's cells.
 func newCSVReader(path string, in *textInput) (*csv.Reader, []string, error) {
+	in.lines.limit = MaxRowBytes + textBuffer
 	r := csv.NewReader(in.r)
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
@@ -361,7 +363,7 @@ func newCSVReader(path string, in *textInput) (*csv.Reader, []string, error) {
 		return nil, nil, fmt.Errorf("%s: empty file: no CSV header row", path)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: reading CSV header: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: reading CSV header: %w", path, csvReadError(path, 0, err))
 	}
 	header := make([]string, len(head))
 	for i, h := range head {
@@ -369,6 +371,20 @@ func newCSVReader(path string, in *textInput) (*csv.Reader, []string, error) {
 	}
 	header[0] = strings.TrimPrefix(header[0], "\uFEFF") // a UTF-8 byte order mark
 	return r, header, nil
+}
+
+// csvReadError is the fatal error err of reading the CSV file at path
+// after line (0: the header): a record over MaxRowBytes, whose end cannot
+// be found again (it may be an unclosed quote), or a read error.
+func csvReadError(path string, line int, err error) error {
+	var over *oversizeError
+	switch {
+	case errors.As(err, &over) && line == 0:
+		return fmt.Errorf("%s: the CSV header %s", path, over.Error())
+	case errors.As(err, &over):
+		return fmt.Errorf("%s: the CSV record after line %d %s (or is a quote not closed?)", path, line, over.Error())
+	}
+	return fmt.Errorf("%s: after line %d: %w", path, line, err)
 }
 
 func indexOf(xs []string, x string) int {
@@ -381,6 +397,7 @@ func indexOf(xs []string, x string) int {
 }
 
 func (c *csvEvents) next() (events.Event, error) {
+	c.in.lines.start()
 	rec, err := c.r.Read()
 	if err == io.EOF {
 		return events.Event{}, io.EOF
@@ -390,10 +407,10 @@ func (c *csvEvents) next() (events.Event, error) {
 		if errors.As(err, &pe) {
 			return events.Event{}, &RowError{File: c.path, Row: int64(pe.StartLine), Reason: "invalid CSV: " + pe.Err.Error()}
 		}
-		line, _ := c.r.FieldPos(0)
-		return events.Event{}, fmt.Errorf("%s: after line %d: %w", c.path, line, err)
+		return events.Event{}, csvReadError(c.path, c.line, err)
 	}
 	l, _ := c.r.FieldPos(0)
+	c.line = l
 	line := int64(l)
 	raw := func() []byte { return []byte(strings.Join(rec, ",")) }
 	if len(rec) != c.width {
@@ -446,6 +463,10 @@ func (n *ndjsonEvents) next() (events.Event, error) {
 			return events.Event{}, io.EOF
 		}
 		n.line++
+		var over *oversizeError
+		if errors.As(err, &over) {
+			return events.Event{}, &RowError{File: n.path, Row: n.line, Reason: "line " + over.Error(), Raw: over.prefix}
+		}
 		if err != nil {
 			return events.Event{}, fmt.Errorf("%s:%d: %w", n.path, n.line, err)
 		}
@@ -466,7 +487,9 @@ func (n *ndjsonEvents) next() (events.Event, error) {
 }
 
 // readLine returns the next line without its newline, valid until the next
-// call; io.EOF when no bytes are left.
+// call; io.EOF when no bytes are left. A line over MaxRowBytes is an
+// *oversizeError holding its first bytes; the rest of it is skipped
+// without being kept, and the next call returns the next line.
 func readLine(r *bufio.Reader, buf *[]byte) ([]byte, error) {
 	line, err := r.ReadSlice('\n')
 	if err == nil {
@@ -482,6 +505,9 @@ func readLine(r *bufio.Reader, buf *[]byte) ([]byte, error) {
 	*buf = append((*buf)[:0], line...)
 	for {
 		line, err = r.ReadSlice('\n')
+		if len(*buf)+len(line) > MaxRowBytes+1 { // +1: the newline
+			return nil, skipLine(r, *buf, err)
+		}
 		*buf = append(*buf, line...)
 		switch {
 		case err == nil:
@@ -492,6 +518,23 @@ func readLine(r *bufio.Reader, buf *[]byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// oversizePrefix is how much of an oversize row the rejects file gets.
+const oversizePrefix = 1 << 10
+
+// skipLine skips the rest of an oversize line, of which head was read and
+// err is the error of the last read, and returns its *oversizeError, or
+// the read error that ended it.
+func skipLine(r *bufio.Reader, head []byte, err error) error {
+	over := &oversizeError{prefix: append(bytes.Clone(head[:min(len(head), oversizePrefix)]), "…"...)}
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = r.ReadSlice('\n')
+	}
+	if err != nil && err != io.EOF {
+		return err
+	}
+	return over
 }
 
 func (n *ndjsonEvents) progress() (int64, int64) { return n.in.file.progress() }

@@ -133,9 +133,10 @@ func (c *countingFile) Close() error { return c.f.Close() }
 
 // textInput is the decompressed byte stream of a CSV or NDJSON file.
 type textInput struct {
-	file *countingFile
-	r    *bufio.Reader
-	dec  io.Closer // the decompressor, if any
+	file  *countingFile
+	r     *bufio.Reader
+	lines *recordGuard // under r: started anew by CSV readers at each record
+	dec   io.Closer    // the decompressor, if any
 }
 
 func openText(path string, c codec) (*textInput, error) {
@@ -161,8 +162,99 @@ func openText(path string, c codec) (*textInput, error) {
 		}
 		in.dec, r = zstdCloser{zr}, zr
 	}
-	in.r = bufio.NewReaderSize(r, 64<<10)
+	if c != codecNone {
+		r = &bombGuard{r: r, limit: decompressedLimit(f.size)}
+	}
+	in.lines = &recordGuard{r: r, limit: math.MaxInt64}
+	in.r = bufio.NewReaderSize(in.lines, textBuffer)
 	return in, nil
+}
+
+// textBuffer is the size of the buffer text is read through.
+const textBuffer = 64 << 10
+
+// MaxRowBytes is the largest row of a text file, in bytes: an NDJSON line
+// or a CSV record (16 MiB, the largest request body ingest takes by
+// default, which holds many events). It bounds the memory a file without
+// newlines can take: an NDJSON line over it is a RowError, a CSV record
+// over it a fatal error.
+const MaxRowBytes = 16 << 20
+
+// Decompressed text may be at most bombAllowance plus bombRatio times the
+// compressed file's size. Genuine CSV and NDJSON compress 5 to 50 times;
+// gzip cannot exceed about 1030 times, and a zstd bomb (a gigabyte of one
+// byte) is 30000 times.
+const (
+	bombRatio     = 200
+	bombAllowance = 64 << 20
+)
+
+func decompressedLimit(compressed int64) int64 {
+	if compressed > (math.MaxInt64-bombAllowance)/bombRatio {
+		return math.MaxInt64
+	}
+	return bombAllowance + bombRatio*compressed
+}
+
+// bombGuard fails a decompressed stream that grows past limit bytes.
+type bombGuard struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (g *bombGuard) Read(p []byte) (int, error) {
+	if g.n > g.limit {
+		return 0, g.err()
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	if g.n > g.limit {
+		return n, g.err()
+	}
+	return n, err
+}
+
+func (g *bombGuard) err() error {
+	return fmt.Errorf("decompresses to over %d MiB, more than %d times the compressed file plus %d MiB: "+
+		"a decompression bomb or a corrupt file; if it is genuine, decompress it first (gunzip, zstd -d) and use the uncompressed file",
+		g.limit>>20, bombRatio, bombAllowance>>20)
+}
+
+// recordGuard counts the bytes read since the last call to start and
+// fails, with an *oversizeError, once they exceed limit: it bounds the
+// memory encoding/csv takes for one record, which it gathers whole
+// whatever its size. CSV readers set limit to MaxRowBytes plus what the
+// buffer above may have read ahead (so no record within MaxRowBytes
+// trips it), and call start at each record; NDJSON readers leave it
+// unlimited, as readLine bounds a line itself.
+type recordGuard struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+// start begins a new record.
+func (g *recordGuard) start() { g.n = 0 }
+
+func (g *recordGuard) Read(p []byte) (int, error) {
+	if g.n > g.limit {
+		return 0, &oversizeError{}
+	}
+	n, err := g.r.Read(p)
+	if g.n += int64(n); g.n > g.limit {
+		return n, &oversizeError{}
+	}
+	return n, err
+}
+
+// oversizeError is a row over MaxRowBytes.
+type oversizeError struct {
+	prefix []byte // the row's first bytes, for the rejects file
+}
+
+func (e *oversizeError) Error() string {
+	return fmt.Sprintf("is over the %d MiB limit of one event; is it one event per line?", MaxRowBytes>>20)
 }
 
 func (in *textInput) Close() error {

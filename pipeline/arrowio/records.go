@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/metadata"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 )
 
@@ -68,6 +70,7 @@ type parquetSource struct {
 	leaves []int // leaf columns to read; nil reads all
 	rg     int   // the row group being read
 	rr     pqarrow.RecordReader
+	rgRows int64 // rows read from row group rg
 }
 
 func openParquet(path string, cf *countingFile, mem memory.Allocator, batchRows int64) (*parquetSource, error) {
@@ -90,6 +93,10 @@ func openParquet(path string, cf *countingFile, mem memory.Allocator, batchRows 
 	if err != nil {
 		rdr.Close()
 		return nil, fmt.Errorf("%s: reading Parquet schema: %w", path, err)
+	}
+	if err := checkRowCounts(rdr.MetaData()); err != nil {
+		rdr.Close()
+		return nil, fmt.Errorf("%s: not a valid Parquet file: %w", path, err)
 	}
 	return &parquetSource{path: path, file: cf, rdr: rdr, fr: fr, sc: sc, rg: -1}, nil
 }
@@ -144,6 +151,7 @@ func (p *parquetSource) next() (rec arrow.Record, err error) {
 		if p.rr.Next() {
 			rec := p.rr.Record()
 			rec.Retain()
+			p.rgRows += rec.NumRows()
 			return rec, nil
 		}
 		// pqarrow's record reader reports the end of the data as io.EOF.
@@ -153,7 +161,31 @@ func (p *parquetSource) next() (rec arrow.Record, err error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: row group %d: %w", p.path, p.rg, err)
 		}
+		// A corrupt file whose footer claims other rows than its pages
+		// hold must not pass for a whole one.
+		if want := p.rdr.MetaData().RowGroup(p.rg).NumRows(); p.rgRows != want {
+			return nil, fmt.Errorf("%s: row group %d: not a valid Parquet file: the footer says %d rows, the pages hold %d: a corrupt or truncated file",
+				p.path, p.rg, want, p.rgRows)
+		}
+		p.rgRows = 0
 	}
+}
+
+// checkRowCounts checks that the file's row count is the sum of its row
+// groups'.
+func checkRowCounts(md *metadata.FileMetaData) error {
+	var sum int64
+	for i := range md.RowGroups {
+		n := md.RowGroup(i).NumRows()
+		if n < 0 || sum > math.MaxInt64-n {
+			return fmt.Errorf("corrupt footer: row group %d has %d rows", i, n)
+		}
+		sum += n
+	}
+	if sum != md.NumRows {
+		return fmt.Errorf("the footer says %d rows, its row groups %d: a corrupt or truncated file", md.NumRows, sum)
+	}
+	return nil
 }
 
 // checkRowGroup checks the metadata of the row group about to be read.

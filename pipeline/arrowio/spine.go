@@ -344,6 +344,7 @@ type csvSpine struct {
 	sc    *arrow.Schema
 	mem   memory.Allocator
 	width int
+	line  int // the line of the last record read
 }
 
 func openCSVSpine(path string, c codec, mem memory.Allocator) (*csvSpine, *arrow.Schema, error) {
@@ -372,6 +373,7 @@ func (s *csvSpine) next() (arrow.Record, error) {
 	}
 	n := 0
 	for n < spineBatchRows {
+		s.in.lines.start()
 		rec, err := s.r.Read()
 		if err == io.EOF {
 			break
@@ -381,10 +383,11 @@ func (s *csvSpine) next() (arrow.Record, error) {
 			if errors.As(err, &pe) {
 				return nil, fmt.Errorf("%s:%d: invalid CSV: %w", s.path, pe.StartLine, pe.Err)
 			}
-			return nil, fmt.Errorf("%s: %w", s.path, err)
+			return nil, csvReadError(s.path, s.line, err)
 		}
+		line, _ := s.r.FieldPos(0)
+		s.line = line
 		if len(rec) != s.width {
-			line, _ := s.r.FieldPos(0)
 			return nil, fmt.Errorf("%s:%d: row has %d cells, the header has %d", s.path, line, len(rec), s.width)
 		}
 		for i, cell := range rec {

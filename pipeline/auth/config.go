@@ -42,7 +42,7 @@ func (c *Config) Validate() error {
 	}
 	b, err := os.ReadFile(c.Tokens)
 	if err != nil {
-		return &config.SettingError{Setting: "tokens", Value: c.Tokens, Problem: "cannot be read: " + describeReadError(err),
+		return &config.SettingError{Setting: "tokens", Value: c.Tokens, Problem: "cannot be read: " + config.FileProblem(err),
 			Expected: "a file of lines NAME SCOPES sha256:HEX (freshet token new prints one)"}
 	}
 	set, err := Parse(c.Tokens, b)
@@ -51,18 +51,6 @@ func (c *Config) Validate() error {
 	}
 	c.content, c.set = b, set
 	return nil
-}
-
-// describeReadError is why a file cannot be read, without repeating its
-// path.
-func describeReadError(err error) string {
-	switch {
-	case os.IsNotExist(err):
-		return "no such file"
-	case os.IsPermission(err):
-		return "permission denied"
-	}
-	return err.Error()
 }
 
 // Open returns the Guard of the tokens file, to Run for reloads, or nil

@@ -252,7 +252,7 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 	if s.CA != "" {
 		b, err := os.ReadFile(s.CA)
 		if err != nil {
-			return nil, &config.SettingError{Setting: "kafka-ca", Value: s.CA, Problem: "cannot be read: " + pathless(err), Expected: pemForm}
+			return nil, &config.SettingError{Setting: "kafka-ca", Value: s.CA, Problem: "cannot be read: " + config.FileProblem(err), Expected: pemForm}
 		}
 		c.RootCAs = x509.NewCertPool()
 		if !c.RootCAs.AppendCertsFromPEM(b) {
@@ -262,7 +262,7 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 	if s.Cert != "" {
 		pair, err := tls.LoadX509KeyPair(s.Cert, s.Key)
 		if err != nil {
-			return nil, &config.SettingError{Setting: "kafka-cert", Value: s.Cert, Problem: "does not load with kafka-key " + strconv.Quote(s.Key) + ": " + pathless(err),
+			return nil, &config.SettingError{Setting: "kafka-cert", Value: s.Cert, Problem: "does not load with kafka-key " + strconv.Quote(s.Key) + ": " + config.FileProblem(err),
 				Expected: "a PEM certificate and the PEM private key it was issued for"}
 		}
 		c.Certificates = []tls.Certificate{pair}
@@ -275,7 +275,7 @@ func (s Security) mechanism() (sasl.Mechanism, error) {
 	if s.PasswordFile != "" {
 		b, err := os.ReadFile(s.PasswordFile)
 		if err != nil {
-			return nil, &config.SettingError{Setting: "kafka-password-file", Value: s.PasswordFile, Problem: "cannot be read: " + pathless(err), Expected: "a file holding the SASL password"}
+			return nil, &config.SettingError{Setting: "kafka-password-file", Value: s.PasswordFile, Problem: "cannot be read: " + config.FileProblem(err), Expected: "a file holding the SASL password"}
 		}
 		pw, _, _ = strings.Cut(string(b), "\n")
 		if pw = strings.TrimSuffix(pw, "\r"); pw == "" {
@@ -298,16 +298,6 @@ func (s Security) mechanism() (sasl.Mechanism, error) {
 		}
 		return m, nil
 	}
-}
-
-// pathless is the text of a file error without the path the setting error
-// already quotes.
-func pathless(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // Transport returns the round tripper of every kafka.Client and

@@ -25,6 +25,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/devmode"
 	"github.com/freshet-ml/freshet/pipeline/events"
 	"github.com/freshet-ml/freshet/pipeline/featurize"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/ingest"
 	"github.com/freshet-ml/freshet/pipeline/serve"
 	"github.com/freshet-ml/freshet/pipeline/store"
@@ -36,6 +37,8 @@ type Ingest struct {
 	Ingest ingest.Config
 	// Tokens is the bearer tokens of the HTTP API.
 	Tokens auth.Config
+	// TLS is the HTTP API's certificate, and client CA for mutual TLS.
+	TLS httpx.TLSConfig
 }
 
 // NewIngest registers ingest's settings on a new flag set.
@@ -45,12 +48,13 @@ func NewIngest() (*Ingest, *flag.FlagSet) {
 	c.Common.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Tokens.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
 func (c *Ingest) Validators() []app.Validator {
-	return []app.Validator{&c.Common, &c.Ingest, &c.Tokens}
+	return []app.Validator{&c.Common, &c.Ingest, &c.Tokens, &c.TLS}
 }
 
 // IngestCommand is the ingest service's command line.
@@ -72,6 +76,7 @@ func IngestCommand() (*Ingest, *Command) {
 		Service: "ingest",
 		Listen:  &c.Ingest.HTTPAddr,
 		Tokens:  &c.Tokens,
+		TLS:     &c.TLS,
 	}
 }
 
@@ -127,8 +132,9 @@ func ReplayCommand() (*Replay, *Command) {
 		Usage: []string{"ingest replay --event NAME [flags] FILE..."},
 		About: "Publish the events of files, in file order, as events of type NAME: as fast as possible, or paced\n" +
 			"by event time with --speed. Formats by extension: .parquet, .arrow, .feather, .arrows, .csv, .ndjson,\n" +
-			".jsonl, and CSV or NDJSON compressed (.gz, .zst). Invalid rows are skipped and reported; the exit\n" +
-			"status is non-zero when they exceed --max-errors or publishing failed.",
+			".jsonl, and CSV or NDJSON compressed (.gz, .zst). Every file is read once before anything is sent:\n" +
+			"invalid rows are reported, and when they exceed --max-errors (or a file cannot be read to its end)\n" +
+			"nothing is published and the exit status is non-zero; so it is when publishing failed.",
 		Env:          true,
 		Interspersed: true,
 		Positional:   func(line config.Line) error { c.Replay.Files = line.Args; return nil },
@@ -146,6 +152,8 @@ type Serve struct {
 	Store  store.Config
 	// Tokens is the bearer tokens of the HTTP API.
 	Tokens auth.Config
+	// TLS is the HTTP API's certificate, and client CA for mutual TLS.
+	TLS httpx.TLSConfig
 }
 
 // NewServe registers serve's settings on a new flag set.
@@ -156,12 +164,13 @@ func NewServe() (*Serve, *flag.FlagSet) {
 	c.Serve.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs)
 	c.Tokens.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
 func (c *Serve) Validators() []app.Validator {
-	return []app.Validator{&c.Common, &c.Serve, &c.Store, &c.Tokens}
+	return []app.Validator{&c.Common, &c.Serve, &c.Store, &c.Tokens, &c.TLS}
 }
 
 // ServeCommand is the serve service's command line.
@@ -181,6 +190,7 @@ func ServeCommand() (*Serve, *Command) {
 		Store:   &c.Store,
 		Listen:  &c.Serve.HTTPAddr,
 		Tokens:  &c.Tokens,
+		TLS:     &c.TLS,
 	}
 }
 
@@ -192,6 +202,9 @@ type Featurize struct {
 	// Tokens is the bearer tokens of the health, stats and metrics
 	// endpoints; the service's own (featurize rebuild has no endpoint).
 	Tokens auth.Config
+	// TLS is the certificate of those endpoints, and client CA for
+	// mutual TLS; the service's own too.
+	TLS httpx.TLSConfig
 }
 
 // NewFeaturize registers featurize's settings on a new flag set.
@@ -200,6 +213,7 @@ func NewFeaturize() (*Featurize, *flag.FlagSet) {
 	fs := flag.NewFlagSet("featurize", flag.ContinueOnError)
 	c.register(fs)
 	c.Tokens.RegisterFlags(fs)
+	c.TLS.RegisterFlags(fs)
 	return c, fs
 }
 
@@ -217,7 +231,7 @@ func (c *Featurize) Validators() []app.Validator {
 // FeaturizeCommand is the featurize service's command line.
 func FeaturizeCommand() (*Featurize, *Command) {
 	c, fs := NewFeaturize()
-	validators := append(c.Validators(), &c.Tokens)
+	validators := append(c.Validators(), &c.Tokens, &c.TLS)
 	return c, &Command{
 		Command: &app.Command{
 			Flags: fs,
@@ -241,6 +255,7 @@ func FeaturizeCommand() (*Featurize, *Command) {
 		Writes:  true,
 		Listen:  &c.Featurize.HTTPAddr,
 		Tokens:  &c.Tokens,
+		TLS:     &c.TLS,
 	}
 }
 

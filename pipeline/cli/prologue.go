@@ -44,6 +44,10 @@ type Command struct {
 	// API: the prologue opens the file (or warns that the API is open)
 	// and keeps it in force while the body runs.
 	Tokens *auth.Config
+	// TLS, when set, is the TLS setting of the body's HTTP server (with
+	// Listen): with a certificate the prologue serves the Listener over
+	// TLS (httpx.WithTLS) and reloads the pair while the body runs.
+	TLS *httpx.TLSConfig
 }
 
 // Runtime is what the prologue prepared for a command's body.
@@ -57,7 +61,9 @@ type Runtime struct {
 	Registry *schemas.Registry
 	// Store is the online store; nil without Command.Store.
 	Store *store.Redis
-	// Listener is the HTTP server's; nil without Command.Listen.
+	// Listener is the HTTP server's; nil without Command.Listen. With a
+	// TLS certificate it is an *httpx.TLSListener, which httpx.Serve
+	// serves over HTTPS.
 	Listener net.Listener
 	// Tokens is the bearer tokens the HTTP API requires, reloaded when
 	// the file changes and on SIGHUP; nil without a tokens file (or
@@ -99,7 +105,8 @@ func (c *Command) Run(args []string, body Body) error {
 // Exec is the prologue of a command whose settings are valid, then its
 // body: it sets up telemetry (with Service), logs the effective settings
 // (passwords masked), loads the definitions, opens the store (with Store)
-// and listens (with Listen), opens the tokens file and keeps it in force
+// and listens (with Listen, over TLS with a certificate in TLS, reloaded
+// as its files change), opens the tokens file and keeps it in force
 // (with Tokens), then runs body with them until SIGINT or SIGTERM. What it
 // opened is closed when body returns.
 func (c *Command) Exec(log *slog.Logger, body Body) error {
@@ -145,6 +152,20 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 		}
 		defer l.Close() // the server closes it as it stops: this is for a body failing before it serves
 		rt.Listener = l
+		if c.TLS != nil {
+			certs, err := c.TLS.Open(log)
+			if err != nil {
+				return fmt.Errorf("tls: %w", err)
+			}
+			if certs != nil {
+				rt.Listener = httpx.WithTLS(l, certs.Config())
+				rctx, cancel := context.WithCancel(ctx)
+				var wg sync.WaitGroup
+				wg.Go(func() { _ = certs.Run(rctx) }) // returns nil when rctx ends; it logs its errors
+				defer wg.Wait()
+				defer cancel()
+			}
+		}
 	}
 	if c.Tokens != nil {
 		g, err := c.Tokens.Open(log)

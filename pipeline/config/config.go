@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -382,4 +383,22 @@ func (s *Strings) String() string { return strings.Join(*s, ",") }
 func (s *Strings) Set(v string) error {
 	*s = append(*s, v)
 	return nil
+}
+
+// FileProblem is why a settings file (a CA, a certificate, a tokens or
+// password file) cannot be read, without the path the SettingError
+// already quotes: "no such file", "permission denied", or the system's
+// reason.
+func FileProblem(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

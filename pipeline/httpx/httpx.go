@@ -67,11 +67,19 @@ func Recover(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // Serve runs an HTTP server on l until ctx ends, then stops accepting and
-// waits up to grace for requests in flight.
+// waits up to grace for requests in flight. On a *TLSListener (WithTLS) it
+// serves HTTPS only, HTTP/2 included, with the listener's tls.Config.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, grace time.Duration) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	serve := func() error { return srv.Serve(l) }
+	if tl, ok := l.(*TLSListener); ok {
+		// ServeTLS, not a tls.Listener: the server then knows it speaks
+		// TLS, and offers HTTP/2 by ALPN.
+		srv.TLSConfig = tl.Config
+		serve = func() error { return srv.ServeTLS(tl.Listener, "", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
 		return err

@@ -50,15 +50,20 @@ type ViewLateness struct {
 	Rows        int64
 }
 
-// estimateLateness reads the topic's watermarks, then the files (as the
-// replay will publish them: shifted, plausible, the first limit), and
-// counts the rows featurize will drop as late, simulating featurize's
-// per-partition watermarks: the newest plausible event time among the
-// partition's last tailMessages messages, then each row in file order.
-func estimateLateness(ctx context.Context, kc broker.Config, typ *schemas.Event, views []*schemas.View, rd *rowReader) (*Lateness, error) {
+// lateEstimate counts the rows of a replay that featurize will drop as
+// late, simulating featurize's per-partition watermarks: the newest
+// plausible event time among each partition's last tailMessages messages,
+// then each row in file order, as the replay will publish it.
+type lateEstimate struct {
+	est     *Lateness
+	pw      *partitionWatermarks
+	perView []int64
+}
+
+// newLateEstimate reads the topic's watermarks; the rows come through add.
+func newLateEstimate(ctx context.Context, kc broker.Config, typ *schemas.Event, views []*schemas.View, times events.TimeRule) (*lateEstimate, error) {
 	topic := kc.Topic(typ.Name)
-	now := time.Now().UnixMilli()
-	marks, parts, err := partitionMarks(ctx, kc, topic, typ, rd.times, now)
+	marks, parts, err := partitionMarks(ctx, kc, topic, typ, times, time.Now().UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -71,31 +76,31 @@ func estimateLateness(ctx context.Context, kc broker.Config, typ *schemas.Event,
 	for _, v := range views {
 		est.Views = append(est.Views, ViewLateness{View: v.Name, MaxLateness: v.MaxLateness})
 	}
-	pw := newPartitionWatermarks(typ, views, parts, marks)
-	perView := make([]int64, len(views))
-	err = eachEvent(ctx, typ, rd.files, rd.limit, func(ev *events.Event) {
-		t := ev.Time + rd.shift
-		if rd.times.Check(typ.Timestamp, t, true, now) != nil {
-			return // an invalid row of the replay
-		}
-		if pw.add(ev, t, perView) {
-			est.Rows++
-		}
-		if est.Checked == 0 || t < est.First {
-			est.First = t
-		}
-		if est.Checked == 0 || t > est.Last {
-			est.Last = t
-		}
-		est.Checked++
-	})
-	for i, n := range perView {
-		est.Views[i].Rows = n
+	return &lateEstimate{est: est, pw: newPartitionWatermarks(typ, views, parts, marks), perView: make([]int64, len(views))}, nil
+}
+
+// add judges the next row the replay will publish: ev, already shifted and
+// found plausible.
+func (e *lateEstimate) add(ev *events.Event) {
+	t, est := ev.Time, e.est
+	if e.pw.add(ev, t, e.perView) {
+		est.Rows++
 	}
-	if err != nil {
-		return nil, err
+	if est.Checked == 0 || t < est.First {
+		est.First = t
 	}
-	return est, nil
+	if est.Checked == 0 || t > est.Last {
+		est.Last = t
+	}
+	est.Checked++
+}
+
+// result is the estimate of the rows added so far.
+func (e *lateEstimate) result() *Lateness {
+	for i, n := range e.perView {
+		e.est.Views[i].Rows = n
+	}
+	return e.est
 }
 
 // partitionWatermarks follows featurize's lateness over one event type's

@@ -35,7 +35,8 @@ type ReplayOptions struct {
 	// 0 publishes as fast as possible.
 	Speed float64
 	// MaxErrors is how many invalid rows are tolerated: beyond it Replay
-	// fails, although it still publishes every valid row.
+	// fails before publishing anything (it reads every file once first to
+	// count them).
 	MaxErrors int
 	// Rejects, when set, is a file that receives every invalid row, one
 	// line each: "file:line: reason<TAB>raw row".
@@ -102,7 +103,8 @@ type TooManyInvalidError struct {
 }
 
 func (e *TooManyInvalidError) Error() string {
-	return fmt.Sprintf("%d invalid rows exceed --max-errors %d", e.Invalid, e.MaxErrors)
+	return fmt.Sprintf("%d invalid rows exceed --max-errors %d: nothing was published "+
+		"(fix or remove the rows, or raise --max-errors, and replay again)", e.Invalid, e.MaxErrors)
 }
 
 // Replay publishes the events of opt.Files, in file order, as opt.Event
@@ -112,12 +114,15 @@ func (e *TooManyInvalidError) Error() string {
 // events of one key keep their file order on their partition; the next
 // batch is decoded while the current one is published.
 //
-// Every file's format is checked before anything is published. Replay
-// returns once every published event was acknowledged, or the first publish
-// failed; the summary counts acknowledged events only. It writes a closing
-// summary line to opt.Stderr, and fails when publishing failed or when more
-// than opt.MaxErrors rows were invalid (a *TooManyInvalidError), in the
-// latter case after publishing every valid row.
+// Before anything is published, every file is read once, as the replay
+// will read it: a file that cannot be read to its end (corrupt, truncated,
+// a row over arrowio.MaxRowBytes in CSV, a decompression bomb) fails the
+// replay, and so do more than opt.MaxErrors invalid rows (a
+// *TooManyInvalidError), with nothing published; a re-run after fixing the
+// files then counts no event twice. Invalid rows are reported during that
+// first pass. Replay returns once every published event was acknowledged,
+// or the first publish failed; the summary counts acknowledged events only.
+// It writes a closing summary line to opt.Stderr.
 func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt ReplayOptions) (ReplaySummary, error) {
 	start := time.Now()
 	typ, err := opt.check(reg)
@@ -128,21 +133,33 @@ func Replay(ctx context.Context, reg *schemas.Registry, pub *Publisher, opt Repl
 	if err != nil {
 		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
 	}
-	late, err := rd.judgeLateness(ctx, reg.ViewsOf(typ.Name), opt.StrictLateness)
-	if err != nil {
-		return ReplaySummary{Late: late}, err
-	}
 	if err := rd.openRejects(opt.Rejects); err != nil {
 		return ReplaySummary{}, fmt.Errorf("replay: %w", err)
+	}
+	views := reg.ViewsOf(typ.Name)
+	lates := rd.lateEstimate(ctx, views)
+	verr := rd.validate(ctx, lates)
+	var late *Lateness
+	if verr == nil {
+		if late, err = rd.judgeLateness(lates, opt.StrictLateness); err != nil {
+			return ReplaySummary{Late: late, Invalid: rd.invalid}, errors.Join(err, rd.closeRejects())
+		}
 	}
 
 	s := sender{pub: pub, progress: rd.progress}
 	if opt.Speed > 0 {
 		s.pace = &pacer{speed: opt.Speed}
 	}
-	errs := []error{publishAll(ctx, rd, &s), rd.closeRejects()}
-	if rd.invalid > opt.MaxErrors {
-		errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
+	var errs []error
+	if verr != nil {
+		errs = append(errs, verr, rd.closeRejects())
+	} else if rd.invalid > opt.MaxErrors {
+		errs = append(errs, rd.closeRejects(), &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
+	} else {
+		errs = append(errs, publishAll(ctx, rd, &s), rd.closeRejects())
+		if rd.invalid > opt.MaxErrors { // rows judged by the clock may have changed since
+			errs = append(errs, &TooManyInvalidError{Invalid: rd.invalid, MaxErrors: opt.MaxErrors})
+		}
 	}
 	rd.progress.done()
 	sum := ReplaySummary{Published: s.published, Invalid: rd.invalid, Elapsed: time.Since(start), Late: late}
@@ -192,20 +209,31 @@ func newRowReader(ctx context.Context, typ *schemas.Event, pub *Publisher, opt *
 	return rd, nil
 }
 
-// judgeLateness estimates, before anything is published, which rows
-// featurize will drop as late for views, and warns on stderr when there
-// are any, or when it cannot tell. With strict, any are an error, a
-// *LateError. The estimate is nil when there are none or no estimate.
-func (r *rowReader) judgeLateness(ctx context.Context, views []*schemas.View, strict bool) (*Lateness, error) {
+// lateEstimate starts the estimate of which rows featurize will drop as
+// late for views, fed by validate's pass: nil without views, or when the
+// topic's watermarks cannot be read (said on stderr).
+func (r *rowReader) lateEstimate(ctx context.Context, views []*schemas.View) *lateEstimate {
 	if len(views) == 0 {
+		return nil
+	}
+	e, err := newLateEstimate(ctx, *r.cfg, r.typ, views, r.times)
+	if err != nil {
+		fmt.Fprintf(r.stderr, "warning: cannot tell which rows featurize will drop as late: %v\n", err)
+		return nil
+	}
+	return e
+}
+
+// judgeLateness warns on stderr, before anything is published, when the
+// estimate finds rows featurize will drop as late. With strict, any are an
+// error, a *LateError. The estimate is nil when there are none or no
+// estimate.
+func (r *rowReader) judgeLateness(lates *lateEstimate, strict bool) (*Lateness, error) {
+	if lates == nil {
 		return nil, nil
 	}
-	est, err := estimateLateness(ctx, *r.cfg, r.typ, views, r)
-	switch {
-	case err != nil:
-		fmt.Fprintf(r.stderr, "warning: cannot tell which rows featurize will drop as late: %v\n", err)
-		return nil, nil
-	case est.Rows == 0:
+	est := lates.result()
+	if est.Rows == 0 {
 		return nil, nil
 	}
 	fmt.Fprintf(r.stderr, "warning: %s\n", est.warning(strict))
@@ -322,6 +350,33 @@ type rowReader struct {
 	rejects     *bufio.Writer // on rejectsFile
 	rejectsName string
 	invalid     int
+	// reported is how many invalid rows were reported, by validate's pass:
+	// the publishing pass reports only rows beyond them.
+	reported int
+	// visit, when set (validate's pass), sees every row run would publish.
+	visit func(*events.Event)
+}
+
+// validate reads every file as run does, reporting invalid rows but
+// publishing nothing, and leaves r ready for run with the count of invalid
+// rows in r.invalid. Every row that run would publish goes to lates too
+// (when not nil), so one pass serves both. The error is the first fatal
+// error of reading.
+func (r *rowReader) validate(ctx context.Context, lates *lateEstimate) error {
+	prog := r.progress
+	r.progress = newProgress(r.stderr, r.files)
+	if lates != nil {
+		r.visit = lates.add
+	}
+	err := r.run(ctx, nil)
+	r.visit = nil
+	r.progress.done()
+	r.progress = prog
+	r.reported, r.valid = r.invalid, 0
+	if err != nil {
+		return fmt.Errorf("replay: nothing was published: %w", err)
+	}
+	return nil
 }
 
 // openRejects creates the rejects file at path, if any.
@@ -353,11 +408,17 @@ func (r *rowReader) closeRejects() error {
 }
 
 // run reads every file in order and sends its events to out. It never
-// closes out.
+// closes out. With out nil it only judges the rows, counting and reporting
+// the invalid ones.
 func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 	var enc encoder
+	r.invalid = 0
 	b := batch{msgs: make([]kafka.Message, 0, r.batch)}
 	flush := func() error {
+		if out == nil { // nothing kept: reuse the memory
+			b.msgs, enc.buf = b.msgs[:0], enc.buf[:0]
+			return nil
+		}
 		select {
 		case out <- b:
 		case <-ctx.Done():
@@ -410,6 +471,9 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 				r.reject(&arrowio.RowError{File: path, Row: src.Rows(), Reason: fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, r.maxMessage)})
 				continue
 			}
+			if r.visit != nil {
+				r.visit(&ev)
+			}
 			if len(b.msgs) == 0 {
 				b.from = fmt.Sprintf("%s:%d", path, src.Rows())
 			}
@@ -444,6 +508,9 @@ const messageOverhead = 64
 // rejects file for all (with the row's text, where the format has one).
 func (r *rowReader) reject(bad *arrowio.RowError) {
 	r.invalid++
+	if r.invalid <= r.reported {
+		return // reported by validate
+	}
 	r.progress.clear()
 	switch {
 	case r.invalid <= shownRejects:

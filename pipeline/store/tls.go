@@ -95,7 +95,7 @@ func readCA(path string) (*x509.CertPool, error) {
 	const expected = "a PEM file of the CA certificates that signed Redis's certificate"
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &config.SettingError{Setting: "redis-ca", Value: path, Problem: "cannot be read: " + pathless(err), Expected: expected}
+		return nil, &config.SettingError{Setting: "redis-ca", Value: path, Problem: "cannot be read: " + config.FileProblem(err), Expected: expected}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
@@ -104,22 +104,12 @@ func readCA(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// pathless is the reason of a file error, without the path the setting's
-// error already quotes.
-func pathless(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
 // readPassword reads a password file: its content, less one final newline
 // (a file written by echo, or a Kubernetes secret, ends with one).
 func readPassword(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", &config.SettingError{Setting: "redis-password-file", Value: path, Problem: "cannot be read: " + pathless(err),
+		return "", &config.SettingError{Setting: "redis-password-file", Value: path, Problem: "cannot be read: " + config.FileProblem(err),
 			Expected: "a file holding the Redis user's password"}
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
