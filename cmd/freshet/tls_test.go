@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/auth/authtest"
@@ -78,14 +80,21 @@ func TestServeOverTLS(t *testing.T) {
 	url := "https://" + addr
 	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
 	defer c.CloseIdleConnections()
-	require.Eventually(t, func() bool {
+	var last string // why the last probe failed
+	ready := func() bool {
 		res, err := c.Get(url + "/readyz")
 		if err != nil {
+			last = err.Error()
 			return false
 		}
+		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		last = res.Status + " " + string(body)
 		return res.StatusCode == http.StatusOK
-	}, 20*time.Second, 100*time.Millisecond, "serve did not get ready")
+	}
+	if !assert.Eventually(t, ready, 20*time.Second, 100*time.Millisecond) {
+		t.Fatalf("serve did not get ready (last probe: %s); its log:\n%s", last, logs())
+	}
 
 	res, err := c.Get(url + "/v1/features/user_spend/u1")
 	require.NoError(t, err)

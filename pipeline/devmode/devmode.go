@@ -80,9 +80,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Event, "event", "", "event type of the sample (default: the only one defined)")
 	fs.IntVar(&c.KafkaPort, "kafka-port", 9092, "port of the embedded Kafka-protocol broker (a free one when taken)")
 	fs.IntVar(&c.RedisPort, "redis-port", 6379, "port of the embedded Redis-protocol store (a free one when taken)")
-	fs.StringVar(&c.IngestAddr, "ingest-addr", ":8081", "ingest HTTP address")
-	fs.StringVar(&c.FeaturizeAddr, "featurize-addr", ":8082", "featurize health address")
-	fs.StringVar(&c.ServeAddr, "serve-addr", ":8080", "serve HTTP address")
+	// Loopback by default, as other dev servers do: an open API on every
+	// interface of a laptop is not what a first try should do.
+	fs.StringVar(&c.IngestAddr, "ingest-addr", "localhost:8081", "ingest HTTP address (:8081 listens on every interface)")
+	fs.StringVar(&c.FeaturizeAddr, "featurize-addr", "localhost:8082", "featurize health address")
+	fs.StringVar(&c.ServeAddr, "serve-addr", "localhost:8080", "serve HTTP address")
 	fs.DurationVar(&c.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
 }
 
