@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
 // newToken returns a fresh token and its line.
@@ -40,24 +40,6 @@ func writeFile(tb testing.TB, path string, lines ...string) {
 	tmp := path + ".tmp"
 	require.NoError(tb, os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
 	require.NoError(tb, os.Rename(tmp, path))
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestNewTokenRoundTrip(t *testing.T) {
@@ -259,7 +241,7 @@ func TestRotation(t *testing.T) {
 	newTok, newLine := newToken(t, "client", "serve")
 	path := filepath.Join(t.TempDir(), "tokens")
 	writeFile(t, path, oldLine)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := Open(path, log, PollEvery(20*time.Millisecond))
 	require.NoError(t, err)

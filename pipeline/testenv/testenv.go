@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -125,17 +126,27 @@ func FreePort(tb testing.TB) int {
 // RepoRoot returns the repository root, found from the test's directory.
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	dir, err := FindRepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return dir
+}
+
+// FindRepoRoot is RepoRoot for a TestMain, which has no testing.TB: the
+// directory holding go.mod, from the working directory up.
+func FindRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
+			return "", errors.New("go.mod not found above the test directory")
 		}
 		dir = parent
 	}
