@@ -388,7 +388,8 @@ func reportDropped(ctx context.Context, out io.Writer, st *featurize.Stats, view
 }
 
 // Rebase returns copies of evs with every event time (and the timestamp
-// field) shifted by the same amount, so that the latest event is at now.
+// field) shifted by the same amount, so that the latest event is at now,
+// and with fresh ids (see freshID).
 func Rebase(evs []events.Event, now int64) []events.Event {
 	if len(evs) == 0 {
 		return nil
@@ -397,17 +398,40 @@ func Rebase(evs []events.Event, now int64) []events.Event {
 	for _, e := range evs {
 		latest = max(latest, e.Time)
 	}
+	run := uint64(time.Now().UnixNano())
 	out := make([]events.Event, len(evs))
 	for i := range evs {
 		out[i] = evs[i].At(evs[i].Time + now - latest)
+		freshID(&out[i], run, uint64(i))
 	}
 	return out
+}
+
+// freshID gives a copy of a sample event an id of its own when its type
+// declares an id field: sample events are sent again (each demo run, the
+// live feed), and featurize would skip a repeated id as a duplicate. A
+// string id gets the run's suffix; an integer id becomes run+i.
+func freshID(e *events.Event, run, i uint64) {
+	if e.Type.ID == "" {
+		return
+	}
+	f, ok := e.Type.Field(e.Type.ID)
+	if !ok {
+		return
+	}
+	switch v := &e.Values[f.Index]; v.Kind {
+	case events.String:
+		v.S += "-" + strconv.FormatUint(run, 36)
+	case events.Int:
+		v.I = int64((run + i) &^ (1 << 63))
+	}
 }
 
 // liveFeed sends a few sample events at the current time, forever, so the
 // features keep moving while someone looks.
 func liveFeed(ctx context.Context, publish func(context.Context, []events.Event) error, sample []events.Event, every time.Duration) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	start, sent := uint64(time.Now().UnixNano()), uint64(0)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -419,6 +443,8 @@ func liveFeed(ctx context.Context, publish func(context.Context, []events.Event)
 		batch := make([]events.Event, 1+rng.IntN(5))
 		for i := range batch {
 			batch[i] = sample[rng.IntN(len(sample))].At(time.Now().UnixMilli())
+			sent++
+			freshID(&batch[i], start+sent, 0)
 		}
 		if err := publish(ctx, batch); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("live feed: %w", err)

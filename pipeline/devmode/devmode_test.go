@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,37 @@ func TestRebase(t *testing.T) {
 	for i, want := range []int64{96_000, 100_000, 98_000} {
 		require.Equal(t, want, got[i].Time)
 		require.Equal(t, want, got[i].Get("ts").I, "the timestamp field moves with the event time")
+	}
+}
+
+// TestRebaseGivesFreshIDs: a sample sent again (a second demo run within
+// the dedupe window) must not be skipped as duplicates by featurize.
+func TestRebaseGivesFreshIDs(t *testing.T) {
+	for _, typ := range []string{"string", "int"} {
+		t.Run(typ, func(t *testing.T) {
+			reg, err := schemas.Parse("t.yaml", []byte("events:\n  e:\n    key: k\n    timestamp: ts\n    id: n\n"+
+				"    fields: {k: string, n: "+typ+"}\nfeature_views:\n  v:\n    source: e\n    entity: k\n"+
+				"    features:\n      c: {agg: count, window: 1h}\n"))
+			require.NoError(t, err)
+			var sample []events.Event
+			for i := range 3 {
+				e, err := events.Decode(reg.Events["e"], []byte(fmt.Sprintf(`{"k":"a","n":%q,"ts":%d}`, strconv.Itoa(i), 1000*i)))
+				if typ == "int" {
+					e, err = events.Decode(reg.Events["e"], []byte(fmt.Sprintf(`{"k":"a","n":%d,"ts":%d}`, i, 1000*i)))
+				}
+				require.NoError(t, err)
+				sample = append(sample, e)
+			}
+			seen := map[string]bool{}
+			for run := range 2 {
+				for _, e := range Rebase(sample, int64(100_000+run)) {
+					id := e.Get("n").Text()
+					require.False(t, seen[id], "id %s sent twice", id)
+					seen[id] = true
+				}
+			}
+			require.Len(t, seen, 6)
+		})
 	}
 }
 

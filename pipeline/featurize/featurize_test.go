@@ -273,8 +273,11 @@ func TestConsumerCommitsLastOffsetPerPartitionAfterApply(t *testing.T) {
 // txnAt is a transaction of user u at merchant m at time ts (RFC 3339), at
 // an offset of a partition.
 func txnAt(topic string, partition int, off int64, ts string) kafka.Message {
+	// The example declares txn_id its id: one per partition and offset, so
+	// that only a redelivery repeats one.
+	id := fmt.Sprintf("p%d-%d", partition, off)
 	return kafka.Message{Topic: topic, Partition: partition, Offset: off,
-		Value: []byte(`{"txn_id":"x","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
+		Value: []byte(`{"txn_id":"` + id + `","user_id":"u","merchant_id":"m","amount":1,"ts":"` + ts + `"}`)}
 }
 
 // TestWatermarkSurvivesRestart: a new process that resumes a partition

@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,17 +260,43 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		s.obs.reject(r.Context(), name, reasonKafka, len(evs))
 		s.log.WarnContext(r.Context(), "publish failed", "event", name, "events", len(evs), "error", err)
-		s.unavailable(w, err)
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, unavailableBody{
+			Error:   "kafka unavailable: " + err.Error(),
+			Warning: retryWarning(typ),
+		})
 		return
 	}
 	s.obs.accept(r.Context(), name, len(evs))
 	httpx.WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(evs), lateAnswer: s.marks.judge(name, evs)})
 }
 
-// unavailable answers 503: nothing of the request was accepted, retry.
+// unavailable answers 503 to a request refused before anything of it was
+// sent to Kafka: nothing was accepted, retry.
 func (s *Server) unavailable(w http.ResponseWriter, err error) {
-	w.Header().Set("Retry-After", strconv.Itoa(1))
+	w.Header().Set("Retry-After", "1")
 	httpx.Error(w, http.StatusServiceUnavailable, "kafka unavailable: "+err.Error())
+}
+
+// unavailableBody is the 503 answer to a failed publish.
+type unavailableBody struct {
+	Error string `json:"error"`
+	// Warning says what a retry does to the events Kafka may have taken
+	// before the failure (a write cut off mid-way cannot tell).
+	Warning string `json:"warning"`
+}
+
+// retryWarning tells the client of a failed publish what its retry does:
+// without an id on the event type, events Kafka took before the failure
+// are counted twice.
+func retryWarning(typ *schemas.Event) string {
+	if typ.ID != "" {
+		return fmt.Sprintf("Kafka may have taken some of these events before the failure; retry: featurize skips "+
+			"a second event with the same %s within %s", typ.ID, schemas.FormatDuration(typ.DedupeWindow))
+	}
+	return fmt.Sprintf("Kafka may have taken some of these events before the failure, and a retry publishes "+
+		"them again: event type %s declares no id field, so featurize will count them twice (declare one: "+
+		"`id:` in its definition)", typ.Name)
 }
 
 // appendDetails adds one Detail per bad field of the event at index, up to

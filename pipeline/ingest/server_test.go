@@ -324,9 +324,15 @@ func TestPostEventsKafkaDown(t *testing.T) {
 	rec := post(srv.Handler(), "transaction", "application/json", `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}`)
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
 	require.Equal(t, "1", rec.Header().Get("Retry-After"))
-	var body struct{ Error string }
+	var body struct{ Error, Warning string }
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
 	require.True(t, strings.HasPrefix(body.Error, "kafka unavailable: "), body.Error)
+	// Kafka may have taken part of a failed write: the answer says what a
+	// retry does, by the event type's id (the example's is txn_id).
+	require.Contains(t, body.Warning, "featurize skips a second event with the same txn_id within 1h")
+	noID := *reg.Events["transaction"]
+	noID.ID = ""
+	require.Contains(t, retryWarning(&noID), "declares no id field, so featurize will count them twice")
 
 	// Readiness says so too.
 	req := httptest.NewRequest(http.MethodGet, "/readyz", nil)

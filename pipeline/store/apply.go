@@ -220,6 +220,10 @@ func readFields(l *aggregate.Layout, units []Unit, w *entityWork) []string {
 	fields := append(w.fields[:0], headerFields[:]...)
 	idIdx, _ := idField(l)
 	var tiles []tileAt
+	var ids map[string]bool // a hot entity can have thousands: not a linear search
+	if idIdx >= 0 {
+		ids = map[string]bool{}
+	}
 	for _, ui := range w.units {
 		u := &units[ui]
 		if f := offsetPrefix + u.Source; !slices.Contains(fields, f) {
@@ -235,7 +239,8 @@ func readFields(l *aggregate.Layout, units []Unit, w *entityWork) []string {
 			}
 			if idIdx >= 0 {
 				if id := ev.Values[idIdx]; id.Present() {
-					if f := idPrefix + id.Text(); !slices.Contains(fields, f) {
+					if f := idPrefix + id.Text(); !ids[f] {
+						ids[f] = true
 						fields = append(fields, f)
 					}
 				}

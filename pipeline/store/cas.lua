@@ -18,8 +18,11 @@ local v = redis.call('HGET', KEYS[1], '_v')
 if (v or '') ~= ARGV[1] then
   return 0
 end
-if #ARGV > 3 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+-- In chunks of whole pairs: unpack's results are bounded by the Lua stack
+-- (about 8000), and a hot entity can set more fields than that at once
+-- (one per remembered id).
+for i = 4, #ARGV, 2000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
 if ARGV[3] ~= '' then
   local tiles, idcut = string.match(ARGV[3], '^([^;]*);?(.*)$')

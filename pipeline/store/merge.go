@@ -65,12 +65,16 @@ type entityMerge struct {
 	idIdx  int   // the source event's id field, -1 without one
 	window int64 // how long ids are remembered (ms)
 
-	header                   // as read, then as the units move it
-	offsets []sourceOffset   // the last offset applied per source, changed by the units
-	ids     []seenID         // the ids applied by the units
-	tiles   []changedTile    // the tiles changed, in the order first touched
-	picked  []int            // pick's scratch
-	scratch *aggregate.Tiles // unitTiles' scratch
+	header                 // as read, then as the units move it
+	offsets []sourceOffset // the last offset applied per source, changed by the units
+	ids     []seenID       // the ids applied by the units
+	// By id, for seenID: a hot entity can bring thousands of ids in one
+	// batch, too many for linear search. Built on first use.
+	idRead    map[string]string  // the ids read: their remembered event time
+	idApplied map[string][]int64 // the ids in ids: their event times
+	tiles     []changedTile      // the tiles changed, in the order first touched
+	picked    []int              // pick's scratch
+	scratch   *aggregate.Tiles   // unitTiles' scratch
 }
 
 // header is an entity's bookkeeping fields (headerFields).
@@ -172,6 +176,7 @@ func (m *entityMerge) pick(u *Unit) (pick []int, fresh bool, err error) {
 					continue
 				}
 				m.ids = append(m.ids, seenID{key, t})
+				m.idApplied[key] = append(m.idApplied[key], t)
 			}
 		}
 		pick = append(pick, k)
@@ -209,12 +214,20 @@ func (m *entityMerge) setOffset(source string, last int64) {
 // seenID reports whether id was applied at an event time within the
 // dedupe window of t: by this merge, or as read.
 func (m *entityMerge) seenID(id string, t int64) bool {
-	for _, s := range m.ids {
-		if s.id == id && abs(t-s.t) <= m.window {
+	if m.idRead == nil {
+		m.idRead, m.idApplied = map[string]string{}, map[string][]int64{}
+		for i, f := range m.fields {
+			if s, ok := m.vals[i].(string); ok && strings.HasPrefix(f, idPrefix) {
+				m.idRead[f[len(idPrefix):]] = s
+			}
+		}
+	}
+	for _, x := range m.idApplied[id] {
+		if abs(t-x) <= m.window {
 			return true
 		}
 	}
-	if s, ok := m.read(idPrefix + id); ok {
+	if s, ok := m.idRead[id]; ok {
 		if x, err := strconv.ParseInt(s, 10, 64); err == nil && abs(t-x) <= m.window {
 			return true
 		}

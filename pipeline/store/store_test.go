@@ -412,3 +412,26 @@ func TestDuplicateIDsAreIgnored(t *testing.T) {
 		require.Zero(t, d2)
 	})
 }
+
+// TestManyIDsInOneWrite: a hot entity gets thousands of new ids in one
+// micro-batch, more fields than one Lua unpack can pass to HSET (about
+// 8000 values): the write must still go through, in chunks.
+func TestManyIDsInOneWrite(t *testing.T) {
+	backends(t, func(t *testing.T, r *Redis) {
+		reg, err := schemas.Parse("d.yaml", []byte(dedupeSchema))
+		require.NoError(t, err)
+		l, err := aggregate.NewLayout(reg.Views["v"])
+		require.NoError(t, err)
+		const n = 6000 // 12,000 HSET values for the ids alone
+		var s []sourced
+		for i := range n {
+			e, err := events.Decode(l.View.Source, []byte(fmt.Sprintf(`{"k":"a","id":"id-%d","f":1.5,"ts":%d}`, i, 1000+i%50)))
+			require.NoError(t, err)
+			s = append(s, sourced{ev: e, source: "t/0", offset: int64(i)})
+		}
+		applied, dups := applyInBatches(t, r, l, s, nil)
+		require.Equal(t, n, applied)
+		require.Zero(t, dups)
+		requireStateMatches(t, r, l, s)
+	})
+}
