@@ -24,6 +24,9 @@ the newest accepted event at or before the lookup's time (ref.json's
 "event_time_at"), or null when there is none; it may be epoch ms or an
 RFC 3339 string naming the same millisecond.
 
+Against a secured serve: --ca (its CA) and --token-file (a token with the
+serve scope); --save-answers keeps every answer (see scripts/e2e_http.py).
+
 Exit status: 0 all equal, 1 any mismatch, 2 serve unreachable / bad usage.
 Standard library only.
 """
@@ -37,13 +40,17 @@ import random
 import sys
 import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import Invalid, parse_rfc3339_ms  # noqa: E402  (our own RFC 3339 reader)
+import e2e_http  # noqa: E402
+
+# CLIENT sends every request: plain, or with the token and CA of the
+# command line.
+CLIENT = e2e_http.Client()
 
 BATCH_MAX = 100
 SAMPLE_SEED = 20240601
@@ -77,12 +84,8 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) ->
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            code, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        code, raw = e.code, e.read()
+        code, _, raw = CLIENT.request(method, url, data, headers, timeout)
     except (urllib.error.URLError, OSError) as e:
         raise Unreachable(f"{method} {url}: {e}") from None
     try:
@@ -259,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, help="check only N random entities per view (fixed seed)")
     ap.add_argument("--workers", type=int, default=8, help="concurrent requests")
     ap.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    e2e_http.add_args(ap)
     args = ap.parse_args(argv)
+    global CLIENT
+    CLIENT = e2e_http.Client.from_args(args)
     serve = args.serve.rstrip("/")
 
     with open(args.ref, encoding="utf-8") as fh:

@@ -7,23 +7,23 @@ drops exactly those events and sends the rest again, so every valid event is
 published once. It writes the events that were accepted, in send order, for
 the offline reference, and fails if ingest rejected anything valid or
 accepted anything it reported invalid.
+
+Against a secured ingest: --ca (its CA) and --token-file (a token with the
+ingest scope); see scripts/e2e_http.py.
 """
 import argparse
 import json
+import os
 import sys
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_http  # noqa: E402
 
 
-def post(url, lines):
+def post(client, url, lines):
     body = ("\n".join(lines) + "\n").encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/x-ndjson"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    status, _, raw = client.request("POST", url, body, {"Content-Type": "application/x-ndjson"}, timeout=30)
+    return status, json.loads(raw or b"{}")
 
 
 def main():
@@ -33,7 +33,9 @@ def main():
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--accepted-out", required=True)
     ap.add_argument("file")
+    e2e_http.add_args(ap)
     a = ap.parse_args()
+    client = e2e_http.Client.from_args(a)
     url = f"{a.ingest}/v1/events/{a.event}"
     lines = [l.rstrip("\n") for l in open(a.file, encoding="utf-8") if l.strip()]
     accepted, rejected, status_counts = [], 0, {}
@@ -41,7 +43,7 @@ def main():
         for i in range(0, len(lines), a.batch):
             batch = lines[i:i + a.batch]
             while batch:
-                status, body = post(url, batch)
+                status, body = post(client, url, batch)
                 status_counts[status] = status_counts.get(status, 0) + 1
                 if status == 202:
                     if body.get("accepted") != len(batch):

@@ -344,7 +344,7 @@ func TestTokensFileTypo(t *testing.T) {
 	res := run(t, "featurize", "FRESHET_TOKENS="+path)
 	require.Equal(t, 2, res.code, res.stderr)
 	require.Contains(t, res.stderr, path+`:1: unknown scope "metrcs" (scopes: ingest, serve, metrics, admin); did you mean metrics?`)
-	require.Contains(t, res.stderr, path+":2: want NAME SCOPES sha256:HEX, got 1 field(s)")
+	require.Contains(t, res.stderr, path+":2: want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got 1 field(s)")
 	require.Contains(t, res.stderr, "(set by FRESHET_TOKENS)")
 	require.NotContains(t, res.stderr, token)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -86,6 +87,10 @@ func TestParse(t *testing.T) {
 	require.NoError(t, err, "prefix and hex digits in either case")
 	require.Equal(t, 1, set.Len())
 
+	set, err = Parse("f", []byte("partner ingest "+hash+" rate=2.5\n"))
+	require.NoError(t, err)
+	require.Equal(t, 2.5, set.tokens[0].Rate)
+
 	empty, err := Parse("f", []byte("# nobody yet\n"))
 	require.NoError(t, err)
 	require.Equal(t, 0, empty.Len())
@@ -93,9 +98,16 @@ func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		name, content, want string
 	}{
-		{"two fields", "prometheus metrics\n", "f:1: want NAME SCOPES sha256:HEX, got 2 field(s)"},
-		{"four fields", "# c\nprometheus metrics " + hash + " extra\n", "f:2: want NAME SCOPES sha256:HEX, got 4 field(s)"},
-		{"a token pasted", token + "\n", "f:1: want NAME SCOPES sha256:HEX, got 1 field(s): if this is a token itself, remove it"},
+		{"two fields", "prometheus metrics\n", "f:1: want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got 2 field(s)"},
+		{"five fields", "# c\nprometheus ingest " + hash + " rate=1 extra\n", "f:2: want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got 5 field(s)"},
+		{"fourth field not a rate", "# c\nprometheus metrics " + hash + " extra\n", `f:2: the fourth field must be rate= and the events a second the token may send, got "extra"`},
+		{"zero rate", "shop ingest " + hash + " rate=0\n", "f:1: rate=0: want a positive number of events a second, like rate=500"},
+		{"negative rate", "shop ingest " + hash + " rate=-5\n", "f:1: rate=-5: want a positive number"},
+		{"rate not a number", "shop ingest " + hash + " rate=fast\n", "f:1: rate=fast: want a positive number"},
+		{"infinite rate", "shop ingest " + hash + " rate=inf\n", "f:1: rate=inf: want a positive number"},
+		{"NaN rate", "shop ingest " + hash + " rate=NaN\n", "f:1: rate=NaN: want a positive number"},
+		{"rate without ingest", "feast serve " + hash + " rate=10\n", `f:1: rate= limits the events a token sends to ingest, and this token lacks the "ingest" scope`},
+		{"a token pasted", token + "\n", "f:1: want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got 1 field(s): if this is a token itself, remove it"},
 		{"bad name", "pro/metheus metrics " + hash + "\n", "f:1: a token's name is 1 to 64 letters"},
 		{"long name", strings.Repeat("a", 65) + " metrics " + hash + "\n", "f:1: a token's name is 1 to 64 letters"},
 		{"misspelt scope", "prometheus metrcs " + hash + "\n", `f:1: unknown scope "metrcs" (scopes: ingest, serve, metrics, admin); did you mean metrics?`},
@@ -350,4 +362,64 @@ func TestConfig(t *testing.T) {
 	unchecked := Config{Tokens: bad}
 	_, err = unchecked.Open(log)
 	require.ErrorContains(t, err, bad+":3:")
+}
+
+// TestBudgets checks Spend's arithmetic against a brute-force reading of
+// its promise, over random request sizes and gaps: over every interval a
+// token sends at most rate×length + a second's worth + one request, a
+// sender that keeps to its rate is never refused, and a refused request
+// is told to wait no longer than until it would be admitted.
+func TestBudgets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		rate := []float64{1, 10, 250, 5000}[round%4]
+		var b budgets
+		start := time.Unix(1_700_000_000, 0)
+		now := start
+		type sent struct {
+			at time.Time
+			n  int
+		}
+		var admitted []sent
+		maxN := 0
+		for range 400 {
+			now = now.Add(time.Duration(rng.ExpFloat64() * float64(200*time.Millisecond)))
+			n := 1 + rng.IntN(int(rate*2)+1)
+			ok, wait := b.spend("a", rate, n, now)
+			if !ok {
+				require.Positive(t, wait)
+				// Just before wait is over it is still refused; once over, admitted.
+				probe := &budgets{paid: map[string]time.Time{"a": b.paid["a"]}}
+				if wait > time.Millisecond {
+					again, _ := probe.spend("a", rate, n, now.Add(wait-time.Millisecond))
+					require.False(t, again, "admitted before the wait it was told")
+				}
+				again, _ := probe.spend("a", rate, n, now.Add(wait))
+				require.True(t, again, "refused after the wait it was told")
+				continue
+			}
+			admitted = append(admitted, sent{now, n})
+			maxN = max(maxN, n)
+		}
+		for i := range admitted {
+			total := 0
+			for j := i; j < len(admitted); j++ {
+				total += admitted[j].n
+				length := admitted[j].at.Sub(admitted[i].at).Seconds()
+				require.LessOrEqual(t, float64(total), rate*length+rate*burst.Seconds()+float64(maxN)+1e-6,
+					"rate %g: %d events in %.3fs", rate, total, length)
+			}
+		}
+	}
+	// A sender at its rate, in batches a second apart, is never refused.
+	var b budgets
+	now := time.Unix(1_700_000_000, 0)
+	for range 100 {
+		ok, _ := b.spend("steady", 100, 100, now)
+		require.True(t, ok)
+		now = now.Add(time.Second)
+	}
+	// Names have their own budgets.
+	ok, _ := b.spend("other", 100, 100, now)
+	require.True(t, ok)
 }

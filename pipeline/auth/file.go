@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +25,9 @@ type Token struct {
 	Name string
 	// Scopes is what the token may do.
 	Scopes Scopes
+	// Rate is how many events a second the token may send to ingest,
+	// on average (the line's optional rate=N); 0 for no limit.
+	Rate float64
 	// digest is the SHA-256 of the token.
 	digest [sha256.Size]byte
 }
@@ -86,11 +91,14 @@ const hashPrefix = "sha256:"
 //	# a comment, from # to the end of the line; blank lines are ignored
 //	prometheus metrics sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //	shop-api   ingest,serve sha256:...
+//	partner    ingest sha256:... rate=500
 //
 // NAME (CheckName), SCOPES (ParseScopes: ingest, serve, metrics, admin,
 // comma-separated) and sha256: with the 64 hex digits of the token's
-// SHA-256, separated by spaces or tabs. A token may appear once. A file
-// without tokens is valid: every protected route then answers 401.
+// SHA-256, then optionally rate= and the events a second the token may
+// send to ingest (Guard.Spend), separated by spaces or tabs. A token may
+// appear once. A file without tokens is valid: every protected route then
+// answers 401.
 func Parse(name string, content []byte) (*Set, error) {
 	set := &Set{}
 	var errs []error
@@ -129,8 +137,8 @@ func Parse(name string, content []byte) (*Set, error) {
 
 // parseLine reads the fields of one line.
 func parseLine(fields []string) (Token, error) {
-	if len(fields) != 3 {
-		msg := fmt.Sprintf("want NAME SCOPES sha256:HEX, got %d field(s)", len(fields))
+	if len(fields) != 3 && len(fields) != 4 {
+		msg := fmt.Sprintf("want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got %d field(s)", len(fields))
 		if len(fields) == 1 && len(fields[0]) >= 40 && !strings.HasPrefix(fields[0], hashPrefix) {
 			msg += ": if this is a token itself, remove it: the file holds only a token's SHA-256 (freshet token new prints the line to add)"
 		}
@@ -154,7 +162,30 @@ func parseLine(fields []string) (Token, error) {
 	if _, err := hex.Decode(t.digest[:], []byte(hexDigits)); err != nil {
 		return Token{}, errors.New("sha256: wants hex digits (0-9, a-f) only")
 	}
+	if len(fields) == 4 {
+		rate, err := parseRate(fields[3])
+		if err != nil {
+			return Token{}, err
+		}
+		if !scopes.Has(Ingest) {
+			return Token{}, fmt.Errorf("rate= limits the events a token sends to ingest, and this token lacks the %q scope", Ingest.String())
+		}
+		t.Rate = rate
+	}
 	return t, nil
+}
+
+// parseRate reads the fourth field, rate=EVENTS_PER_SECOND.
+func parseRate(field string) (float64, error) {
+	v, ok := strings.CutPrefix(field, "rate=")
+	if !ok {
+		return 0, fmt.Errorf("the fourth field must be rate= and the events a second the token may send, got %q", field)
+	}
+	rate, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(rate > 0) || math.IsInf(rate, 0) {
+		return 0, fmt.Errorf("rate=%s: want a positive number of events a second, like rate=500", v)
+	}
+	return rate, nil
 }
 
 // Line is the line of the tokens file for token, named name with scopes.

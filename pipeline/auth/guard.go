@@ -38,6 +38,9 @@ type Guard struct {
 	// parsed (or its error logged) again.
 	mu  sync.Mutex
 	sum [sha256.Size]byte
+
+	// budgets are the rates of the tokens with rate= (Spend).
+	budgets budgets
 }
 
 // Option changes how Open builds a Guard.
@@ -202,8 +205,12 @@ func (g *Guard) Require(scope Scope) func(http.Handler) http.Handler {
 				unauthorized(w, "unknown token: it is not in the server's tokens file (revoked, or mistyped)")
 				return
 			}
-			if p := httpx.PrincipalOf(r.Context()); p != nil {
-				p.Token = t.Name
+			// The observers' Principal when they attached one, else one
+			// of the route's own: Spend needs it.
+			ctx, p := httpx.WithPrincipal(r.Context())
+			p.Token, p.Rate = t.Name, t.Rate
+			if ctx != r.Context() {
+				r = r.WithContext(ctx)
 			}
 			if !t.Scopes.Has(scope) {
 				held := t.Scopes.String()

@@ -39,6 +39,8 @@ type Ingest struct {
 	Tokens auth.Config
 	// TLS is the HTTP API's certificate, and client CA for mutual TLS.
 	TLS httpx.TLSConfig
+	// HTTP is the HTTP server's limits.
+	HTTP httpx.Limits
 }
 
 // NewIngest registers ingest's settings on a new flag set.
@@ -49,12 +51,15 @@ func NewIngest() (*Ingest, *flag.FlagSet) {
 	c.Ingest.RegisterFlags(fs)
 	c.Tokens.RegisterFlags(fs)
 	c.TLS.RegisterFlags(fs)
+	// Each request may hold a body of up to max-body (16 MiB) while
+	// Kafka takes it: 64 at once bound that to 1 GiB.
+	c.HTTP.RegisterFlags(fs, 64)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
 func (c *Ingest) Validators() []app.Validator {
-	return []app.Validator{&c.Common, &c.Ingest, &c.Tokens, &c.TLS}
+	return []app.Validator{&c.Common, &c.Ingest, &c.Tokens, &c.TLS, &c.HTTP}
 }
 
 // IngestCommand is the ingest service's command line.
@@ -77,6 +82,7 @@ func IngestCommand() (*Ingest, *Command) {
 		Listen:  &c.Ingest.HTTPAddr,
 		Tokens:  &c.Tokens,
 		TLS:     &c.TLS,
+		Limits:  &c.HTTP,
 	}
 }
 
@@ -154,6 +160,8 @@ type Serve struct {
 	Tokens auth.Config
 	// TLS is the HTTP API's certificate, and client CA for mutual TLS.
 	TLS httpx.TLSConfig
+	// HTTP is the HTTP server's limits.
+	HTTP httpx.Limits
 }
 
 // NewServe registers serve's settings on a new flag set.
@@ -165,12 +173,14 @@ func NewServe() (*Serve, *flag.FlagSet) {
 	c.Store.RegisterFlags(fs)
 	c.Tokens.RegisterFlags(fs)
 	c.TLS.RegisterFlags(fs)
+	// Lookups take about a millisecond and bounded memory each.
+	c.HTTP.RegisterFlags(fs, 1024)
 	return c, fs
 }
 
 // Validators are the parts to validate after parsing.
 func (c *Serve) Validators() []app.Validator {
-	return []app.Validator{&c.Common, &c.Serve, &c.Store, &c.Tokens, &c.TLS}
+	return []app.Validator{&c.Common, &c.Serve, &c.Store, &c.Tokens, &c.TLS, &c.HTTP}
 }
 
 // ServeCommand is the serve service's command line.
@@ -191,6 +201,7 @@ func ServeCommand() (*Serve, *Command) {
 		Listen:  &c.Serve.HTTPAddr,
 		Tokens:  &c.Tokens,
 		TLS:     &c.TLS,
+		Limits:  &c.HTTP,
 	}
 }
 
@@ -205,6 +216,8 @@ type Featurize struct {
 	// TLS is the certificate of those endpoints, and client CA for
 	// mutual TLS; the service's own too.
 	TLS httpx.TLSConfig
+	// HTTP is those endpoints' server's limits.
+	HTTP httpx.Limits
 }
 
 // NewFeaturize registers featurize's settings on a new flag set.
@@ -214,6 +227,7 @@ func NewFeaturize() (*Featurize, *flag.FlagSet) {
 	c.register(fs)
 	c.Tokens.RegisterFlags(fs)
 	c.TLS.RegisterFlags(fs)
+	c.HTTP.RegisterFlags(fs, 64) // health, stats and metrics only
 	return c, fs
 }
 
@@ -231,7 +245,7 @@ func (c *Featurize) Validators() []app.Validator {
 // FeaturizeCommand is the featurize service's command line.
 func FeaturizeCommand() (*Featurize, *Command) {
 	c, fs := NewFeaturize()
-	validators := append(c.Validators(), &c.Tokens, &c.TLS)
+	validators := append(c.Validators(), &c.Tokens, &c.TLS, &c.HTTP)
 	return c, &Command{
 		Command: &app.Command{
 			Flags: fs,
@@ -256,6 +270,7 @@ func FeaturizeCommand() (*Featurize, *Command) {
 		Listen:  &c.Featurize.HTTPAddr,
 		Tokens:  &c.Tokens,
 		TLS:     &c.TLS,
+		Limits:  &c.HTTP,
 	}
 }
 

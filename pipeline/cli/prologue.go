@@ -48,6 +48,9 @@ type Command struct {
 	// Listen): with a certificate the prologue serves the Listener over
 	// TLS (httpx.WithTLS) and reloads the pair while the body runs.
 	TLS *httpx.TLSConfig
+	// Limits, when set, is the limits of the body's HTTP server (with
+	// Listen); without, httpx.DefaultLimits.
+	Limits *httpx.Limits
 }
 
 // Runtime is what the prologue prepared for a command's body.
@@ -61,9 +64,9 @@ type Runtime struct {
 	Registry *schemas.Registry
 	// Store is the online store; nil without Command.Store.
 	Store *store.Redis
-	// Listener is the HTTP server's; nil without Command.Listen. With a
-	// TLS certificate it is an *httpx.TLSListener, which httpx.Serve
-	// serves over HTTPS.
+	// Listener is the HTTP server's; nil without Command.Listen. It is an
+	// *httpx.Listener with the server's limits and, with a TLS
+	// certificate, its TLS config: httpx.Serve serves it with them.
 	Listener net.Listener
 	// Tokens is the bearer tokens the HTTP API requires, reloaded when
 	// the file changes and on SIGHUP; nil without a tokens file (or
@@ -151,14 +154,18 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 		defer l.Close() // the server closes it as it stops: this is for a body failing before it serves
-		rt.Listener = l
+		lim := httpx.DefaultLimits
+		if c.Limits != nil {
+			lim = *c.Limits
+		}
+		rt.Listener = httpx.WithLimits(l, lim, log)
 		if c.TLS != nil {
 			certs, err := c.TLS.Open(log)
 			if err != nil {
 				return fmt.Errorf("tls: %w", err)
 			}
 			if certs != nil {
-				rt.Listener = httpx.WithTLS(l, certs.Config())
+				rt.Listener = httpx.WithTLS(rt.Listener, certs.Config())
 				rctx, cancel := context.WithCancel(ctx)
 				var wg sync.WaitGroup
 				wg.Go(func() { _ = certs.Run(rctx) }) // returns nil when rctx ends; it logs its errors

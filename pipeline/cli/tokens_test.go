@@ -61,7 +61,7 @@ func TestTokensFileIsCheckedAtStart(t *testing.T) {
 			err := c.Start([]string{"--tokens", bad})
 			require.Equal(t, 2, app.ExitCode(err), "%v", err)
 			require.ErrorContains(t, err, bad+`:3: unknown scope "srve" (scopes: ingest, serve, metrics, admin); did you mean serve?`)
-			require.ErrorContains(t, err, bad+":4: want NAME SCOPES sha256:HEX, got 1 field(s)")
+			require.ErrorContains(t, err, bad+":4: want NAME SCOPES sha256:HEX [rate=EVENTS_PER_SECOND], got 1 field(s)")
 			require.NotContains(t, err.Error(), tok)
 
 			c = mk()

@@ -126,7 +126,7 @@ func (s *Service) handler(topics []string) http.Handler {
 	mux.Handle("GET /v1/stats", need(auth.Metrics)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, s.Proc.Stats.Snapshot())
 	})))
-	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, mux)))
+	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, httpx.JSONRoutes(mux))))
 }
 
 // waitForTopics creates missing topics, retrying until Kafka answers or ctx

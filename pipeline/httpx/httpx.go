@@ -8,10 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // WriteJSON writes v as a JSON answer with the given status.
@@ -67,16 +69,16 @@ func Recover(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // Serve runs an HTTP server on l until ctx ends, then stops accepting and
-// waits up to grace for requests in flight. On a *TLSListener (WithTLS) it
-// serves HTTPS only, HTTP/2 included, with the listener's tls.Config.
+// waits up to grace for requests in flight. On a *Listener it takes that
+// listener's settings: HTTPS only, HTTP/2 included, with its TLS config
+// (WithTLS), and its Limits (WithLimits); otherwise DefaultLimits.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, grace time.Duration) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	serve := func() error { return srv.Serve(l) }
-	if tl, ok := l.(*TLSListener); ok {
+	srv, inner, tlsCfg := server(l, h)
+	serve := func() error { return srv.Serve(inner) }
+	if tlsCfg != nil {
 		// ServeTLS, not a tls.Listener: the server then knows it speaks
 		// TLS, and offers HTTP/2 by ALPN.
-		srv.TLSConfig = tl.Config
-		serve = func() error { return srv.ServeTLS(tl.Listener, "", "") }
+		serve = func() error { return srv.ServeTLS(inner, "", "") }
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
@@ -106,6 +108,9 @@ type Principal struct {
 	// Token is the token's name; empty when no token was accepted (no
 	// tokens file, an open route, a 401). Never the token itself.
 	Token string
+	// Rate is the events a second the token may send to ingest; 0 for
+	// no limit.
+	Rate float64
 }
 
 type principalKey struct{}
@@ -126,4 +131,58 @@ func WithPrincipal(ctx context.Context) (context.Context, *Principal) {
 func PrincipalOf(ctx context.Context) *Principal {
 	p, _ := ctx.Value(principalKey{}).(*Principal)
 	return p
+}
+
+// JSONRoutes serves mux, with JSON answers where mux itself would answer
+// in plain text: 404 for a path no route has (naming at most 200
+// characters of it, so a huge path is not echoed whole), and 405 with
+// Allow for a method a route does not take (POST /healthz is a 405 on
+// every service).
+func JSONRoutes(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: mux's own handler knows whether it is a 404 or a 405
+		// and which methods are allowed. Ask it, then answer in JSON.
+		rec := &headerRecorder{header: http.Header{}}
+		mux.ServeHTTP(rec, r)
+		path := Truncate(r.URL.Path, 200)
+		if rec.status == http.StatusMethodNotAllowed {
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			Error(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, path, allow))
+			return
+		}
+		Error(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, path))
+	})
+}
+
+// headerRecorder keeps the status and headers a handler writes, and drops
+// its body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+// Truncate returns s cut to at most n bytes, on a character boundary,
+// with "…" when cut: for echoing a client's text in an error.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -293,21 +292,4 @@ func (k *Certificates) Run(ctx context.Context) error {
 			k.log.Info("TLS certificate reloaded", "tls_cert", k.certPath, "subject", leafSubject(k.current.Load()))
 		}
 	}
-}
-
-// TLSListener is a listener whose connections Serve serves over TLS with
-// Config (HTTP/2 included): the listener itself accepts plain TCP, so
-// that the server knows it speaks TLS and negotiates HTTP/2.
-type TLSListener struct {
-	net.Listener
-	Config *tls.Config
-}
-
-// WithTLS returns l to be served over TLS with cfg; l itself when cfg is
-// nil.
-func WithTLS(l net.Listener, cfg *tls.Config) net.Listener {
-	if cfg == nil {
-		return l
-	}
-	return &TLSListener{Listener: l, Config: cfg}
 }

@@ -55,6 +55,8 @@ const (
 	reasonTooLarge = "too_large"
 	// reasonKafka: Kafka did not acknowledge the request's events.
 	reasonKafka = "kafka_unavailable"
+	// reasonRate: the request's token was over its rate (429).
+	reasonRate = "rate_limited"
 )
 
 // apiMetrics is the HTTP API's counters; a nil *apiMetrics records

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +94,7 @@ func (s *Server) Handler() http.Handler {
 		return s.cfg.Kafka.CheckTopics(ctx, s.topics)
 	})
 	s.tel.MountGuarded(mux, need(auth.Metrics))
-	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, mux)))
+	return s.tel.Middleware(telemetry.AccessLog(s.log, httpx.Recover(s.log, httpx.JSONRoutes(mux))))
 }
 
 // Run serves the API on l until ctx ends, then drains requests in flight for
@@ -192,20 +194,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("event")
 	typ := s.reg.Events[name]
 	if typ == nil {
-		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("unknown event type %q; event types: %s", name, strings.Join(s.reg.EventNames(), ", ")))
+		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("unknown event type %q; event types: %s", httpx.Truncate(name, 100), strings.Join(s.reg.EventNames(), ", ")))
 		return
 	}
-	var ndjson bool
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case err != nil:
-		httpx.Error(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson")
-		return
-	case ct == "application/json":
-	case ct == "application/x-ndjson":
-		ndjson = true
-	default:
-		httpx.Error(w, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: use application/json or application/x-ndjson", ct))
+	ndjson, status, msg := s.bodyKind(r)
+	if status != 0 {
+		httpx.Error(w, status, msg)
 		return
 	}
 	if s.starting.Load() {
@@ -252,6 +246,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if ok, wait := s.tokens.Spend(r.Context(), len(evs)); !ok {
+		s.obs.reject(r.Context(), name, reasonRate, len(evs))
+		s.overRate(w, r, wait)
+		return
+	}
 	if err := s.pub.Publish(r.Context(), evs); err != nil {
 		if errors.As(err, new(kafka.MessageTooLargeError)) {
 			s.obs.reject(r.Context(), name, reasonTooLarge, len(evs))
@@ -269,6 +268,44 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	s.obs.accept(r.Context(), name, len(evs))
 	httpx.WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(evs), lateAnswer: s.marks.judge(name, evs)})
+}
+
+// bodyKind checks what a request says of its body before any of it is
+// read, and returns whether it is NDJSON, or the status and message of
+// its refusal: a type other than JSON or NDJSON in UTF-8, a compressed
+// body (415), or a Content-Length over max-body (413, so that a client
+// sending Expect: 100-continue never sends the body).
+func (s *Server) bodyKind(r *http.Request) (ndjson bool, status int, msg string) {
+	ct, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case err != nil:
+		return false, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson"
+	case ct == "application/json":
+	case ct == "application/x-ndjson":
+		ndjson = true
+	default:
+		return false, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: use application/json or application/x-ndjson", httpx.Truncate(ct, 100))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported charset %q: send UTF-8 (JSON is UTF-8)", httpx.Truncate(cs, 100))
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return false, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send the body uncompressed", httpx.Truncate(ce, 100))
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		return false, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds %d bytes (max-body)", r.ContentLength, s.cfg.MaxBody)
+	}
+	return ndjson, 0, ""
+}
+
+// overRate answers 429 to a request whose token is over its rate, with
+// the seconds to wait.
+func (s *Server) overRate(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	p := httpx.PrincipalOf(r.Context())
+	httpx.Error(w, http.StatusTooManyRequests, fmt.Sprintf("token %q is over its rate of %g events a second (rate= in the tokens file): "+
+		"nothing was published; retry in %ds", p.Token, p.Rate, secs))
 }
 
 // unavailable answers 503 to a request refused before anything of it was

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
@@ -99,7 +101,9 @@ func TestPostEventsAccepted(t *testing.T) {
 // rejected is a request that ingest refuses, publishing nothing.
 type rejected struct {
 	name, event, contentType, body string
-	maxBody                        int64 // 0: DefaultMaxBody
+	header                         http.Header // more request headers
+	unknownLength                  bool        // sent without Content-Length
+	maxBody                        int64       // 0: DefaultMaxBody
 	status                         int
 	want                           string // JSON body; "" for any
 }
@@ -137,7 +141,25 @@ func rejectedRequests() []rejected {
 		{
 			name: "body too large", event: "transaction", contentType: "application/json",
 			body: "[" + strings.Repeat(valid+",", 20) + valid + "]", maxBody: 1000,
+			status: http.StatusRequestEntityTooLarge, want: `{"error":"request body of 1366 bytes exceeds 1000 bytes (max-body)"}`,
+		},
+		{
+			name: "body too large, chunked", event: "transaction", contentType: "application/json",
+			body: "[" + strings.Repeat(valid+",", 20) + valid + "]", maxBody: 1000, unknownLength: true,
 			status: http.StatusRequestEntityTooLarge, want: `{"error":"request body exceeds 1000 bytes"}`,
+		},
+		{
+			name: "unknown event with a huge name", event: strings.Repeat("x", 100_000), contentType: "application/json", body: valid,
+			status: http.StatusNotFound, want: `{"error":"unknown event type \"` + strings.Repeat("x", 100) + `…\"; event types: transaction"}`,
+		},
+		{
+			name: "gzip", event: "transaction", contentType: "application/json", body: "\x1f\x8b",
+			header: http.Header{"Content-Encoding": {"gzip"}}, status: http.StatusUnsupportedMediaType,
+			want: `{"error":"unsupported Content-Encoding \"gzip\": send the body uncompressed"}`,
+		},
+		{
+			name: "latin1", event: "transaction", contentType: "application/json; charset=latin1", body: valid,
+			status: http.StatusUnsupportedMediaType, want: `{"error":"unsupported charset \"latin1\": send UTF-8 (JSON is UTF-8)"}`,
 		},
 		{
 			name: "text/plain", event: "transaction", contentType: "text/plain", body: valid,
@@ -185,7 +207,18 @@ func TestPostEventsRejected(t *testing.T) {
 			}
 			srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: maxBody, Kafka: cfg}, nil)
 
-			rec := post(srv.Handler(), tt.event, tt.contentType, tt.body)
+			req := httptest.NewRequest(http.MethodPost, "/v1/events/"+tt.event, strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			if tt.unknownLength {
+				req.ContentLength = -1
+			}
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, req)
 			require.Equal(t, tt.status, rec.Code, rec.Body.String())
 			require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 			if tt.want != "" {
@@ -523,4 +556,55 @@ func TestMetrics(t *testing.T) {
 	at, ok2 := telemetry.IngestTime(m.Headers)
 	require.True(t, ok2)
 	require.WithinDuration(t, time.Now(), at, time.Minute)
+}
+
+// TestRefusedBeforeTheBody: a Content-Length over max-body is refused from
+// the headers, so a client asking Expect: 100-continue never sends its
+// body, and a wrong route or method gets a JSON error like every other
+// answer.
+func TestRefusedBeforeTheBody(t *testing.T) {
+	reg := testenv.Registry(t)
+	cfg := kafkaConfig([]string{closedAddr(t)})
+	w := cfg.NewWriter()
+	t.Cleanup(func() { _ = w.Close() })
+	srv := NewServer(reg, NewPublisher(cfg, w), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil)
+	l, err := httpx.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- httpx.Serve(ctx, l, srv.Handler(), time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1/events/transaction HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: 10000000000\r\nExpect: 100-continue\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "the first answer is the 413, not 100 Continue")
+	require.JSONEq(t, `{"error":"request body of 10000000000 bytes exceeds 16777216 bytes (max-body)"}`, string(b))
+
+	for _, tc := range []struct{ method, path, allow, want string }{
+		{"POST", "/healthz", "GET, HEAD", `{"error":"method POST not allowed on /healthz; use GET, HEAD"}`},
+		{"GET", "/v1/events/transaction", "POST", `{"error":"method GET not allowed on /v1/events/transaction; use POST"}`},
+		{"GET", "/v2/nothing", "", `{"error":"no route GET /v2/nothing"}`},
+	} {
+		req, err := http.NewRequest(tc.method, "http://"+l.Addr().String()+tc.path, nil)
+		require.NoError(t, err)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.JSONEq(t, tc.want, string(b), "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.allow, res.Header.Get("Allow"))
+	}
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -111,4 +112,46 @@ func TestNoTokens(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Contains(t, rec.Body.String(), `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="404",http_route="/v1/events/{event}"} 1`)
 	require.NotContains(t, rec.Body.String(), `token=`)
+}
+
+// TestRateLimit: a token with rate= sends at most a second's worth ahead
+// of its rate; beyond, its request gets 429 with Retry-After and nothing
+// of it is published, while another token is not held back. No telemetry
+// and no debug log: the limit does not depend on the observers.
+func TestRateLimit(t *testing.T) {
+	reg := testenv.Registry(t)
+	cfg := kafkaConfig(testenv.Kafka(t))
+	ensureTopics(t, cfg, reg)
+	w := cfg.NewWriter()
+	t.Cleanup(func() { _ = w.Close() })
+	tokens := authtest.New(t, nil, []string{"partner:ingest:rate=10", "shop:ingest"})
+	h := NewServer(reg, NewPublisher(cfg, w), Config{MaxBody: DefaultMaxBody, Kafka: cfg}, nil, WithTokens(tokens.Guard)).Handler()
+	send := func(who string, n int) *httptest.ResponseRecorder {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"txn_id":"r%d","user_id":"u_%d","amount":1.5,"ts":1717027202000}`+"\n", i, i)
+		}
+		req := httptest.NewRequest("POST", "/v1/events/transaction", strings.NewReader(b.String()))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		tokens.Authorize(req, who)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	published := func() int64 {
+		var n int64
+		for _, o := range endOffsets(t, cfg, cfg.Topic("transaction")) {
+			n += o
+		}
+		return n
+	}
+	require.Equal(t, http.StatusAccepted, send("partner", 10).Code, "a second's worth")
+	require.Equal(t, http.StatusAccepted, send("partner", 15).Code, "a second ahead at most: admitted, and now 2.5 s ahead")
+	require.EqualValues(t, 25, published())
+	rec := send("partner", 1)
+	require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+	require.Equal(t, "2", rec.Header().Get("Retry-After"), "1.5 s over the second allowed, rounded up")
+	require.JSONEq(t, `{"error":"token \"partner\" is over its rate of 10 events a second (rate= in the tokens file): nothing was published; retry in 2s"}`, rec.Body.String())
+	require.EqualValues(t, 25, published(), "nothing of a refused request is published")
+	require.Equal(t, http.StatusAccepted, send("shop", 100).Code, "a token without rate= is not held back")
 }

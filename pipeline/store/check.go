@@ -102,9 +102,9 @@ func (r *Redis) CheckWriter(ctx context.Context) error {
 // the server answered.
 func (r *Redis) checkRead(ctx context.Context) (reached bool, err error) {
 	if cfg, addr := r.tlsConfig(); cfg != nil {
-		// A plain-text server keeps a TLS client waiting for the whole
-		// dial timeout: asked here with a shorter one, it says at once.
-		if reached, err := handshake(ctx, addr, cfg, time.Second); err != nil || !reached {
+		// A handshake on its own first: its failure says more than the
+		// client's (a plain-text server is told within a second).
+		if reached, err := handshake(ctx, addr, cfg, r.dialTimeout()); err != nil || !reached {
 			return false, err
 		}
 	}
@@ -183,6 +183,26 @@ func transient(msg string) bool {
 
 // tlsConfig is the client's TLS configuration and first address; nil
 // without TLS.
+// dialTimeout is the client's dial timeout, which bounds a handshake too.
+func (r *Redis) dialTimeout() time.Duration {
+	var d time.Duration
+	switch c := r.client.(type) {
+	case *redis.Client:
+		d = c.Options().DialTimeout
+	case *redis.ClusterClient:
+		d = c.Options().DialTimeout
+	}
+	return orDefaultDial(d)
+}
+
+// orDefaultDial is d, or go-redis's default dial timeout when d is unset.
+func orDefaultDial(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 5 * time.Second
+	}
+	return d
+}
+
 func (r *Redis) tlsConfig() (*tls.Config, string) {
 	switch c := r.client.(type) {
 	case *redis.Client:

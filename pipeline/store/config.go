@@ -170,11 +170,7 @@ func (c *Config) secure(opt *redis.UniversalOptions, tlsSeeds int) error {
 		if err != nil {
 			return err
 		}
-		timeout := opt.DialTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second // go-redis's default
-		}
-		opt.TLSConfig, opt.Dialer = cfg, tlsDialer(cfg, timeout)
+		opt.TLSConfig, opt.Dialer = cfg, tlsDialer(cfg, orDefaultDial(opt.DialTimeout))
 	}
 	if c.PasswordFile != "" {
 		user, path := opt.Username, c.PasswordFile

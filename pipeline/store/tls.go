@@ -136,23 +136,48 @@ func tlsDialer(cfg *tls.Config, timeout time.Duration) func(ctx context.Context,
 		if err != nil {
 			return nil, err
 		}
-		hctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
 		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(hctx); err != nil {
+		if err := handshakeOrPlain(ctx, tc, addr, timeout); err != nil {
 			_ = conn.Close()
-			// A plain-text Redis takes the ClientHello for the start of
-			// an inline command and waits for its end: the handshake
-			// times out.
-			plain := false
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("no answer within %v: %w", timeout, err)
-				plain = speaksPlainRedis(context.WithoutCancel(ctx), addr)
-			}
-			return nil, &TLSError{Addr: addr, Err: err, PlainText: plain}
+			return nil, err
 		}
 		return tc, nil
 	}
+}
+
+// plainAfter is how long a TLS handshake goes unanswered before the server
+// is asked whether it speaks plain-text Redis.
+const plainAfter = time.Second
+
+// handshakeOrPlain completes tc's handshake within timeout, or returns a
+// *TLSError. A plain-text Redis takes the ClientHello for the start of an
+// inline command and waits for its end, so its handshake would only time
+// out: after plainAfter without an answer the server is asked a plain
+// PING on another connection, and one that answers ends the wait at
+// once. A slow TLS server (a loaded machine) gets the whole timeout.
+func handshakeOrPlain(ctx context.Context, tc *tls.Conn, addr string, timeout time.Duration) error {
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tc.HandshakeContext(hctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(min(plainAfter, timeout)):
+		if speaksPlainRedis(context.WithoutCancel(ctx), addr) {
+			cancel()
+			<-done
+			return &TLSError{Addr: addr, Err: fmt.Errorf("no TLS answer within %v", plainAfter), PlainText: true}
+		}
+		err = <-done
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %v: %w", timeout, err)
+	}
+	return &TLSError{Addr: addr, Err: err}
 }
 
 // handshake dials addr and completes a TLS handshake with cfg within

@@ -26,7 +26,7 @@ type File struct {
 }
 
 // New writes a tokens file with a new token for each spec, "NAME:SCOPES"
-// ("shop:ingest,serve"), and opens it with log (nil discards) and opts.
+// ("shop:ingest,serve") or "NAME:SCOPES:rate=N", and opens it with log (nil discards) and opts.
 func New(tb testing.TB, log *slog.Logger, specs []string, opts ...auth.Option) *File {
 	tb.Helper()
 	f := &File{Path: filepath.Join(tb.TempDir(), "tokens")}
@@ -47,12 +47,16 @@ func (f *File) Write(tb testing.TB, specs ...string) map[string]string {
 	b.WriteString("# test tokens\n")
 	for _, spec := range specs {
 		name, list, ok := strings.Cut(spec, ":")
-		require.True(tb, ok, "spec %q is not NAME:SCOPES", spec)
+		require.True(tb, ok, "spec %q is not NAME:SCOPES[:rate=N]", spec)
+		list, rate, _ := strings.Cut(list, ":")
 		scopes, err := auth.ParseScopes(list)
 		require.NoError(tb, err)
 		tok, line, err := auth.New(name, scopes)
 		require.NoError(tb, err)
 		f.Tokens[name] = tok
+		if rate != "" {
+			line += " " + rate
+		}
 		b.WriteString(line + "\n")
 	}
 	tmp := f.Path + ".new"
