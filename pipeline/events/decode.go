@@ -33,8 +33,10 @@ const (
 // A missing or null optional field is Absent; a missing or null required
 // field is an error. Fields not in the schema are skipped whatever their
 // type, but must still be valid JSON. When a key repeats, the last value
-// wins, as in encoding/json. Strings are decoded as encoding/json decodes
-// them: invalid UTF-8 bytes and unpaired surrogate escapes become U+FFFD.
+// wins, as in encoding/json. A string value must be text (see AppendText):
+// a byte that is not UTF-8, or an escape of half a UTF-16 surrogate pair
+// alone (\udcff), is a field error, where encoding/json would read U+FFFD
+// and merge different ids into one. A skipped field is not checked for it.
 //
 // Malformed JSON anywhere in data is reported alone, as a *FieldError;
 // otherwise a single wrong field is a *FieldError and several are a
@@ -198,7 +200,9 @@ func decode(t *schemas.Event, data []byte, rule *TimeRule, now int64) (Event, er
 func (s *scanner) lookup(t *schemas.Event, raw []byte, plain bool, hint, longest int) int {
 	key := raw
 	if !plain {
-		s.scratch = unquote(s.scratch[:0], raw)
+		// A key that is no text matches no field (names are ASCII):
+		// skipped as unknown, as encoding/json would skip it.
+		s.scratch, _ = unquote(s.scratch[:0], raw)
 		key = s.scratch
 	}
 	if len(key) > longest {
@@ -250,15 +254,26 @@ func (s *scanner) value(f *schemas.Field, v *Value) (fieldState, string, *FieldE
 		}
 		switch f.Type {
 		case schemas.String:
-			v.Kind, v.S = String, s.text(raw, plain)
+			text, reason := s.text(raw, plain)
+			if reason != "" {
+				return wrong, reason, nil
+			}
+			v.Kind, v.S = String, text
 			return set, "", nil
 		case schemas.Timestamp:
 			if !plain {
-				s.scratch = unquote(s.scratch[:0], raw)
+				var bad int
+				if s.scratch, bad = unquote(s.scratch[:0], raw); bad >= 0 {
+					return wrong, textReason(raw, bad), nil
+				}
 				raw = s.scratch
 			}
 			ts, err := time.Parse(time.RFC3339Nano, string(raw))
 			if err != nil {
+				if IsInteger(string(raw)) { // TimeReason's advice, in JSON terms
+					return wrong, "invalid timestamp " + strconv.Quote(Clip(string(raw))) +
+						": digits in a string are not an RFC 3339 time; send epoch milliseconds as a JSON number, without quotes", nil
+				}
 				return wrong, TimeReason(string(raw), err), nil
 			}
 			v.Kind, v.I = Time, ts.UnixMilli()
@@ -319,6 +334,11 @@ func expectation(t schemas.FieldType) string {
 // repeating the value and layout that time.ParseError spells out; every
 // reader of events words it this way.
 func TimeReason(value string, err error) string {
+	if IsInteger(value) {
+		// Epoch milliseconds as text: time.Parse would say
+		// `cannot parse "302142648" as "-"`.
+		return "invalid timestamp " + strconv.Quote(Clip(value)) + ": digits are not an RFC 3339 time; give epoch milliseconds as an integer, not as text"
+	}
 	msg := err.Error()
 	var pe *time.ParseError
 	if errors.As(err, &pe) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -59,14 +60,25 @@ var decodeCases = []decodeCase{
 	{name: "string escapes", in: pre + `"s":"q\"b\\s\/b\bf\fn\nr\rt\t"}`, want: base(map[string]Value{"s": str("q\"b\\s/b\bf\fn\nr\rt\t")})},
 	{name: "string unicode escapes", in: pre + `"s":"\u00e9\u00E9\u20ac\u0000\u001f"}`, want: base(map[string]Value{"s": str("éé€\x00\x1f")})},
 	{name: "string surrogate pair", in: pre + `"s":"\ud83d\ude00x"}`, want: base(map[string]Value{"s": str("😀x")})},
-	{name: "string lone high surrogate", in: pre + `"s":"\ud800x"}`, want: base(map[string]Value{"s": str("\uFFFDx")})},
-	{name: "string lone low surrogate", in: pre + `"s":"\udc00"}`, want: base(map[string]Value{"s": str("\uFFFD")})},
-	{name: "string high surrogate then non-surrogate", in: pre + `"s":"\ud800\u0041"}`, want: base(map[string]Value{"s": str("\uFFFDA")})},
-	{name: "string two high surrogates", in: pre + `"s":"\ud800\ud83d\ude00"}`, want: base(map[string]Value{"s": str("\uFFFD😀")})},
+	// A string must be text: encoding/json reads a byte that is not UTF-8
+	// and an escape of a lone surrogate as U+FFFD, which would merge
+	// different ids into one; Decode refuses them.
+	{name: "string lone high surrogate", in: pre + `"s":"\ud800x"}`, errField: "s", errReason: `invalid UTF-8: \ud800 at the start is half of a UTF-16 surrogate pair, which is no character alone`},
+	{name: "string lone low surrogate", in: pre + `"s":"ab\udc00"}`, errField: "s", errReason: `invalid UTF-8: \udc00 after "ab" is half of a UTF-16 surrogate pair`},
+	{name: "string high surrogate then non-surrogate", in: pre + `"s":"\ud800\u0041"}`, errField: "s", errReason: `invalid UTF-8: \ud800 at the start`},
+	{name: "string two high surrogates", in: pre + `"s":"\ud800\ud83d\ude00"}`, errField: "s", errReason: `invalid UTF-8: \ud800 at the start`},
+	{name: "string low surrogate after a pair", in: pre + `"s":"\ud83d\ude00\ude00"}`, errField: "s", errReason: `invalid UTF-8: \ude00 after "😀"`},
+	{name: "string replacement character sent as such", in: pre + "\"s\":\"\uFFFD\\ufffd\\uFFFD\"}", want: base(map[string]Value{"s": str("\uFFFD\uFFFD\uFFFD")})},
 	{name: "string raw UTF-8", in: pre + `"s":"héllo 😀 日本"}`, want: base(map[string]Value{"s": str("héllo 😀 日本")})},
-	{name: "string invalid UTF-8 replaced", in: pre + "\"s\":\"a\xffb\xc3\"}", want: base(map[string]Value{"s": str("a\uFFFDb\uFFFD")})},
-	{name: "string encoded surrogate replaced", in: pre + "\"s\":\"\xed\xa0\x80\"}", want: base(map[string]Value{"s": str("\uFFFD\uFFFD\uFFFD")})},
-	{name: "string invalid UTF-8 with escape", in: pre + "\"s\":\"\xff\\n\"}", want: base(map[string]Value{"s": str("\uFFFD\n")})},
+	{name: "string invalid UTF-8", in: pre + "\"s\":\"a\xffb\xc3\"}", errField: "s", errReason: `invalid UTF-8: byte 0xff after "a"; send text as UTF-8`},
+	{name: "string invalid UTF-8 ids", in: "{\"id\":\"probe_\xff\xfe\",\"ts\":0,\"n\":1}", errField: "id", errReason: `invalid UTF-8: byte 0xff after "probe_"`},
+	{name: "string invalid UTF-8, other order", in: "{\"id\":\"probe_\xfe\xff\",\"ts\":0,\"n\":1}", errField: "id", errReason: `invalid UTF-8: byte 0xfe after "probe_"`},
+	{name: "string cut UTF-8 at the end", in: pre + "\"s\":\"caf\xc3\"}", errField: "s", errReason: `invalid UTF-8: byte 0xc3 after "caf"`},
+	{name: "string encoded surrogate", in: pre + "\"s\":\"\xed\xa0\x80\"}", errField: "s", errReason: "invalid UTF-8: byte 0xed at the start"},
+	{name: "string invalid UTF-8 after an escape", in: pre + "\"s\":\"\\n\xff\"}", errField: "s", errReason: `invalid UTF-8: byte 0xff after "\n"`},
+	{name: "string invalid UTF-8 after a long text", in: pre + "\"s\":\"" + strings.Repeat("x", 40) + "é\xff\"}", errField: "s", errReason: `invalid UTF-8: byte 0xff after "...xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxé"`},
+	{name: "string invalid UTF-8 in a skipped field", in: pre + "\"u\":\"\xff\",\"v\":[\"\\udc00\"]}", want: base(nil)},
+	{name: "key invalid UTF-8 is unknown", in: pre + "\"\xff\":\"x\",\"s\\udc00\":1}", want: base(nil)},
 	{name: "string DEL and U+2028 kept", in: pre + "\"s\":\"\x7f\u2028\"}", want: base(map[string]Value{"s": str("\x7f\u2028")})},
 	{name: "string raw control character", in: pre + "\"s\":\"a\tb\"}", errReason: "invalid JSON"},
 	{name: "string raw newline", in: pre + "\"s\":\"a\nb\"}", errReason: "invalid JSON"},
@@ -140,6 +152,11 @@ var decodeCases = []decodeCase{
 	{name: "timestamp event time", in: `{"id":"a","ts":"2024-05-01T12:34:56.789Z","n":1}`, want: base(map[string]Value{"ts": ms(1714566896789)})},
 	{name: "timestamp bad month", in: pre + `"at":"2024-13-01T00:00:00Z"}`, errField: "at", errReason: `invalid timestamp "2024-13-01T00:00:00Z": month out of range`},
 	{name: "timestamp date only", in: pre + `"at":"2024-05-01"}`, errField: "at", errReason: `invalid timestamp "2024-05-01": cannot parse`},
+	{name: "timestamp epoch ms as a string", in: `{"id":"a","n":1,"ts":"1796302142648"}`, errField: "ts",
+		errReason: `invalid timestamp "1796302142648": digits in a string are not an RFC 3339 time; send epoch milliseconds as a JSON number, without quotes`},
+	{name: "timestamp negative digits as a string", in: pre + `"at":"-5"}`, errField: "at", errReason: `invalid timestamp "-5": digits in a string are not an RFC 3339 time`},
+	{name: "timestamp invalid UTF-8", in: pre + "\"at\":\"2024-05-01T12:34:56Z\xff\"}", errField: "at", errReason: `invalid UTF-8: byte 0xff after "2024-05-01T12:34:56Z"`},
+	{name: "timestamp lone surrogate", in: pre + `"at":"2024\udc00"}`, errField: "at", errReason: `invalid UTF-8: \udc00 after "2024"`},
 	{name: "timestamp space separator", in: pre + `"at":"2024-05-01 12:34:56Z"}`, errField: "at", errReason: `invalid timestamp "2024-05-01 12:34:56Z"`},
 	{name: "timestamp no zone", in: pre + `"at":"2024-05-01T12:34:56"}`, errField: "at", errReason: `invalid timestamp`},
 	{name: "timestamp empty", in: pre + `"at":""}`, errField: "at", errReason: `invalid timestamp ""`},
@@ -374,4 +391,19 @@ func TestKindString(t *testing.T) {
 	require.Equal(t, "absent", Absent.String())
 	require.Equal(t, "time", Time.String())
 	require.Equal(t, "kind(9)", Kind(9).String())
+}
+
+// TestTimeReason: the readers of other formats (Arrow string columns) get
+// advice for epoch milliseconds sent as text too, not time.Parse's
+// `cannot parse "302142648" as "-"`.
+func TestTimeReason(t *testing.T) {
+	for _, c := range []struct{ value, want string }{
+		{"1796302142648", `invalid timestamp "1796302142648": digits are not an RFC 3339 time; give epoch milliseconds as an integer, not as text`},
+		{"2024-05-01", `invalid timestamp "2024-05-01": cannot parse "" as "T"`},
+		{"2024-13-01T00:00:00Z", `invalid timestamp "2024-13-01T00:00:00Z": month out of range`},
+	} {
+		_, err := time.Parse(time.RFC3339Nano, c.value)
+		require.Error(t, err)
+		require.Equal(t, c.want, TimeReason(c.value, err))
+	}
 }

@@ -69,6 +69,13 @@ func refDecode(t *schemas.Event, data []byte) (values []Value, eventTime int64, 
 	if !isObject {
 		return nil, 0, false
 	}
+	// The members again, as JSON text: encoding/json reads a string that
+	// is no text (invalid UTF-8, a lone surrogate escape) as U+FFFD, which
+	// Decode refuses in a declared string field.
+	var texts map[string]json.RawMessage
+	if err := json.Unmarshal(data, &texts); err != nil {
+		return nil, 0, false
+	}
 	values = make([]Value, len(t.Fields))
 	for _, f := range t.Fields {
 		raw, present := obj[f.Name]
@@ -82,7 +89,7 @@ func refDecode(t *schemas.Event, data []byte) (values []Value, eventTime int64, 
 		switch f.Type {
 		case schemas.String:
 			s, isString := raw.(string)
-			if !isString {
+			if !isString || !refIsText(texts[f.Name]) {
 				return nil, 0, false
 			}
 			v = Value{Kind: String, S: s}
@@ -127,6 +134,49 @@ func refDecode(t *schemas.Event, data []byte) (values []Value, eventTime int64, 
 		values[f.Index] = v
 	}
 	return values, eventTime, true
+}
+
+// refIsText reports whether the JSON string quoted (quotes included,
+// checked by json.Valid) is text: valid UTF-8, every escape of half a
+// UTF-16 surrogate pair followed by an escape of its other half. It is
+// written apart from Decode's unquote, as the reference for it.
+func refIsText(quoted []byte) bool {
+	s := string(quoted[1 : len(quoted)-1])
+	hex := func(i int) uint64 {
+		v, err := strconv.ParseUint(s[i+2:i+6], 16, 32) // after `\u`
+		if err != nil {
+			panic(err) // checked JSON: not reached
+		}
+		return v
+	}
+	for i := 0; i < len(s); {
+		switch {
+		case s[i] != '\\':
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n
+		case s[i+1] != 'u':
+			i += 2
+		default:
+			r := hex(i)
+			i += 6
+			if r >= 0xDC00 && r <= 0xDFFF {
+				return false // a low half first
+			}
+			if r >= 0xD800 && r <= 0xDBFF {
+				if !strings.HasPrefix(s[i:], `\u`) {
+					return false
+				}
+				if lo := hex(i); lo < 0xDC00 || lo > 0xDFFF {
+					return false
+				}
+				i += 6
+			}
+		}
+	}
+	return true
 }
 
 // refInt accepts a JSON integer without fraction or exponent that fits in an

@@ -2,6 +2,7 @@ package events
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -251,12 +252,15 @@ func getu4(b []byte) rune {
 
 // unquote appends the decoded content of a string that str accepted: escapes
 // resolved, invalid UTF-8 bytes and unpaired surrogates replaced by U+FFFD,
-// exactly as encoding/json does.
-func unquote(dst, raw []byte) []byte {
+// exactly as encoding/json does. bad is the offset in raw of the first such
+// replacement, -1 when there is none: a string with one is no text (see
+// AppendText).
+func unquote(dst, raw []byte) (out []byte, bad int) {
+	bad = -1
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		switch {
-		case c == '\\':
+		case c == '\\' && i+1 < len(raw):
 			switch e := raw[i+1]; e {
 			case 'b':
 				dst = append(dst, '\b')
@@ -270,15 +274,27 @@ func unquote(dst, raw []byte) []byte {
 				dst = append(dst, '\t')
 			case 'u':
 				r := getu4(raw[i:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if dec := utf16.DecodeRune(r, getu4(raw[i:])); dec != utf8.RuneError {
-						i += 6
+				switch {
+				case r < 0: // a short escape: not reached on checked JSON
+					if bad < 0 {
+						bad = i
+					}
+					dst = utf8.AppendRune(dst, utf8.RuneError)
+					i += 2
+					continue
+				case utf16.IsSurrogate(r):
+					// getu4 read six bytes: raw[i+6:] exists.
+					if dec := utf16.DecodeRune(r, getu4(raw[i+6:])); dec != utf8.RuneError {
+						i += 12
 						dst = utf8.AppendRune(dst, dec)
 						continue
 					}
+					if bad < 0 {
+						bad = i
+					}
 					r = utf8.RuneError
 				}
+				i += 6
 				dst = utf8.AppendRune(dst, r)
 				continue
 			default: // '"', '\\', '/'
@@ -290,20 +306,75 @@ func unquote(dst, raw []byte) []byte {
 			i++
 		default:
 			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 && bad < 0 {
+				bad = i
+			}
 			dst = utf8.AppendRune(dst, r)
 			i += size
 		}
 	}
-	return dst
+	return dst, bad
 }
 
-// text returns the decoded content of a string str accepted.
-func (s *scanner) text(raw []byte, plain bool) string {
-	if plain {
-		return string(raw)
+// AppendText appends to dst the text of raw, the content of a JSON string
+// between its quotes as a JSON parser accepted it, with its escapes
+// resolved. reason is "" for text, and otherwise says why raw is none: it
+// holds a byte that is not UTF-8, or an escape of half a UTF-16 surrogate
+// pair alone (\ud800). encoding/json turns both into U+FFFD, so that
+// "probe_\xff" and "probe_\xfe" would read as one id; freshet refuses them
+// instead, in events (Decode) and in lookups (serve) alike, so that an id is
+// looked up by the text it was stored under. dst holds the text with U+FFFD
+// in their place either way.
+func AppendText(dst, raw []byte) (text []byte, reason string) {
+	dst, bad := unquote(dst, raw)
+	if bad < 0 {
+		return dst, ""
 	}
-	s.scratch = unquote(s.scratch[:0], raw)
-	return string(s.scratch)
+	return dst, textReason(raw, bad)
+}
+
+// textReason says what makes raw, the content of a JSON string, no text:
+// the problem at offset bad, after which text.
+func textReason(raw []byte, bad int) string {
+	before, _ := unquote(nil, raw[:bad])
+	where := " at the start"
+	if bad > 0 {
+		where = " after " + strconv.Quote(clipTail(string(before)))
+	}
+	if raw[bad] == '\\' {
+		esc := raw[bad:min(bad+6, len(raw))]
+		return "invalid UTF-8: " + string(esc) + where + " is half of a UTF-16 surrogate pair, which is no character alone"
+	}
+	return "invalid UTF-8: byte 0x" + string(hexDigits[raw[bad]>>4]) + string(hexDigits[raw[bad]&0xF]) + where + "; send text as UTF-8"
+}
+
+// clipTail keeps the end of text quoted in error reasons, which is where
+// the problem that follows it is.
+func clipTail(text string) string {
+	const limit = 32
+	if len(text) <= limit {
+		return text
+	}
+	return "..." + strings.ToValidUTF8(text[len(text)-limit:], "")
+}
+
+// text returns the decoded content of a string str accepted; reason is ""
+// for text, and otherwise why it is none (see AppendText).
+func (s *scanner) text(raw []byte, plain bool) (string, string) {
+	if plain { // the common case, inlined into Decode
+		return string(raw), ""
+	}
+	return s.unquoteText(raw)
+}
+
+// unquoteText is text for a string that is not plain.
+func (s *scanner) unquoteText(raw []byte) (string, string) {
+	var bad int
+	s.scratch, bad = unquote(s.scratch[:0], raw)
+	if bad >= 0 {
+		return "", textReason(raw, bad)
+	}
+	return string(s.scratch), ""
 }
 
 // skip consumes one JSON value of any kind at pos, validating it. depth is

@@ -97,3 +97,56 @@ func BenchmarkFeastSingle(b *testing.B) {
 		}
 	}
 }
+
+// decodeBodies are the bodies of the largest lookups the default limit
+// lets through: 10,000 entities, as a batch and as Feast's request.
+func decodeBodies() (batch, feast string) {
+	entities := make([]string, DefaultConfig().MaxEntities)
+	for i := range entities {
+		entities[i] = fmt.Sprintf(`"u_%06d"`, i)
+	}
+	list := strings.Join(entities, ",")
+	batch = `{"entities":[` + list + `],"features":["txn_count_1h","amount_sum_24h"],"at":"2024-06-01T00:00:00Z"}`
+	feast = `{"features":["user_spend:txn_count_1h","user_spend:amount_sum_24h"],"entities":{"user_id":[` + list + `]},"full_feature_names":false}`
+	return batch, feast
+}
+
+// benchDecode reads body as a request to path with read, which must
+// return the number of entities.
+func benchDecode(b *testing.B, path, body string, read func(s *Server, w http.ResponseWriter, r *http.Request) (int, error)) {
+	s, err := New(testenv.Registry(b), &memStore{}, DefaultConfig(), nil)
+	require.NoError(b, err)
+	r := httptest.NewRequest(http.MethodPost, path, nil)
+	w := httptest.NewRecorder()
+	rd := strings.NewReader(body)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body, r.ContentLength = io.NopCloser(rd), int64(len(body))
+		n, err := read(s, w, r)
+		if err != nil || n != s.cfg.MaxEntities {
+			b.Fatalf("%d entities, %v", n, err)
+		}
+	}
+}
+
+// BenchmarkDecodeBatch reads the body of a batch lookup of 10,000
+// entities, up to their canonical texts.
+func BenchmarkDecodeBatch(b *testing.B) {
+	body, _ := decodeBodies()
+	benchDecode(b, "/v1/features/user_spend", body, func(s *Server, w http.ResponseWriter, r *http.Request) (int, error) {
+		req, err := s.readBatch(w, r)
+		return len(req.entities), err
+	})
+}
+
+// BenchmarkDecodeFeast reads the body of a Feast request for 10,000
+// entities, up to their canonical texts.
+func BenchmarkDecodeFeast(b *testing.B) {
+	_, body := decodeBodies()
+	benchDecode(b, "/get-online-features", body, func(s *Server, w http.ResponseWriter, r *http.Request) (int, error) {
+		req, err := s.readFeast(w, r)
+		return len(req.values), err
+	})
+}

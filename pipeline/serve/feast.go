@@ -1,8 +1,8 @@
 package serve
 
 import (
-	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
@@ -13,9 +13,11 @@ import (
 type feastRequest struct {
 	// features are "view:feature" references.
 	features []string
-	// key is the one entity field of "entities", values its values.
-	key    string
-	values []json.RawMessage
+	// key is the one entity field of "entities", values the canonical
+	// text of its values, and numbers which of them are integers.
+	key     string
+	values  []string
+	numbers []bool
 	// keys is how many fields "entities" maps: exactly one is served.
 	keys             int
 	fullFeatureNames bool
@@ -28,33 +30,39 @@ type feastRequest struct {
 // readFeast reads them by index.
 var feastMembers = [...]string{"entities", "feature_service", "features", "full_feature_names"}
 
-// readFeast reads the body of a Feast request.
+// readFeast reads the body of a Feast request, refusing more than
+// MaxEntities entities or maxFeatures references as soon as it reads one
+// too many.
 func (s *Server) readFeast(w http.ResponseWriter, r *http.Request) (feastRequest, error) {
 	var req feastRequest
-	body, err := s.readObject(w, r)
-	if err != nil {
-		return req, err
-	}
 	var seen [len(feastMembers)]bool
-	err = eachMember(body, func(quoted, value []byte) error {
-		k := nameIndex(quoted, feastMembers[:])
+	err := s.readObject(w, r, func(b *bodyReader, name string) error {
+		k := slices.Index(feastMembers[:], name)
 		if k < 0 {
-			return nil // another member a Feast client sends: ignored
+			return b.skip(1) // another member a Feast client sends: ignored
 		}
 		if seen[k] {
 			return duplicate(feastMembers[k])
 		}
 		seen[k] = true
-		var err error
 		switch k {
 		case 0:
-			err = req.readEntities(value)
+			return req.readEntities(b, s.cfg.MaxEntities)
 		case 1:
-			req.featureService = string(value) != "null"
+			c, err := b.kind()
+			if err != nil {
+				return err
+			}
+			req.featureService = c != 'n'
+			return b.skip(1)
 		case 2:
-			req.features, _, err = stringList(value, "features", `a list of "view:feature" references`, `a "view:feature" reference`)
-		case 3:
-			req.fullFeatureNames, err = boolMember(value, "full_feature_names")
+			var err error
+			req.features, err = b.names("features", `a list of "view:feature" references`, `a "view:feature" reference`, 1)
+			return err
+		}
+		raw, err := b.rawValue(1)
+		if err == nil {
+			req.fullFeatureNames, err = boolMember(raw, "full_feature_names")
 		}
 		return err
 	})
@@ -62,31 +70,35 @@ func (s *Server) readFeast(w http.ResponseWriter, r *http.Request) (feastRequest
 }
 
 // readEntities reads Feast's "entities": an object mapping the entity field
-// to a list of values. null maps no field at all.
-func (req *feastRequest) readEntities(value []byte) error {
-	switch value[0] {
+// to a list of values, at most limit of them. null maps no field at all.
+func (req *feastRequest) readEntities(b *bodyReader, limit int) error {
+	c, err := b.kind()
+	if err != nil {
+		return err
+	}
+	switch c {
 	case 'n':
-		return nil
+		return b.literal(c)
 	case '{':
 	default:
-		return badRequest(`"entities": want an object mapping the entity field to a list of values, got %s`, jsonKind(value[0]))
+		return b.refuse(1, badRequest(`"entities": want an object mapping the entity field to a list of values, got %s`, jsonKind(c)))
 	}
-	return eachMember(value, func(quoted, list []byte) error {
-		key := memberName(quoted)
+	return b.members(func(key string) error {
 		if req.keys > 0 && key == req.key {
 			return badRequest(`"entities": %q given twice`, key)
 		}
-		values, ok, err := rawList(list, "entities."+key, "a list of strings or integers")
+		req.keys++
+		if req.keys > 1 {
+			return b.skip(2) // refused by check, with the number of fields
+		}
+		values, numbers, ok, err := b.entities("entities."+key, limit, 2)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return badRequest(`"entities.%s": want a list of strings or integers, got null`, key)
 		}
-		if req.keys == 0 {
-			req.key, req.values = key, values
-		}
-		req.keys++
+		req.key, req.values, req.numbers = key, values, numbers
 		return nil
 	})
 }
@@ -120,13 +132,9 @@ func (s *Server) feast(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	a := feastAnswer{key: req.key, raws: req.values}
+	a := feastAnswer{key: req.key, entities: req.values, numbers: req.numbers}
 	var views []*view
 	if a.cols, views, err = s.feastColumns(&req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if a.entities, err = s.entityTexts(req.values, "entities."+req.key); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -181,6 +189,14 @@ func (s *Server) feastColumns(req *feastRequest) ([]feastColumn, []*view, error)
 		if v.entity != req.key {
 			return nil, nil, badRequest("view %q is keyed by %q, but \"entities\" gives %q: every requested view must be keyed by the one entity field in \"entities\"", vname, v.entity, req.key)
 		}
+		// Refused as /v1/features refuses it: a repeated reference would
+		// only repeat a column, and grow the answer with no bound but the
+		// number of references.
+		for _, c := range cols[:i] {
+			if c.view == v && c.index == fi {
+				return nil, nil, badRequest("feature %q of view %q requested twice", fname, vname)
+			}
+		}
 		cols[i] = feastColumn{view: v, index: fi, name: fname}
 		if req.fullFeatureNames {
 			cols[i].name = vname + "__" + fname
@@ -194,9 +210,9 @@ func (s *Server) feastColumns(req *feastRequest) ([]feastColumn, []*view, error)
 
 // feastAnswer is what a Feast answer is written from.
 type feastAnswer struct {
-	key      string            // the entity field
-	raws     []json.RawMessage // the entity values as given
-	entities []string          // and as canonical text
+	key      string   // the entity field
+	entities []string // the entity values, as canonical text
+	numbers  []bool   // which of them were given as integers
 	cols     []feastColumn
 	states   map[*view][]*aggregate.State // per view, per entity
 	at       int64                        // lookup time, epoch ms
@@ -219,23 +235,24 @@ func (a *feastAnswer) appendJSON(b []byte) []byte {
 	return append(b, "]}\n"...)
 }
 
-// appendEntityResult appends the first result: the entity values, echoed.
+// appendEntityResult appends the first result: the entity values, echoed
+// with their JSON type (an integer as written, but -0 as 0).
 func (a *feastAnswer) appendEntityResult(b []byte) []byte {
 	b = append(b, `{"values":[`...)
-	for i, raw := range a.raws {
+	for i, e := range a.entities {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if raw[0] == '"' {
-			b = appendString(b, a.entities[i]) // the same string, re-escaped
+		if a.numbers[i] {
+			b = append(b, e...)
 		} else {
-			b = append(b, raw...) // an integer as written
+			b = appendString(b, e) // the same string, re-escaped
 		}
 	}
 	b = append(b, `],"statuses":[`...)
-	b = appendRepeated(b, `"PRESENT"`, len(a.raws))
+	b = appendRepeated(b, `"PRESENT"`, len(a.entities))
 	b = append(b, `],"event_timestamps":[`...)
-	b = appendRepeated(b, feastEpoch, len(a.raws))
+	b = appendRepeated(b, feastEpoch, len(a.entities))
 	return append(b, "]}"...)
 }
 

@@ -1,11 +1,14 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 )
@@ -25,6 +28,12 @@ func (s *Server) getOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entity := r.PathValue("entity")
+	if !utf8.ValidString(entity) {
+		// As in a body: the id ingest stored is text, and U+FFFD in its
+		// place would look up another one.
+		s.fail(w, r, badRequest("entity in the path: %s", invalidUTF8(entity)))
+		return
+	}
 	var at int64
 	feats := v.all
 	if r.URL.RawQuery == "" {
@@ -77,18 +86,22 @@ func (s *Server) oneQuery(v *view, raw string) (int64, []int, error) {
 			names = append(names, strings.TrimSpace(n))
 		}
 	}
+	if len(names) > maxFeatures {
+		return 0, nil, tooManyFeatures()
+	}
 	feats, err := v.features(names)
 	return at, feats, err
 }
 
 // batchRequest is the body of POST /v1/features/{view}.
 type batchRequest struct {
-	// entities is required; an empty list is answered with no rows.
-	entities    []json.RawMessage
+	// entities is required; an empty list is answered with no rows. Each
+	// is the canonical text of the entity given.
+	entities    []string
 	hasEntities bool
 	// features is a subset to answer; none means every feature.
 	features []string
-	// at is the lookup time as given, empty for now.
+	// at is the lookup time as given (JSON text), empty for now.
 	at json.RawMessage
 }
 
@@ -96,19 +109,16 @@ type batchRequest struct {
 // of any other lists them; readBatch reads them by index.
 var batchMembers = [...]string{"at", "entities", "features"}
 
-// readBatch reads the body of a batch request. Unknown members are refused:
-// a misspelt "entites" silently ignored would answer a different question.
+// readBatch reads the body of a batch request, refusing more than
+// MaxEntities entities as soon as it reads one too many. Unknown members
+// are refused: a misspelt "entites" silently ignored would answer a
+// different question.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (batchRequest, error) {
 	var req batchRequest
-	body, err := s.readObject(w, r)
-	if err != nil {
-		return req, err
-	}
 	var seen [len(batchMembers)]bool
-	err = eachMember(body, func(quoted, value []byte) error {
-		k := nameIndex(quoted, batchMembers[:])
+	err := s.readObject(w, r, func(b *bodyReader, name string) error {
+		k := slices.Index(batchMembers[:], name)
 		if k < 0 {
-			name := memberName(quoted)
 			return badRequest("%s", unknownName(fmt.Sprintf("member %q", name), name, "the members are", batchMembers[:]))
 		}
 		if seen[k] {
@@ -118,11 +128,13 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (batchRequest
 		var err error
 		switch k {
 		case 0:
-			req.at = value
+			var raw []byte
+			raw, err = b.rawValue(1)
+			req.at = bytes.Clone(raw)
 		case 1:
-			req.entities, req.hasEntities, err = rawList(value, "entities", "a list of strings or integers")
+			req.entities, _, req.hasEntities, err = b.entities("entities", s.cfg.MaxEntities, 1)
 		case 2:
-			req.features, _, err = stringList(value, "features", "a list of feature names", "a feature name")
+			req.features, err = b.names("features", "a list of feature names", "a feature name", 1)
 		}
 		return err
 	})
@@ -148,11 +160,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest(`missing "entities": want a list of strings or integers`))
 		return
 	}
-	entities, err := s.entityTexts(req.entities, "entities")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	entities := req.entities
 	feats, err := v.features(req.features)
 	if err != nil {
 		s.fail(w, r, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -270,8 +271,8 @@ func TestMalformedBodies(t *testing.T) {
 }
 
 // tokenMembers lists the members of a JSON object with encoding/json's
-// tokenizer, as the reference for eachMember: names decoded, values as
-// compact JSON text.
+// tokenizer, as the reference for bodyReader.members: names decoded,
+// values as compact JSON text.
 func tokenMembers(tb testing.TB, obj []byte) [][2]string {
 	tb.Helper()
 	dec := json.NewDecoder(bytes.NewReader(obj))
@@ -291,20 +292,29 @@ func tokenMembers(tb testing.TB, obj []byte) [][2]string {
 	return out
 }
 
-// walkMembers lists the members eachMember sees, in the same form.
+// walkMembers lists the members bodyReader.members sees, each value read
+// with rawValue, in the same form. The reader gets one byte per read, so
+// that every token crosses a refill of its buffer.
 func walkMembers(tb testing.TB, obj []byte) [][2]string {
 	tb.Helper()
+	b := newBodyReader(iotest.OneByteReader(bytes.NewReader(obj)))
+	defer b.release()
+	c, ok := b.peek()
+	require.True(tb, ok)
+	require.Equal(tb, byte('{'), c)
 	var out [][2]string
-	require.NoError(tb, eachMember(obj, func(name, value []byte) error {
+	require.NoError(tb, b.members(func(name string) error {
+		raw, err := b.rawValue(1)
+		require.NoError(tb, err)
 		var c bytes.Buffer
-		require.NoError(tb, json.Compact(&c, value), "value %q", value)
-		out = append(out, [2]string{memberName(name), c.String()})
+		require.NoError(tb, json.Compact(&c, raw), "value %q", raw)
+		out = append(out, [2]string{name, c.String()})
 		return nil
 	}))
 	return out
 }
 
-func TestEachMember(t *testing.T) {
+func TestMembers(t *testing.T) {
 	for _, obj := range []string{
 		`{}`,
 		` { } `,
@@ -315,26 +325,63 @@ func TestEachMember(t *testing.T) {
 		"{\n\t\"entities\" :\r\n [ \"u_1\" , 42 ] ,\n\"at\":\"2024-06-01T00:00:00Z\"\n}",
 		`{"\u0065ntities":["u_1"],"a\"b":0,"":""}`,
 		`{"dup":1,"dup":2}`,
+		`{"long":"` + strings.Repeat("x", 3*bodyBufSize) + `","n":` + strings.Repeat("7", bodyBufSize) + `}`,
 	} {
-		t.Run(obj, func(t *testing.T) {
+		t.Run(clip(obj), func(t *testing.T) {
 			require.Equal(t, tokenMembers(t, []byte(obj)), walkMembers(t, []byte(obj)))
 		})
 	}
-	require.Equal(t, 1, nameIndex([]byte(`"\u0065ntities"`), []string{"at", "entities"}), "escapes spell the name")
-	require.Equal(t, -1, nameIndex([]byte(`"entity"`), []string{"at", "entities"}))
 }
 
-// FuzzEachMember: for any JSON object, eachMember sees the members the
-// tokenizer sees, never panicking on it.
-func FuzzEachMember(f *testing.F) {
+// FuzzMembers: for any JSON object, bodyReader.members sees the members
+// the tokenizer sees, never panicking on it.
+func FuzzMembers(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"s":"x}]\"","n":[{"b":"]}"}]}`, `{"\u00e9":-0.0e-0,"t":true}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var v map[string]json.RawMessage
 		if json.Unmarshal([]byte(s), &v) != nil || !strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") {
-			return // eachMember is only given checked objects
+			return // members is given objects; FuzzSkip covers the rest
 		}
 		require.Equal(t, tokenMembers(t, []byte(s)), walkMembers(t, []byte(s)))
+	})
+}
+
+// skipsAsValid reads data with bodyReader.skip, one byte per read, and
+// reports whether it took data as one JSON value and nothing after it.
+func skipsAsValid(data []byte) bool {
+	b := newBodyReader(iotest.OneByteReader(bytes.NewReader(data)))
+	defer b.release()
+	if err := b.skip(0); err != nil {
+		return false
+	}
+	_, more := b.peek()
+	return !more && b.err == io.EOF
+}
+
+// TestSkip: bodyReader.skip accepts exactly what encoding/json accepts.
+func TestSkip(t *testing.T) {
+	for _, s := range skipSeeds {
+		require.Equal(t, json.Valid([]byte(s)), skipsAsValid([]byte(s)), "%q", s)
+	}
+}
+
+var skipSeeds = []string{
+	``, ` `, `0`, `-0`, `01`, `-`, `1.`, `1.5`, `1e`, `1e+`, `1E-7`, `.5`, `+1`, `1-2`, `0x1`,
+	`"`, `""`, `"\"`, `"\u12"`, `"\u12g4"`, `"\u00e9"`, `"\x"`, "\"a\tb\"", "\"\xff\"", `"\ud800"`,
+	`true`, `tru`, `truex`, `nul`, `null`, `false`, `[`, `[]`, `[1,]`, `[,1]`, `[1 2]`, `{}`, `{"a"}`, `{"a":}`,
+	`{"a":1,}`, `{1:2}`, `{"a":1 "b":2}`, `[[[]]]`, `[{"a":[{"b":{}}]}]`, `{"a":1}}`, `[1]]`, `"a" "b"`,
+	strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+	strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+}
+
+// FuzzSkip: for any input, bodyReader.skip agrees with json.Valid.
+func FuzzSkip(f *testing.F) {
+	for _, s := range skipSeeds[:len(skipSeeds)-2] {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		require.Equal(t, json.Valid([]byte(s)), skipsAsValid([]byte(s)), "%q", s)
 	})
 }

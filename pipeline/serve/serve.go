@@ -185,22 +185,7 @@ func (s *Server) routes() http.Handler {
 	})
 	httpx.Health(mux, s.st.Ping)
 	s.tel.MountGuarded(mux, need(auth.Metrics))
-	// JSON answers for the wrong method and for unknown paths; the
-	// method-specific patterns above take precedence.
-	mux.Handle("/v1/features/{view}/{entity}", methodNotAllowed("GET, HEAD"))
-	mux.Handle("/v1/features/{view}", methodNotAllowed("POST"))
-	mux.Handle("/get-online-features", methodNotAllowed("POST"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpx.Error(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
-}
-
-func methodNotAllowed(allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpx.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, allow))
-	})
+	return httpx.JSONRoutes(mux)
 }
 
 // lookup returns the named view or a 404.

@@ -321,7 +321,7 @@ func TestErrors(t *testing.T) {
 		{"post array entity", "POST", "/v1/features/user_spend", `{"entities":[["u_1"]]}`, 400, []string{"entities[0]", "got a list"}},
 		{"post float entity", "POST", "/v1/features/user_spend", `{"entities":[4.5]}`, 400, []string{"entities[0]", "4.5 is not an integer"}},
 		{"post exponent entity", "POST", "/v1/features/user_spend", `{"entities":["x",1e3]}`, 400, []string{"entities[1]", "1e3 is not an integer"}},
-		{"post too many entities", "POST", "/v1/features/user_spend", `{"entities":[1,2,3,4,5,6]}`, 400, []string{"too many entities: 6, at most 5"}},
+		{"post too many entities", "POST", "/v1/features/user_spend", `{"entities":[1,2,3,4,5,6]}`, 400, []string{"too many entities: at most 5 per request"}},
 		{"post unknown feature", "POST", "/v1/features/user_spend", `{"entities":[],"features":["nope"]}`, 400, []string{`unknown feature "nope" in view "user_spend"`}},
 		{"post features not strings", "POST", "/v1/features/user_spend", `{"entities":[],"features":[1]}`, 400, []string{"features[0]: want a feature name (a string), got a number"}},
 		{"post at bool", "POST", "/v1/features/user_spend", `{"entities":[],"at":true}`, 400, []string{"invalid at true"}},
@@ -331,6 +331,7 @@ func TestErrors(t *testing.T) {
 		{"wrong method on batch", "GET", "/v1/features/user_spend", "", 405, []string{"POST"}},
 		{"wrong method on feast", "GET", "/get-online-features", "", 405, []string{"POST"}},
 		{"unknown route", "GET", "/v2/features", "", 404, []string{"no route GET /v2/features"}},
+		{"post healthz", "POST", "/healthz", "", 405, []string{"method POST not allowed on /healthz; use GET, HEAD"}},
 		{"empty entity segment", "GET", "/v1/features/user_spend/", "", 404, []string{"no route"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
