@@ -66,7 +66,7 @@ func BenchmarkSplitNDJSON(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := Split(body, true); err != nil {
+		if _, err := Split(body, true, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func BenchmarkSplitArray(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := Split(body, false); err != nil {
+		if _, err := Split(body, false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

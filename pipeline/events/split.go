@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // errEmptyBody is returned by Split for a body holding only whitespace.
@@ -24,10 +25,15 @@ var errEmptyBody = errors.New("empty body: expected a JSON object")
 // that is not a JSON object, so that a malformed event fails alone and is
 // reported by its index among the events.
 //
-// A body holding only whitespace is an error in both modes.
-func Split(body []byte, ndjson bool) ([][]byte, error) {
+// A body holding only whitespace is an error in both modes. A body of more
+// than limit events (limit > 0) is a *TooManyEventsError, found while
+// splitting: a body of millions of tiny events costs no more than limit.
+func Split(body []byte, ndjson bool, limit int) ([][]byte, error) {
+	if limit <= 0 {
+		limit = math.MaxInt
+	}
 	if ndjson {
-		return splitLines(body)
+		return splitLines(body, limit)
 	}
 	s := scanner{data: body}
 	s.skipSpace()
@@ -61,6 +67,9 @@ func Split(body []byte, ndjson bool) ([][]byte, error) {
 				}
 				return nil, fmt.Errorf("array element %d: %v", i, s.syntaxError(" looking for beginning of value"))
 			}
+			if i == limit {
+				return nil, &TooManyEventsError{Limit: limit}
+			}
 			start := s.pos
 			if err := s.skip(1); err != nil {
 				return nil, fmt.Errorf("array element %d: %v", i, err)
@@ -85,8 +94,16 @@ func Split(body []byte, ndjson bool) ([][]byte, error) {
 	return out, nil
 }
 
-func splitLines(body []byte) ([][]byte, error) {
-	out := make([][]byte, 0, bytes.Count(body, []byte{'\n'})+1)
+// TooManyEventsError is Split's refusal of a body of more events than its
+// limit.
+type TooManyEventsError struct{ Limit int }
+
+func (e *TooManyEventsError) Error() string {
+	return fmt.Sprintf("more than %d events in one request: split it", e.Limit)
+}
+
+func splitLines(body []byte, limit int) ([][]byte, error) {
+	out := make([][]byte, 0, min(bytes.Count(body, []byte{'\n'})+1, limit, 1<<16))
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -97,6 +114,9 @@ func splitLines(body []byte) ([][]byte, error) {
 		line = trimSpace(line)
 		if len(line) == 0 {
 			continue
+		}
+		if len(out) == limit {
+			return nil, &TooManyEventsError{Limit: limit}
 		}
 		out = append(out, line)
 	}

@@ -51,7 +51,7 @@ func TestSplit(t *testing.T) {
 		{name: "ndjson blank", ndjson: true, body: "\n\r\n \n", err: "empty body"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := Split([]byte(c.body), c.ndjson)
+			got, err := Split([]byte(c.body), c.ndjson, 0)
 			if c.err != "" {
 				require.Error(t, err)
 				require.Contains(t, err.Error(), c.err)
@@ -75,7 +75,7 @@ func TestSplitArrayAgainstEncodingJSON(t *testing.T) {
 			continue
 		}
 		body := "[" + c.in + ",\n" + c.in + "]"
-		got, err := Split([]byte(body), false)
+		got, err := Split([]byte(body), false, 0)
 		var want []json.RawMessage
 		if json.Unmarshal([]byte(body), &want) != nil { // nested too deep
 			require.Error(t, err, c.name)
@@ -97,7 +97,7 @@ func FuzzSplit(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, err := Split(body, false)
+		got, err := Split(body, false, 0)
 		var want []json.RawMessage
 		arrayOfObjects := json.Unmarshal(body, &want) == nil && bytes.HasPrefix(trimSpace(body), []byte{'['})
 		for _, raw := range want {
@@ -116,7 +116,7 @@ func FuzzSplit(f *testing.F) {
 			require.Error(t, err, "%q split into %q", body, got)
 		}
 
-		lines, err := Split(body, true)
+		lines, err := Split(body, true, 0)
 		if err == nil {
 			require.NotEmpty(t, lines)
 			for _, l := range lines {
@@ -126,4 +126,30 @@ func FuzzSplit(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSplitLimit: a body of more events than the limit is refused while
+// it is split, in both modes, whatever else it holds; at the limit it is
+// split whole.
+func TestSplitLimit(t *testing.T) {
+	const ev = `{"a":1}`
+	for _, ndjson := range []bool{true, false} {
+		body := func(n int) []byte {
+			if ndjson {
+				return []byte(strings.Repeat(ev+"\n\n", n))
+			}
+			return []byte("[" + strings.TrimSuffix(strings.Repeat(ev+",", n), ",") + "]")
+		}
+		got, err := Split(body(3), ndjson, 3)
+		require.NoError(t, err)
+		require.Len(t, got, 3)
+		_, err = Split(body(4), ndjson, 3)
+		var tm *TooManyEventsError
+		require.ErrorAs(t, err, &tm, "ndjson %v", ndjson)
+		require.EqualError(t, err, "more than 3 events in one request: split it")
+		// Refused before the end: a syntax error after the limit is not
+		// reached.
+		_, err = Split(append(body(4)[:len(body(4))-1], "!!!"...), ndjson, 3)
+		require.ErrorAs(t, err, &tm, "ndjson %v", ndjson)
+	}
 }

@@ -22,6 +22,11 @@ import (
 // DefaultMaxBody is the default largest request body, in bytes.
 const DefaultMaxBody = 16 << 20
 
+// DefaultMaxEvents is the default of the most events one request may
+// hold: a full body of typical events (about 150 bytes each), while a body
+// of tiny ones ("{}" a line) stays at some 50 MB of decoded events.
+const DefaultMaxEvents = 100_000
+
 // Config is the settings of the ingest service.
 type Config struct {
 	// HTTPAddr is the address the HTTP API listens on.
@@ -29,6 +34,9 @@ type Config struct {
 	// MaxBody is the largest request body accepted, in bytes; larger
 	// requests get 413.
 	MaxBody int64
+	// MaxEvents is the most events one request may hold; more get 413,
+	// refused while the body is split.
+	MaxEvents int
 	// Kafka is where events are published.
 	Kafka broker.Config
 	// Times is which event times are plausible: an event outside is
@@ -42,6 +50,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "address of the ingest HTTP API")
 	fs.Int64Var(&c.MaxBody, "max-body", DefaultMaxBody, "largest request body accepted, in bytes")
+	fs.IntVar(&c.MaxEvents, "max-events", DefaultMaxEvents, "most events one request may hold (413 beyond)")
 	c.RegisterPublishFlags(fs)
 }
 
@@ -64,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("max-body: %d, must be a positive number of bytes", c.MaxBody)
+	}
+	if c.MaxEvents <= 0 {
+		return fmt.Errorf("max-events: %d, must be at least 1", c.MaxEvents)
 	}
 	return c.ValidatePublish()
 }

@@ -217,7 +217,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusBadRequest, "read request body: "+err.Error())
 		return
 	}
-	raws, err := events.Split(body, ndjson)
+	raws, err := events.Split(body, ndjson, s.cfg.MaxEvents)
+	if tm := (*events.TooManyEventsError)(nil); errors.As(err, &tm) {
+		httpx.Error(w, http.StatusRequestEntityTooLarge, err.Error()+" (max-events)")
+		return
+	}
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "malformed body: "+err.Error())
 		return

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -104,6 +105,7 @@ type rejected struct {
 	header                         http.Header // more request headers
 	unknownLength                  bool        // sent without Content-Length
 	maxBody                        int64       // 0: DefaultMaxBody
+	maxEvents                      int         // 0: DefaultMaxEvents
 	status                         int
 	want                           string // JSON body; "" for any
 }
@@ -142,6 +144,11 @@ func rejectedRequests() []rejected {
 			name: "body too large", event: "transaction", contentType: "application/json",
 			body: "[" + strings.Repeat(valid+",", 20) + valid + "]", maxBody: 1000,
 			status: http.StatusRequestEntityTooLarge, want: `{"error":"request body of 1366 bytes exceeds 1000 bytes (max-body)"}`,
+		},
+		{
+			name: "too many events", event: "transaction", contentType: "application/x-ndjson",
+			body: strings.Repeat(valid+"\n", 3), maxEvents: 2,
+			status: http.StatusRequestEntityTooLarge, want: `{"error":"more than 2 events in one request: split it (max-events)"}`,
 		},
 		{
 			name: "body too large, chunked", event: "transaction", contentType: "application/json",
@@ -205,7 +212,8 @@ func TestPostEventsRejected(t *testing.T) {
 			if maxBody == 0 {
 				maxBody = DefaultMaxBody
 			}
-			srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: maxBody, Kafka: cfg}, nil)
+			maxEvents := cmp.Or(tt.maxEvents, DefaultMaxEvents)
+			srv := NewServer(reg, newPublisher(t, cfg), Config{MaxBody: maxBody, MaxEvents: maxEvents, Kafka: cfg}, nil)
 
 			req := httptest.NewRequest(http.MethodPost, "/v1/events/"+tt.event, strings.NewReader(tt.body))
 			if tt.contentType != "" {
