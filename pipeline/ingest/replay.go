@@ -467,8 +467,8 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 				continue
 			}
 			m := enc.message(r.cfg, &ev)
-			if size := int64(len(m.Key) + len(m.Value) + messageOverhead); size > r.maxMessage {
-				r.reject(&arrowio.RowError{File: path, Row: src.Rows(), Reason: fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, r.maxMessage)})
+			if reason := tooLarge(r.typ, len(m.Key), len(m.Value), r.maxMessage); reason != "" {
+				r.reject(&arrowio.RowError{File: path, Row: src.Rows(), Reason: reason})
 				continue
 			}
 			if r.visit != nil {
@@ -503,6 +503,22 @@ func (r *rowReader) run(ctx context.Context, out chan<- batch) error {
 
 // messageOverhead bounds what a record adds to its key and value.
 const messageOverhead = 64
+
+// tooLarge says why an event of typ whose message has a key and a value of
+// these sizes exceeds the message limit, or "" when it does not. The key
+// field's value is in both the key and the value, so a long one counts
+// twice: the reason says so.
+func tooLarge(typ *schemas.Event, key, value int, limit int64) string {
+	size := int64(key + value + messageOverhead)
+	if size <= limit {
+		return ""
+	}
+	reason := fmt.Sprintf("event of about %d bytes exceeds the %d-byte message limit", size, limit)
+	if int64(2*key) > limit/4 {
+		reason += fmt.Sprintf(" (its %s of %d bytes counts twice: it is the message key and in the value)", typ.Key, key)
+	}
+	return reason
+}
 
 // reject reports an invalid row: on stderr for the first few, in the
 // rejects file for all (with the row's text, where the format has one).

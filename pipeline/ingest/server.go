@@ -250,6 +250,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if details := s.oversize(typ, evs, raws); details != nil {
+		s.obs.reject(r.Context(), name, reasonTooLarge, len(evs))
+		httpx.WriteJSON(w, http.StatusRequestEntityTooLarge, httpx.ErrorBody{
+			Error:   fmt.Sprintf("%d of %d events exceed the %d-byte message limit", len(details), len(evs), s.pub.maxMessage()),
+			Details: details,
+		})
+		return
+	}
 	if ok, wait := s.tokens.Spend(r.Context(), len(evs)); !ok {
 		s.obs.reject(r.Context(), name, reasonRate, len(evs))
 		s.overRate(w, r, wait)
@@ -300,6 +308,24 @@ func (s *Server) bodyKind(r *http.Request) (ndjson bool, status int, msg string)
 		return false, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes exceeds %d bytes (max-body)", r.ContentLength, s.cfg.MaxBody)
 	}
 	return ndjson, 0, ""
+}
+
+// oversize lists the events whose message would exceed Kafka's message
+// limit (up to maxDetails), judged by their text as sent; nil when none
+// does. Publish's own check stays the backstop for a normalized value
+// longer than its text.
+func (s *Server) oversize(typ *schemas.Event, evs []events.Event, raws [][]byte) []Detail {
+	limit := s.pub.maxMessage()
+	var details []Detail
+	for i := range evs {
+		if int64(len(raws[i])+messageOverhead) <= limit/2 {
+			continue // the common case, without computing the key
+		}
+		if reason := tooLarge(typ, len(evs[i].Key()), len(raws[i]), limit); reason != "" && len(details) < maxDetails {
+			details = append(details, Detail{Index: i, Error: reason})
+		}
+	}
+	return details
 }
 
 // overRate answers 429 to a request whose token is over its rate, with

@@ -616,3 +616,28 @@ func TestRefusedBeforeTheBody(t *testing.T) {
 		require.Equal(t, tc.allow, res.Header.Get("Allow"))
 	}
 }
+
+// TestPostEventsOversizeKey: an event whose message would exceed Kafka's
+// limit is refused before publishing, naming it, and a long key is said to
+// count twice (it is the message key and in the value).
+func TestPostEventsOversizeKey(t *testing.T) {
+	reg := testenv.Registry(t)
+	cfg := kafkaConfig([]string{closedAddr(t)})
+	w := cfg.NewWriter()
+	t.Cleanup(func() { _ = w.Close() })
+	srv := NewServer(reg, NewPublisher(cfg, w), Config{MaxBody: DefaultMaxBody, MaxEvents: DefaultMaxEvents, Kafka: cfg}, nil)
+	user := strings.Repeat("u", 600_000) // under the 1 MiB limit alone, over it twice
+	body := `{"txn_id":"t1","user_id":"u_1","amount":1.5,"ts":1717027202000}` + "\n" +
+		`{"txn_id":"t2","user_id":"` + user + `","amount":1.5,"ts":1717027202000}` + "\n"
+	rec := post(srv.Handler(), "transaction", "application/x-ndjson", body)
+	require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, rec.Body.String())
+	var got struct {
+		Error   string
+		Details []Detail
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.Equal(t, "1 of 2 events exceed the 1048576-byte message limit", got.Error)
+	require.Len(t, got.Details, 1)
+	require.Equal(t, 1, got.Details[0].Index)
+	require.Contains(t, got.Details[0].Error, "(its user_id of 600000 bytes counts twice: it is the message key and in the value)")
+}
