@@ -107,14 +107,11 @@ func (p probe) check() error {
 func (p probe) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: p.insecure}
 	if p.ca != "" {
-		b, err := os.ReadFile(p.ca)
+		pool, err := config.CAPool("ca", p.ca)
 		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
+			return nil, err
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--ca %s holds no PEM certificate", p.ca)
-		}
+		cfg.RootCAs = pool
 	}
 	if p.cert == "" {
 		return cfg, nil

@@ -155,7 +155,11 @@ func openText(path string, c codec) (*textInput, error) {
 		}
 		in.dec, r = gz, gz
 	case codecZstd:
-		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 64<<10), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 64<<10), zstd.WithDecoderConcurrency(1),
+			// A frame may ask for a window of up to 3.75 TiB, allocated
+			// before any data: a 10-byte file asked for 512 MiB
+			// (FuzzCompressed). 128 MiB is what zstd -d accepts by default.
+			zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: zstd: %w", path, err)

@@ -245,19 +245,14 @@ func (s Security) load() (*loaded, error) {
 // exchange, so a broker that never answers the handshake fails in seconds.
 const dialTimeout = 10 * time.Second
 
-const pemForm = "a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)"
-
 func (s Security) tlsConfig() (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CA != "" {
-		b, err := os.ReadFile(s.CA)
+		pool, err := config.CAPool("kafka-ca", s.CA)
 		if err != nil {
-			return nil, &config.SettingError{Setting: "kafka-ca", Value: s.CA, Problem: "cannot be read: " + config.FileProblem(err), Expected: pemForm}
+			return nil, err
 		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(b) {
-			return nil, &config.SettingError{Setting: "kafka-ca", Value: s.CA, Problem: "holds no PEM certificate", Expected: pemForm}
-		}
+		c.RootCAs = pool
 	}
 	if s.Cert != "" {
 		pair, err := tls.LoadX509KeyPair(s.Cert, s.Key)

@@ -3,6 +3,8 @@ package devmode
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
@@ -32,6 +36,16 @@ type DemoConfig struct {
 	Batch int
 	// LiveEvery is how often a few live events are sent; 0 sends none.
 	LiveEvery time.Duration
+	// TokenFile, when set, is a file whose first line is the bearer token
+	// to send (an ingest with --tokens); never logged.
+	TokenFile string
+	// IngestCA, when set, is the PEM file of the CAs to trust for an
+	// https ingest URL (default: the system roots).
+	IngestCA string
+
+	// token and roots are what Validate read, which Demo uses.
+	token string
+	roots *x509.CertPool
 }
 
 // RegisterFlags registers the feed's settings with their defaults.
@@ -41,6 +55,9 @@ func (c *DemoConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Event, "event", "transaction", "event type of the sample")
 	fs.IntVar(&c.Batch, "batch", 500, "events per request")
 	fs.DurationVar(&c.LiveEvery, "live-every", 2*time.Second, "send a few live events this often; 0 for none")
+	fs.StringVar(&c.TokenFile, "token-file", "", "file whose first line is the bearer token to send, for an ingest with --tokens "+
+		"(freshet token new NAME ingest prints one)")
+	fs.StringVar(&c.IngestCA, "ingest-ca", "", "PEM file of the CAs to trust for an https:// ingest-url (default: the system roots)")
 }
 
 // Validate reports every setting the feed cannot run with, as
@@ -65,7 +82,46 @@ func (c *DemoConfig) Validate() error {
 		errs = append(errs, &config.SettingError{Setting: "live-every", Value: c.LiveEvery.String(), Problem: "is negative",
 			Expected: "a duration such as 2s, or 0 for no live events"})
 	}
+	c.token, c.roots = "", nil
+	if c.TokenFile != "" {
+		tok, err := readToken(c.TokenFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.token = tok
+	}
+	if c.IngestCA != "" {
+		pool, err := config.CAPool("ingest-ca", c.IngestCA)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.roots = pool
+	}
 	return errors.Join(errs...)
+}
+
+// readToken reads the first line of a token file, without its spaces.
+func readToken(path string) (string, error) {
+	const expected = "a file whose first line is a bearer token (freshet token new NAME ingest prints one)"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", &config.SettingError{Setting: "token-file", Value: path, Problem: "cannot be read: " + config.FileProblem(err), Expected: expected}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" || strings.ContainsAny(line, " \t") {
+		return "", &config.SettingError{Setting: "token-file", Value: path, Problem: "has no token on its first line", Expected: expected}
+	}
+	return line, nil
+}
+
+// client is the HTTP client of the feed: trusting IngestCA when set.
+func (c *DemoConfig) client() *http.Client {
+	if c.roots == nil {
+		return http.DefaultClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots}
+	return &http.Client{Transport: tr}
 }
 
 // DemoSettings is the complete settings of `freshet demo`: those every
@@ -102,7 +158,10 @@ func Demo(ctx context.Context, reg *schemas.Registry, cfg DemoConfig, log *slog.
 	if err != nil {
 		return err
 	}
-	post := func(evs []events.Event) error { return postEvents(ctx, cfg.IngestURL, typ.Name, evs) }
+	client := cfg.client()
+	post := func(evs []events.Event) error {
+		return postEvents(ctx, client, cfg.token, cfg.IngestURL, typ.Name, evs)
+	}
 	shifted := Rebase(sample, time.Now().UnixMilli())
 	for i := 0; i < len(shifted); i += cfg.Batch {
 		if err := post(shifted[i:min(i+cfg.Batch, len(shifted))]); err != nil {
@@ -116,9 +175,10 @@ func Demo(ctx context.Context, reg *schemas.Registry, cfg DemoConfig, log *slog.
 	return liveFeed(ctx, func(_ context.Context, evs []events.Event) error { return post(evs) }, sample, cfg.LiveEvery)
 }
 
-// postEvents sends events as NDJSON, retrying while ingest answers 503 or
-// cannot be reached (it may still be starting).
-func postEvents(ctx context.Context, base, event string, evs []events.Event) error {
+// postEvents sends events as NDJSON with client, and token when not
+// empty, retrying while ingest answers 503 or cannot be reached (it may
+// still be starting).
+func postEvents(ctx context.Context, client *http.Client, token, base, event string, evs []events.Event) error {
 	var body []byte
 	for i := range evs {
 		body = append(evs[i].AppendJSON(body), '\n')
@@ -130,7 +190,14 @@ func postEvents(ctx context.Context, base, event string, evs []events.Event) err
 			return err
 		}
 		req.Header.Set("Content-Type", "application/x-ndjson")
-		res, err := http.DefaultClient.Do(req)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
+			// Waiting does not make a certificate trusted.
+			return fmt.Errorf("%w (trust the server's CA with --ingest-ca FILE)", err)
+		}
 		if err == nil {
 			msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 			_ = res.Body.Close()

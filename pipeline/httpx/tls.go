@@ -78,28 +78,13 @@ func (c *TLSConfig) Validate() error {
 			errs = append(errs, &config.SettingError{Setting: "tls-client-ca", Value: c.ClientCA, Problem: "is set without tls-cert and tls-key",
 				Expected: "a server certificate and key too: client certificates are asked for in a TLS handshake"})
 		}
-		pool, err := loadCAs("tls-client-ca", c.ClientCA)
+		pool, err := config.CAPool("tls-client-ca", c.ClientCA)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		c.clientCAs = pool
 	}
 	return errors.Join(errs...)
-}
-
-// loadCAs reads a PEM file of CA certificates for setting.
-func loadCAs(setting, path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &config.SettingError{Setting: setting, Value: path, Problem: "cannot be read: " + config.FileProblem(err),
-			Expected: "a PEM file of CA certificates"}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, &config.SettingError{Setting: setting, Value: path, Problem: "holds no PEM certificate",
-			Expected: "a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)"}
-	}
-	return pool, nil
 }
 
 // certFiles is a certificate pair as loaded from its files, with what

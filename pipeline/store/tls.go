@@ -72,7 +72,7 @@ func (c *Config) tlsConfig(base *tls.Config) (*tls.Config, error) {
 	cfg := base.Clone()
 	cfg.MinVersion = max(cfg.MinVersion, minTLS)
 	if c.CA != "" {
-		pool, err := readCA(c.CA)
+		pool, err := config.CAPool("redis-ca", c.CA)
 		if err != nil {
 			return nil, err
 		}
@@ -88,20 +88,6 @@ func (c *Config) tlsConfig(base *tls.Config) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
-}
-
-// readCA reads a PEM file of CA certificates.
-func readCA(path string) (*x509.CertPool, error) {
-	const expected = "a PEM file of the CA certificates that signed Redis's certificate"
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &config.SettingError{Setting: "redis-ca", Value: path, Problem: "cannot be read: " + config.FileProblem(err), Expected: expected}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, &config.SettingError{Setting: "redis-ca", Value: path, Problem: "holds no PEM certificate", Expected: expected}
-	}
-	return pool, nil
 }
 
 // readPassword reads a password file: its content, less one final newline
