@@ -494,6 +494,7 @@ func TestConfig(t *testing.T) {
 		{"zero body", func(c *Config) { c.MaxBody = 0 }, "max-body: 0, must be a positive number of bytes"},
 		{"bad kafka", func(c *Config) { c.Kafka.Partitions = 0 }, `partitions: "0" is less than 1; expected a whole number of at least 1, e.g. 6`},
 		{"negative skew", func(c *Config) { c.Times.MaxAhead = -time.Minute }, `max-clock-skew: "-1m0s" is negative; expected a duration of 0 or more, e.g. 5m`},
+		{"no events", func(c *Config) { c.MaxEvents = 0 }, `max-events: 0, must be at least 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -514,8 +515,8 @@ func TestConfig(t *testing.T) {
 	fs = flag.NewFlagSet("ingest", flag.ContinueOnError)
 	var c Config
 	c.RegisterFlags(fs)
-	require.NoError(t, fs.Parse([]string{"-http-addr", "127.0.0.1:9000", "-max-body", "1024", "-kafka-brokers", "k1:9092,k2:9092"}))
-	require.Equal(t, Config{HTTPAddr: "127.0.0.1:9000", MaxBody: 1024, Kafka: broker.Config{
+	require.NoError(t, fs.Parse([]string{"-http-addr", "127.0.0.1:9000", "-max-body", "1024", "-max-events", "7", "-kafka-brokers", "k1:9092,k2:9092"}))
+	require.Equal(t, Config{HTTPAddr: "127.0.0.1:9000", MaxBody: 1024, MaxEvents: 7, Kafka: broker.Config{
 		Brokers: []string{"k1:9092", "k2:9092"}, TopicPrefix: "freshet.events.", Partitions: 6, Replication: 1,
 		BatchTimeout: 2 * time.Millisecond, WriteTimeout: 10 * time.Second,
 	}, Times: events.DefaultTimeRule()}, c)
