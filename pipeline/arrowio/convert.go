@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -104,7 +103,11 @@ func bindColumn(ft schemas.FieldType, arr arrow.Array) getter {
 			if arr.IsNull(i) {
 				return events.Value{}, ""
 			}
-			return events.Value{Kind: events.String, S: cloneText(str(i))}, ""
+			text, reason := cloneText(str(i))
+			if reason != "" {
+				return events.Value{}, reason
+			}
+			return events.Value{Kind: events.String, S: text}, ""
 		}
 	case schemas.Int:
 		num := intAt(arr)
@@ -298,22 +301,13 @@ func unitToMillis(v int64, unit arrow.TimeUnit) (int64, bool) {
 	return v, true
 }
 
-// cloneText copies s out of Arrow memory, replacing each invalid UTF-8 byte
-// with U+FFFD as encoding/json (and so events.Decode) does.
-func cloneText(s string) string {
-	if utf8.ValidString(s) {
-		return strings.Clone(s)
+// cloneText copies s out of Arrow memory, or says why it is no text:
+// invalid UTF-8 is refused as ingest's decoder refuses it
+// (events.StringReason), not replaced, so that two ids that differ only
+// in invalid bytes never merge into one entity.
+func cloneText(s string) (string, string) {
+	if reason := events.StringReason(s); reason != "" {
+		return "", reason
 	}
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b.WriteString("\uFFFD")
-		} else {
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
+	return strings.Clone(s), ""
 }

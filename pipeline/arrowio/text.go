@@ -16,7 +16,7 @@ import (
 //
 //   - an empty cell is a missing value for every type (read_csv reads it
 //     as NaN/None), so an empty string cannot be told from a missing one;
-//   - string: the cell as is (invalid UTF-8 bytes become U+FFFD);
+//   - string: the cell as is, if it is UTF-8;
 //   - int: an optional sign and decimal digits, within int64;
 //   - float: a decimal number as strconv.ParseFloat reads it, but not NaN,
 //     Inf or hexadecimal;
@@ -34,7 +34,11 @@ func parseCell(ft schemas.FieldType, cell string) (events.Value, string) {
 		if cell == "" {
 			return events.Value{}, ""
 		}
-		return events.Value{Kind: events.String, S: cloneText(cell)}, ""
+		text, reason := cloneText(cell)
+		if reason != "" {
+			return events.Value{}, reason
+		}
+		return events.Value{Kind: events.String, S: text}, ""
 	}
 	s := strings.TrimSpace(cell)
 	if s == "" {

@@ -337,15 +337,43 @@ func AppendText(dst, raw []byte) (text []byte, reason string) {
 // the problem at offset bad, after which text.
 func textReason(raw []byte, bad int) string {
 	before, _ := unquote(nil, raw[:bad])
-	where := " at the start"
-	if bad > 0 {
-		where = " after " + strconv.Quote(clipTail(string(before)))
-	}
 	if raw[bad] == '\\' {
 		esc := raw[bad:min(bad+6, len(raw))]
-		return "invalid UTF-8: " + string(esc) + where + " is half of a UTF-16 surrogate pair, which is no character alone"
+		return "invalid UTF-8: " + string(esc) + where(string(before)) + " is half of a UTF-16 surrogate pair, which is no character alone"
 	}
-	return "invalid UTF-8: byte 0x" + string(hexDigits[raw[bad]>>4]) + string(hexDigits[raw[bad]&0xF]) + where + "; send text as UTF-8"
+	return byteReason(string(before), raw[bad])
+}
+
+// StringReason says why s, a string as it is (not JSON), is no text, in
+// Decode's words, or "" when it is valid UTF-8: what the readers of other
+// formats (CSV, Parquet, Arrow) refuse as ingest's decoder does, so that
+// two ids that differ only in invalid bytes never merge.
+func StringReason(s string) string {
+	if utf8.ValidString(s) {
+		return ""
+	}
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	return byteReason(s[:i], s[i])
+}
+
+// byteReason is the reason of an invalid byte b after the text before.
+func byteReason(before string, b byte) string {
+	return "invalid UTF-8: byte 0x" + string(hexDigits[b>>4]) + string(hexDigits[b&0xF]) + where(before) + "; send text as UTF-8"
+}
+
+// where places a problem after the text before.
+func where(before string) string {
+	if before == "" {
+		return " at the start"
+	}
+	return " after " + strconv.Quote(clipTail(before))
 }
 
 // clipTail keeps the end of text quoted in error reasons, which is where
