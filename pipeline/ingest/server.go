@@ -227,19 +227,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	evs := make([]events.Event, len(raws))
-	var details []Detail
-	invalid := 0
-	now := time.Now().UnixMilli()
-	for i, raw := range raws {
-		ev, err := s.cfg.Times.Decode(typ, raw, now)
-		if err != nil {
-			invalid++
-			details = appendDetails(details, i, err)
-			continue
-		}
-		evs[i] = ev
-	}
+	evs, details, invalid := s.decodeAll(typ, raws)
 	if invalid > 0 {
 		s.obs.reject(r.Context(), name, reasonInvalid, invalid)
 		s.obs.reject(r.Context(), name, reasonBatchInvalid, len(raws)-invalid)
@@ -264,22 +252,46 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.pub.Publish(r.Context(), evs); err != nil {
-		if errors.As(err, new(kafka.MessageTooLargeError)) {
-			s.obs.reject(r.Context(), name, reasonTooLarge, len(evs))
-			httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("an event exceeds the %d-byte message limit", s.pub.maxMessage()))
-			return
-		}
-		s.obs.reject(r.Context(), name, reasonKafka, len(evs))
-		s.log.WarnContext(r.Context(), "publish failed", "event", name, "events", len(evs), "error", err)
-		w.Header().Set("Retry-After", "1")
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, unavailableBody{
-			Error:   "kafka unavailable: " + err.Error(),
-			Warning: retryWarning(typ),
-		})
+		s.publishFailed(w, r, typ, len(evs), err)
 		return
 	}
 	s.obs.accept(r.Context(), name, len(evs))
 	httpx.WriteJSON(w, http.StatusAccepted, accepted{Accepted: len(evs), lateAnswer: s.marks.judge(name, evs)})
+}
+
+// decodeAll decodes every raw event of typ, and returns the details of
+// the invalid ones (up to maxDetails) and how many there are.
+func (s *Server) decodeAll(typ *schemas.Event, raws [][]byte) (evs []events.Event, details []Detail, invalid int) {
+	evs = make([]events.Event, len(raws))
+	now := time.Now().UnixMilli()
+	for i, raw := range raws {
+		ev, err := s.cfg.Times.Decode(typ, raw, now)
+		if err != nil {
+			invalid++
+			details = appendDetails(details, i, err)
+			continue
+		}
+		evs[i] = ev
+	}
+	return evs, details, invalid
+}
+
+// publishFailed answers a request of n events of typ that Kafka did not
+// acknowledge: 413 for a message over its limit, else 503 with what a
+// retry does (retryWarning).
+func (s *Server) publishFailed(w http.ResponseWriter, r *http.Request, typ *schemas.Event, n int, err error) {
+	if errors.As(err, new(kafka.MessageTooLargeError)) {
+		s.obs.reject(r.Context(), typ.Name, reasonTooLarge, n)
+		httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("an event exceeds the %d-byte message limit", s.pub.maxMessage()))
+		return
+	}
+	s.obs.reject(r.Context(), typ.Name, reasonKafka, n)
+	s.log.WarnContext(r.Context(), "publish failed", "event", typ.Name, "events", n, "error", err)
+	w.Header().Set("Retry-After", "1")
+	httpx.WriteJSON(w, http.StatusServiceUnavailable, unavailableBody{
+		Error:   "kafka unavailable: " + err.Error(),
+		Warning: retryWarning(typ),
+	})
 }
 
 // bodyKind checks what a request says of its body before any of it is
