@@ -392,6 +392,10 @@ func (l *loader) feature(file, key, name string, kn, n *yaml.Node, v *View, src 
 		l.add(file, kn, key, "feature name must match %s", nameRE)
 		return
 	}
+	if name == "event_time" || name == "feature_status" {
+		l.add(file, kn, key, "feature name %q is reserved: Arrow lookup answers have a column of that name beside the features", name)
+		return
+	}
 	f := Feature{Name: name}
 	var aggN, fieldN, windowN, hopN *yaml.Node
 	l.mapping(file, n, key, []string{"agg", "field", "window", "hop"}, func(k string, _, vn *yaml.Node) {

@@ -175,12 +175,24 @@ def compare_row(where: str, view: str, entity: str, t: int, ref_row: dict, row: 
         bad(f"features is {feats!r}, want an object")
         return res
     want = ref_row["at"][str(t)]
+    statuses = row.get("feature_status", {})
+    if not isinstance(statuses, dict):
+        bad(f"feature_status is {statuses!r}, want an object")
+        statuses = {}
     for name, ref_v in want.items():
         res.checked += 1
+        overflow = isinstance(ref_v, dict) and ref_v.get("status") == "OVERFLOW"
         if name not in feats:
             bad(f"feature {name} missing, want {ref_v!r}")
-        elif not same_value(ref_v, feats[name], rtol, atol):
+        elif overflow and (feats[name] is not None or statuses.get(name) != "OVERFLOW"):
+            bad(f"feature {name} = {json.dumps(feats[name])} with status {statuses.get(name)!r}, "
+                f"want null with status 'OVERFLOW'")
+        elif not overflow and name in statuses:
+            bad(f"feature {name} has status {statuses[name]!r}, want an ordinary value {json.dumps(ref_v)}")
+        elif not overflow and not same_value(ref_v, feats[name], rtol, atol):
             bad(f"feature {name} = {json.dumps(feats[name])}, want {json.dumps(ref_v)}")
+    for name in sorted(set(statuses) - set(want)):
+        bad(f"feature_status names {name}, which is not a feature of the answer")
     for name in sorted(set(feats) - set(want)):
         bad(f"unexpected feature {name} = {json.dumps(feats[name])}")
     res.checked += 1

@@ -17,7 +17,7 @@ Usage (from the repository root):
 Output JSON:
 
     {"views": {view: {entity: {"event_time": ms,
-                               "at": {"<t ms>": {feature: value | null}},
+                               "at": {"<t ms>": {feature: value | null | {"status": "OVERFLOW"}}},
                                "event_time_at": {"<t ms>": ms | null}}}},
      "counts": {"valid": n, "invalid": n, "late": {view: n}},
      "meta": {...definitions as understood here, for check_serve.py...}}
@@ -780,6 +780,12 @@ def window_start(t: int, window: int, hop: int) -> int:
     return (t - window) // hop * hop
 
 
+# A value that does not fit its type: served as null with the status
+# OVERFLOW (see the README's "Overflow is not an empty window").
+OVERFLOW = {"status": "OVERFLOW"}
+FLOAT_MAX = Fraction(sys.float_info.max)
+
+
 def feature_value(f: FeatureDef, events: list[Accepted], t: int) -> Any:
     lo = window_start(t, f.window, f.hop)
     in_win = [e for e in events if lo <= e.time <= t]
@@ -789,24 +795,36 @@ def feature_value(f: FeatureDef, events: list[Accepted], t: int) -> Any:
         return sum(1 for e in in_win if f.field in e.values)
     with_field = [e for e in in_win if f.field in e.values]
     vals = [e.values[f.field] for e in with_field]
+    if f.agg in ("sum", "mean", "stddev"):
+        exact_sum = sum(Fraction(x) for x in vals)
+        # A float field's sum beyond float64 overflows its sum, mean and
+        # stddev; an int field's mean comes from its exact sum and never does.
+        float_overflow = f.field_type == "float" and abs(exact_sum) > FLOAT_MAX
     if f.agg == "sum":
         if f.field_type == "float":
+            if float_overflow:
+                return OVERFLOW
             return math.fsum(vals)  # correctly rounded; 0.0 when empty
-        return sum(vals)  # exact int; 0 when empty
+        total = sum(vals)  # exact int; 0 when empty
+        return total if INT64_MIN <= total <= INT64_MAX else OVERFLOW
     if not vals:
         return None
     if f.agg == "mean":
-        return float(sum(Fraction(x) for x in vals) / len(vals))
+        return OVERFLOW if float_overflow else float(exact_sum / len(vals))
     if f.agg == "min":
         return min(vals)
     if f.agg == "max":
         return max(vals)
     if f.agg == "stddev":
+        if float_overflow:
+            return OVERFLOW
         # Population stddev computed exactly, rounded once at the sqrt.
         fr = [Fraction(x) for x in vals]
-        mean = sum(fr) / len(fr)
-        var = sum((x - mean) ** 2 for x in fr) / len(fr)
-        return math.sqrt(var)
+        mean = exact_sum / len(fr)
+        m2 = sum((x - mean) ** 2 for x in fr)
+        if m2 > FLOAT_MAX:
+            return OVERFLOW  # the sum of squared deviations leaves float64
+        return math.sqrt(m2 / len(fr))
     if f.agg == "last":
         best = max(with_field, key=lambda e: (e.time, go_json(e.values[f.field])))
         return best.values[f.field]

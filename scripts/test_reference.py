@@ -27,6 +27,8 @@ sys.path.insert(0, HERE)
 import gen_events  # noqa: E402
 import reference as ref  # noqa: E402
 
+INT64_MAX, INT64_MIN = ref.INT64_MAX, ref.INT64_MIN
+
 EXAMPLE = os.path.join(REPO, "schemas", "example")
 
 MIN = 60_000
@@ -316,6 +318,23 @@ class AggregationTest(unittest.TestCase):
                 got = ref.feature_value(feat(agg, "v" if ftype else None, ftype), none, 2000)
                 self.assertEqual(got, want)
                 self.assertIs(type(got), type(want))
+
+    def test_overflow(self):
+        big, huge = 9007199254740993, sys.float_info.max
+        evs = [acc(1000, i=INT64_MAX, v=huge), acc(1001, i=big, v=huge)]
+        fv = lambda *a: ref.feature_value(feat(*a), evs, 2000)  # noqa: E731
+        self.assertEqual(fv("sum", "i", "int"), ref.OVERFLOW)
+        self.assertEqual(fv("min", "i", "int"), big)       # exact, not through float64
+        self.assertEqual(fv("mean", "i", "int"), (INT64_MAX + big) / 2)  # from the exact sum
+        for agg in ("sum", "mean", "stddev"):
+            self.assertEqual(fv(agg, "v", "float"), ref.OVERFLOW, agg)
+        self.assertEqual(fv("max", "v", "float"), huge)
+        # Back inside int64 by the end of the window: exact.
+        evs.append(acc(1002, i=INT64_MIN))
+        self.assertEqual(fv("sum", "i", "int"), big - 1)
+        # Squared deviations beyond float64 with a finite sum.
+        self.assertEqual(ref.feature_value(feat("stddev", "v", "float"), [acc(1000, v=1e200), acc(1001, v=-1e200)], 2000),
+                         ref.OVERFLOW)
 
     def test_last_tie_break(self):
         f = feat("last", "m", "string", window=DAY, hop=HOUR)

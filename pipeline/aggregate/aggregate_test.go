@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -69,6 +70,10 @@ func randomView(tb testing.TB, rng *rand.Rand) *schemas.View {
 func randomEvents(tb testing.TB, rng *rand.Rand, ev *schemas.Event, n int, span int64) []events.Event {
 	tb.Helper()
 	out := make([]events.Event, n)
+	// A third of the sets hold extreme values too: ints over the whole
+	// int64 range, whose sums leave int64 and come back, and floats near
+	// the largest float64, whose sums overflow.
+	extreme := rng.IntN(3) == 0
 	for j := range out {
 		e := events.Event{Type: ev, Time: rng.Int64N(span) - span/4, Values: make([]events.Value, len(ev.Fields))}
 		if rng.IntN(4) == 0 && j > 0 {
@@ -84,8 +89,17 @@ func randomEvents(tb testing.TB, rng *rand.Rand, ev *schemas.Event, n int, span 
 				v = events.Value{Kind: events.String, S: fmt.Sprintf("s%d\"é", rng.IntN(20))}
 			case schemas.Int:
 				v = events.Value{Kind: events.Int, I: rng.Int64N(2000) - 1000}
+				if extreme && rng.IntN(2) == 0 {
+					v.I = int64(rng.Uint64()) // any int64, both extremes included
+					if rng.IntN(8) == 0 {
+						v.I = []int64{math.MaxInt64, math.MinInt64, 1 << 53, 1<<53 + 1}[rng.IntN(4)]
+					}
+				}
 			case schemas.Float:
 				v = events.Value{Kind: events.Float, F: math.Round(rng.NormFloat64()*1e4) / 100}
+				if extreme && rng.IntN(3) == 0 {
+					v.F = 1e307 * (1 + rng.Float64()*16)
+				}
 			case schemas.Bool:
 				v = events.Value{Kind: events.Bool, B: rng.IntN(2) == 0}
 			case schemas.Timestamp:
@@ -102,9 +116,10 @@ func randomEvents(tb testing.TB, rng *rand.Rand, ev *schemas.Event, n int, span 
 
 // bruteForce computes a feature straight from the window formula, sharing no
 // code with the tiles: floor((t-w)/h)*h <= e <= hi.
-func bruteForce(f schemas.Feature, evs []events.Event, t, hi int64) events.Value {
+func bruteForce(f schemas.Feature, evs []events.Event, t, hi int64) (events.Value, Status) {
 	lo := int64(math.Floor(float64(t-f.Window)/float64(f.Hop))) * f.Hop
 	var xs []float64
+	var is []int64 // the values of an int or timestamp field, exactly
 	var lastT int64
 	var lastV string
 	var lastVal events.Value
@@ -123,62 +138,92 @@ func bruteForce(f schemas.Feature, evs []events.Event, t, hi int64) events.Value
 		}
 		count++
 		xs = append(xs, v.Float())
+		if v.Kind == events.Int || v.Kind == events.Time {
+			is = append(is, v.I)
+		}
 		text := string(v.AppendJSON(nil))
 		if len(xs) == 1 || e.Time > lastT || (e.Time == lastT && text > lastV) {
 			lastT, lastV, lastVal = e.Time, text, v
 		}
 	}
+	exact := f.FieldType == schemas.Int || f.FieldType == schemas.Timestamp
+	// The exact sum of an integer field, in arbitrary precision.
+	bigSum := new(big.Int)
+	for _, x := range is {
+		bigSum.Add(bigSum, big.NewInt(x))
+	}
+	floatSum := 0.0
+	for _, x := range xs {
+		floatSum += x
+	}
+	overflowed := !exact && math.IsInf(floatSum, 0)
 	switch f.Agg {
 	case schemas.Count:
-		return events.Value{Kind: events.Int, I: int64(count)}
+		return events.Value{Kind: events.Int, I: int64(count)}, OK
 	case schemas.Sum:
-		s := 0.0
-		for _, x := range xs {
-			s += x
+		if exact {
+			if !bigSum.IsInt64() {
+				return events.Value{}, Overflow
+			}
+			return events.Value{Kind: events.Int, I: bigSum.Int64()}, OK
 		}
-		if f.FieldType == schemas.Int {
-			return events.Value{Kind: events.Int, I: int64(s)}
+		if overflowed {
+			return events.Value{}, Overflow
 		}
-		return events.Value{Kind: events.Float, F: s}
+		return events.Value{Kind: events.Float, F: floatSum}, OK
 	}
 	if len(xs) == 0 {
-		return events.Value{}
+		return events.Value{}, OK
 	}
 	kind := map[schemas.FieldType]events.Kind{schemas.Int: events.Int, schemas.Float: events.Float, schemas.Timestamp: events.Time}[f.FieldType]
 	switch f.Agg {
 	case schemas.Mean, schemas.Stddev:
-		s := 0.0
-		for _, x := range xs {
-			s += x
+		if overflowed {
+			return events.Value{}, Overflow
 		}
-		mean := s / float64(len(xs))
+		mean := floatSum / float64(len(xs))
+		if exact {
+			q, _ := new(big.Rat).SetFrac(bigSum, big.NewInt(int64(len(is)))).Float64()
+			mean = q
+		}
 		if f.Agg == schemas.Mean {
-			return events.Value{Kind: events.Float, F: mean}
+			return events.Value{Kind: events.Float, F: mean}, OK
 		}
 		ss := 0.0
 		for _, x := range xs {
 			ss += (x - mean) * (x - mean)
 		}
-		return events.Value{Kind: events.Float, F: math.Sqrt(ss / float64(len(xs)))}
+		if math.IsInf(ss, 0) {
+			return events.Value{}, Overflow
+		}
+		return events.Value{Kind: events.Float, F: math.Sqrt(ss / float64(len(xs)))}, OK
 	case schemas.Min, schemas.Max:
+		if exact {
+			m := is[0]
+			for _, x := range is {
+				if (f.Agg == schemas.Min && x < m) || (f.Agg == schemas.Max && x > m) {
+					m = x
+				}
+			}
+			return events.Value{Kind: kind, I: m}, OK
+		}
 		m := xs[0]
 		for _, x := range xs {
 			if (f.Agg == schemas.Min && x < m) || (f.Agg == schemas.Max && x > m) {
 				m = x
 			}
 		}
-		if kind == events.Float {
-			return events.Value{Kind: kind, F: m}
-		}
-		return events.Value{Kind: kind, I: int64(m)}
+		return events.Value{Kind: kind, F: m}, OK
 	case schemas.Last:
-		return lastVal
+		return lastVal, OK
 	}
 	panic("unreachable")
 }
 
-func requireSameValue(tb testing.TB, want, got events.Value, msg string) {
+// requireSameValue compares a value and its status with the brute force's.
+func requireSameValue(tb testing.TB, want events.Value, wantStatus Status, got events.Value, gotStatus Status, msg string) {
 	tb.Helper()
+	require.Equal(tb, wantStatus, gotStatus, "%s: status (want %+v, got %+v)", msg, want, got)
 	require.Equal(tb, want.Kind, got.Kind, "%s: kind (want %+v, got %+v)", msg, want, got)
 	if want.Kind == events.Float {
 		tol := 1e-9 * math.Max(1, math.Abs(want.F))
@@ -188,9 +233,6 @@ func requireSameValue(tb testing.TB, want, got events.Value, msg string) {
 	require.Equal(tb, want, got, msg)
 }
 
-// TestTilesMatchBruteForce is the core property: tiles built in any split and
-// order, packed and unpacked as the store does, then merged at read time,
-// equal the window formula computed directly on the events.
 func TestTilesMatchBruteForce(t *testing.T) {
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 99))
@@ -213,11 +255,13 @@ func TestTilesMatchBruteForce(t *testing.T) {
 				// with its upper bound at the tile's end, which is `at`
 				// itself whenever no later event lies in that tile.
 				tileEnd := (FloorDiv(at, f.Hop)+1)*f.Hop - 1
-				want := bruteForce(f, evs, at, tileEnd)
-				got := l.Value(st, i, at)
-				requireSameValue(t, want, got, fmt.Sprintf("seed %d feature %s (%s %s w=%d h=%d) at %d", seed, f.Name, f.Agg, f.Field, f.Window, f.Hop, at))
+				want, wantStatus := bruteForce(f, evs, at, tileEnd)
+				got, status := l.Value(st, i, at)
+				msg := fmt.Sprintf("seed %d feature %s (%s %s w=%d h=%d) at %d", seed, f.Name, f.Agg, f.Field, f.Window, f.Hop, at)
+				requireSameValue(t, want, wantStatus, got, status, msg)
 				if !anyIn(evs, at+1, tileEnd) {
-					requireSameValue(t, bruteForce(f, evs, at, at), got, "exact lookup")
+					want, wantStatus := bruteForce(f, evs, at, at)
+					requireSameValue(t, want, wantStatus, got, status, "exact lookup: "+msg)
 				}
 			}
 		}
@@ -239,7 +283,8 @@ func TestEmptyWindow(t *testing.T) {
 	l, err := NewLayout(v)
 	require.NoError(t, err)
 	for i, f := range v.Features {
-		got := l.Value(&State{}, i, 1000)
+		got, status := l.Value(&State{}, i, 1000)
+		require.Equal(t, OK, status, "an empty window is no overflow")
 		switch f.Agg {
 		case schemas.Count:
 			require.Equal(t, events.Value{Kind: events.Int}, got)
@@ -319,7 +364,7 @@ func BenchmarkTileMerge(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range l.View.Features {
-			_ = l.Value(st, i, at)
+			_, _ = l.Value(st, i, at)
 		}
 	}
 }
@@ -363,7 +408,9 @@ func TestTimelineMatchesBruteForce(t *testing.T) {
 				at += rng.Int64N(evs[i+1].Time - evs[i].Time)
 			}
 			for fi, f := range v.Features {
-				requireSameValue(t, bruteForce(f, evs[:i+1], at, at), l.Value(tl.State(), fi, at), fmt.Sprintf("seed %d %s at %d", seed, f.Name, at))
+				want, wantStatus := bruteForce(f, evs[:i+1], at, at)
+				got, status := l.Value(tl.State(), fi, at)
+				requireSameValue(t, want, wantStatus, got, status, fmt.Sprintf("seed %d %s at %d", seed, f.Name, at))
 			}
 		}
 		for gi, g := range l.Groups {

@@ -47,6 +47,10 @@ type Column struct {
 	Last bool // event time and JSON value of the latest event
 }
 
+// integer reports whether the column's values are integers (int or
+// timestamp fields), whose sum, min and max are kept exactly.
+func (c Column) integer() bool { return c.Type == schemas.Int || c.Type == schemas.Timestamp }
+
 // ops are the merge operations of the column's packed elements, in packing
 // order: a add, e newest event time (max), v m2 (merged with the two
 // elements before it), n min, x max, t last (time, then value at the next

@@ -22,6 +22,12 @@ type Acc struct {
 	M2  float64 // sum of squared deviations from Sum/N
 	Min float64
 	Max float64
+	// ISum, IMin and IMax are the exact sum, min and max of an integer
+	// column (int or timestamp), which float64 would round beyond 2^53.
+	// Sum, Min and Max are kept beside them for the mean and the
+	// deviations.
+	ISum       Int128
+	IMin, IMax int64
 	// LastT and LastV are the event time and JSON text of the latest value;
 	// on equal times the greater JSON text wins, so the result never depends
 	// on the order events arrive in. A column with Time (the plain count)
@@ -30,20 +36,44 @@ type Acc struct {
 	LastV string
 }
 
-// add folds one value observed at event time t into a.
-func (a *Acc) add(x float64, t int64, text string) {
-	a.Merge(Acc{N: 1, Sum: x, Min: x, Max: x, LastT: t, LastV: text})
+// add folds one value observed at event time t into a: Merge with an
+// accumulator of that one value, spelled out because it runs per event.
+func (a *Acc) add(v events.Value, t int64, text string) {
+	x := v.Float()
+	integer := v.Kind == events.Int || v.Kind == events.Time
+	if a.N == 0 {
+		*a = Acc{N: 1, Sum: x, Min: x, Max: x, LastT: t, LastV: text}
+		if integer {
+			a.ISum, a.IMin, a.IMax = Int128Of(v.I), v.I, v.I
+		}
+		return
+	}
+	delta := x - a.Sum/a.N
+	a.M2 += delta * delta * a.N / (a.N + 1)
+	a.N++
+	a.Sum += x
+	a.Min = math.Min(a.Min, x)
+	a.Max = math.Max(a.Max, x)
+	if integer {
+		a.ISum = a.ISum.Add(Int128Of(v.I))
+		a.IMin = min(a.IMin, v.I)
+		a.IMax = max(a.IMax, v.I)
+	}
+	if t > a.LastT || (t == a.LastT && text > a.LastV) {
+		a.LastT, a.LastV = t, text
+	}
 }
 
 // Merge folds b into a. It is associative and commutative up to float
-// rounding. pipeline/store merges a unit's tiles into the stored ones with
-// it, in Go; its Redis script only writes the result.
-func (a *Acc) Merge(b Acc) {
+// rounding (and exactly so for the integer statistics). pipeline/store
+// merges a unit's tiles into the stored ones with it, in Go; its Redis
+// script only writes the result.
+func (a *Acc) Merge(b *Acc) {
 	switch {
 	case b.N == 0:
 		return
 	case a.N == 0:
-		*a = b
+		*a = *b
 		return
 	}
 	// Chan et al.'s pairwise update: exact for any split of the events.
@@ -53,6 +83,9 @@ func (a *Acc) Merge(b Acc) {
 	a.Sum += b.Sum
 	a.Min = math.Min(a.Min, b.Min)
 	a.Max = math.Max(a.Max, b.Max)
+	a.ISum = a.ISum.Add(b.ISum)
+	a.IMin = min(a.IMin, b.IMin)
+	a.IMax = max(a.IMax, b.IMax)
 	if b.LastT > a.LastT || (b.LastT == a.LastT && b.LastV > a.LastV) {
 		a.LastT, a.LastV = b.LastT, b.LastV
 	}
@@ -145,7 +178,7 @@ func (g *Group) fold(accs []Acc, ev *events.Event, text *[]byte) {
 			*text = v.AppendJSON((*text)[:0])
 			last = string(*text)
 		}
-		accs[ci].add(v.Float(), ev.Time, last)
+		accs[ci].add(v, ev.Time, last)
 	}
 }
 
@@ -156,7 +189,7 @@ func (t *Tiles) Merge(o *Tiles) {
 	for _, ot := range o.tiles {
 		tl := t.tile(ot.Group, ot.Index)
 		for i := range ot.Accs {
-			tl.Accs[i].Merge(ot.Accs[i])
+			tl.Accs[i].Merge(&ot.Accs[i])
 		}
 	}
 }
@@ -201,7 +234,7 @@ func (l *Layout) AppendPacked(b []byte, group int, accs []Acc) []byte {
 		first = false
 		b = append(b, s...)
 	}
-	var num [32]byte
+	var num [48]byte // an Int128 has up to 40 characters
 	f := func(x float64) []byte { return strconv.AppendFloat(num[:0], x, 'g', -1, 64) }
 	for ci, c := range l.Groups[group].Columns {
 		a := accs[ci]
@@ -209,17 +242,30 @@ func (l *Layout) AppendPacked(b []byte, group int, accs []Acc) []byte {
 		if c.Time {
 			put(optional(a.N > 0, strconv.AppendInt(num[:0], a.LastT, 10)))
 		}
+		exact := c.integer()
 		if c.Sum {
-			put(f(a.Sum))
+			if exact {
+				put(a.ISum.Append(num[:0]))
+			} else {
+				put(f(a.Sum))
+			}
 		}
 		if c.M2 {
 			put(f(a.M2))
 		}
 		if c.Min {
-			put(optional(a.N > 0, f(a.Min)))
+			if exact {
+				put(optional(a.N > 0, strconv.AppendInt(num[:0], a.IMin, 10)))
+			} else {
+				put(optional(a.N > 0, f(a.Min)))
+			}
 		}
 		if c.Max {
-			put(optional(a.N > 0, f(a.Max)))
+			if exact {
+				put(optional(a.N > 0, strconv.AppendInt(num[:0], a.IMax, 10)))
+			} else {
+				put(optional(a.N > 0, f(a.Max)))
+			}
 		}
 		if c.Last {
 			put(optional(a.N > 0, strconv.AppendInt(num[:0], a.LastT, 10)))
@@ -250,13 +296,17 @@ func (l *Layout) DecodePacked(group int, s string) ([]Acc, error) {
 		if col.Time {
 			c.integer(&a.LastT)
 		}
-		for _, st := range []struct {
-			on       bool
-			dst      *float64
-			optional bool
-		}{{col.Sum, &a.Sum, false}, {col.M2, &a.M2, false}, {col.Min, &a.Min, true}, {col.Max, &a.Max, true}} {
-			if st.on {
-				c.num(st.dst, st.optional)
+		if col.integer() {
+			c.exact(col, a)
+		} else {
+			for _, st := range []struct {
+				on       bool
+				dst      *float64
+				optional bool
+			}{{col.Sum, &a.Sum, false}, {col.M2, &a.M2, false}, {col.Min, &a.Min, true}, {col.Max, &a.Max, true}} {
+				if st.on {
+					c.num(st.dst, st.optional)
+				}
 			}
 		}
 		if col.Last {
@@ -314,6 +364,34 @@ func (c *cursor) num(dst *float64, optional bool) {
 	*dst = x
 }
 
+// exact reads the sum, m2, min and max of an integer column: the sum,
+// min and max as exact integers. Their float twins are derived from them.
+func (c *cursor) exact(col Column, a *Acc) {
+	if col.Sum {
+		e := c.next()
+		if c.err != nil {
+			return
+		}
+		s, err := ParseInt128(e)
+		if err != nil {
+			c.err = fmt.Errorf("element %q: %w", e, err)
+			return
+		}
+		a.ISum, a.Sum = s, s.Float()
+	}
+	if col.M2 {
+		c.num(&a.M2, false)
+	}
+	if col.Min {
+		c.integer(&a.IMin)
+		a.Min = float64(a.IMin)
+	}
+	if col.Max {
+		c.integer(&a.IMax)
+		a.Max = float64(a.IMax)
+	}
+}
+
 // integer reads an optional integer (the newest event time of an empty column
 // is empty); integers are read as such, so any event time reads back
 // exactly.
@@ -324,7 +402,14 @@ func (c *cursor) integer(dst *int64) {
 	}
 	x, err := strconv.ParseInt(e, 10, 64)
 	if err != nil {
-		c.err = fmt.Errorf("element %q: %w", e, err)
+		// Before integer columns were exact, their min and max were
+		// stored as float text: an integral one still reads.
+		f, ferr := strconv.ParseFloat(e, 64)
+		if ferr != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+			c.err = fmt.Errorf("element %q: %w", e, err)
+			return
+		}
+		x = int64(f)
 	}
 	*dst = x
 }
@@ -389,9 +474,31 @@ func newestAtOrBefore(tiles []Tile, hop, at int64) (int64, bool) {
 	return 0, false
 }
 
+// Status says whether a feature's value is an ordinary one.
+type Status uint8
+
+const (
+	// OK is an ordinary value, null for an empty window.
+	OK Status = iota
+	// Overflow is a value that does not fit its type: an int sum beyond
+	// int64, or a float sum (and the mean and stddev beside it) or sum of
+	// squared deviations beyond float64. The value is null, but the window
+	// is not empty: answers say OVERFLOW beside it.
+	Overflow
+)
+
+// String is the status as answers name it.
+func (s Status) String() string {
+	if s == Overflow {
+		return "OVERFLOW"
+	}
+	return "OK"
+}
+
 // Value computes feature i of the view as of time at (ms) from st.
-// Absent means null: an empty window for every aggregation but count and sum.
-func (l *Layout) Value(st *State, i int, at int64) events.Value {
+// Absent means null: an empty window for every aggregation but count and sum,
+// or a value that overflows its type, which the status tells.
+func (l *Layout) Value(st *State, i int, at int64) (events.Value, Status) {
 	f := l.View.Features[i]
 	s := l.slots[i]
 	col := l.Groups[s.group].Columns[s.column]
@@ -401,54 +508,84 @@ func (l *Layout) Value(st *State, i int, at int64) events.Value {
 		lo, hi := FloorDiv(at-f.Window, f.Hop), FloorDiv(at, f.Hop)
 		j := sort.Search(len(tiles), func(k int) bool { return tiles[k].Index >= lo })
 		for ; j < len(tiles) && tiles[j].Index <= hi; j++ {
-			acc.Merge(tiles[j].Accs[s.column])
+			acc.Merge(&tiles[j].Accs[s.column])
 		}
 	}
-	return finalize(f.Agg, col.Type, acc)
+	return finalize(f.Agg, col, acc)
 }
 
-func finalize(agg schemas.Agg, t schemas.FieldType, a Acc) events.Value {
+func finalize(agg schemas.Agg, col Column, a Acc) (events.Value, Status) {
+	exact := col.integer()
 	switch agg {
 	case schemas.Count:
-		return events.Value{Kind: events.Int, I: int64(a.N)}
+		return events.Value{Kind: events.Int, I: int64(a.N)}, OK
 	case schemas.Sum:
-		if t == schemas.Int {
-			return events.Value{Kind: events.Int, I: int64(math.Round(a.Sum))}
+		if exact {
+			s, ok := a.ISum.Int64()
+			if !ok {
+				return events.Value{}, Overflow
+			}
+			return events.Value{Kind: events.Int, I: s}, OK
 		}
-		return events.Value{Kind: events.Float, F: a.Sum}
+		return finite(a.Sum)
 	}
 	if a.N == 0 {
-		return events.Value{}
+		return events.Value{}, OK
 	}
 	switch agg {
 	case schemas.Mean:
-		return events.Value{Kind: events.Float, F: a.Sum / a.N}
+		if exact {
+			// From the exact sum: never beyond float64.
+			return events.Value{Kind: events.Float, F: a.ISum.Float() / a.N}, OK
+		}
+		if _, s := finite(a.Sum); s != OK {
+			return events.Value{}, s
+		}
+		return finite(a.Sum / a.N)
 	case schemas.Stddev:
-		return events.Value{Kind: events.Float, F: math.Sqrt(max(a.M2, 0) / a.N)}
+		if _, s := finite(a.Sum); s != OK && !exact {
+			return events.Value{}, s
+		}
+		if _, s := finite(a.M2); s != OK {
+			return events.Value{}, s
+		}
+		return events.Value{Kind: events.Float, F: math.Sqrt(max(a.M2, 0) / a.N)}, OK
 	case schemas.Min:
-		return typed(t, a.Min)
+		if exact {
+			return typed(col.Type, a.IMin), OK
+		}
+		return events.Value{Kind: events.Float, F: a.Min}, OK
 	case schemas.Max:
-		return typed(t, a.Max)
+		if exact {
+			return typed(col.Type, a.IMax), OK
+		}
+		return events.Value{Kind: events.Float, F: a.Max}, OK
 	case schemas.Last:
-		v, err := parseJSONValue(t, a.LastV)
+		v, err := parseJSONValue(col.Type, a.LastV)
 		if err != nil {
 			// The value was written by AppendJSON; failing to read it back
 			// means the stored state is corrupt. Null is the honest answer.
-			return events.Value{}
+			return events.Value{}, OK
 		}
-		return v
+		return v, OK
 	}
-	return events.Value{}
+	return events.Value{}, OK
 }
 
-func typed(t schemas.FieldType, x float64) events.Value {
-	switch t {
-	case schemas.Int:
-		return events.Value{Kind: events.Int, I: int64(x)}
-	case schemas.Timestamp:
-		return events.Value{Kind: events.Time, I: int64(x)}
+// finite is x as a float value, or Overflow when a float sum left float64
+// (infinite, or NaN from infinities of both signs).
+func finite(x float64) (events.Value, Status) {
+	if math.IsInf(x, 0) || math.IsNaN(x) {
+		return events.Value{}, Overflow
 	}
-	return events.Value{Kind: events.Float, F: x}
+	return events.Value{Kind: events.Float, F: x}, OK
+}
+
+func typed(t schemas.FieldType, x int64) events.Value {
+	if t == schemas.Timestamp {
+		return events.Value{Kind: events.Time, I: x}
+	}
+	return events.Value{Kind: events.Int, I: x}
 }
 
 func parseJSONValue(t schemas.FieldType, text string) (events.Value, error) {

@@ -78,6 +78,10 @@ type Summary struct {
 	// were sorted (through runs spilled to disk when large).
 	Sorted  bool
 	Elapsed time.Duration
+	// Overflow counts, per view__feature column, the values that did not
+	// fit their type (aggregate.Overflow): null in the output although
+	// their window held events.
+	Overflow map[string]int
 }
 
 // TooManyInvalidError is returned when more event rows were invalid than
@@ -98,6 +102,8 @@ type view struct {
 	rows []spineRow
 	// values[feature][spine row]
 	values [][]events.Value
+	// overflow[feature] counts the values that overflowed their type.
+	overflow []int
 }
 
 type spineRow struct {
@@ -158,12 +164,37 @@ func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, erro
 	if sum.Sorted {
 		order = "sorted by time"
 	}
-	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events (%s) in %s, %d invalid event rows\n",
-		n, len(views), sum.Events, order, sum.Elapsed.Round(time.Millisecond), sum.Invalid)
+	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events (%s) in %s, %d invalid event rows%s\n",
+		n, len(views), sum.Events, order, sum.Elapsed.Round(time.Millisecond), sum.Invalid, overflows(views, &sum))
 	if sum.Invalid > opt.MaxErrors {
 		return sum, &TooManyInvalidError{Invalid: sum.Invalid, MaxErrors: opt.MaxErrors}
 	}
 	return sum, nil
+}
+
+// overflows records the values that overflowed their type in sum and
+// describes them for the summary line ("" when none did).
+func overflows(views []*view, sum *Summary) string {
+	var cols []string
+	total := 0
+	for _, v := range views {
+		for fi, n := range v.overflow {
+			if n == 0 {
+				continue
+			}
+			name := v.l.View.Name + "__" + v.l.View.Features[fi].Name
+			if sum.Overflow == nil {
+				sum.Overflow = map[string]int{}
+			}
+			sum.Overflow[name] = n
+			cols = append(cols, fmt.Sprintf("%s %d", name, n))
+			total += n
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d values overflowed their type and are null (%s)", total, strings.Join(cols, ", "))
 }
 
 // pick resolves the views to compute and their common source event.
@@ -191,7 +222,7 @@ func pick(reg *schemas.Registry, opt Options) ([]*view, *schemas.Event, error) {
 		if opt.EntityColumn != "" {
 			col = opt.EntityColumn
 		}
-		out = append(out, &view{l: l, entityCol: col, entity: l.EntityIndex(), timelines: map[string]*aggregate.Timeline{}})
+		out = append(out, &view{l: l, entityCol: col, entity: l.EntityIndex(), timelines: map[string]*aggregate.Timeline{}, overflow: make([]int, len(v.Features))})
 	}
 	if len(out) == 0 {
 		return nil, nil, errors.New("no feature views to backfill")
@@ -438,7 +469,11 @@ func (v *view) emit(cursor *int, t int64, all bool) {
 			st = tl.State()
 		}
 		for fi := range v.l.View.Features {
-			v.values[fi][r.row] = v.l.Value(st, fi, r.at)
+			var status aggregate.Status
+			v.values[fi][r.row], status = v.l.Value(st, fi, r.at)
+			if status == aggregate.Overflow {
+				v.overflow[fi]++
+			}
 		}
 	}
 }

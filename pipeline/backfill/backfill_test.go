@@ -101,6 +101,35 @@ func TestHandComputed(t *testing.T) {
 	require.Equal(t, "0", rows[3]["user_spend__txn_count_1h"])
 }
 
+// TestOverflowCounted: a value beyond its type is null in the output, never
+// wrapped, and counted per column in the summary; exact ints stay exact.
+func TestOverflowCounted(t *testing.T) {
+	dir := t.TempDir()
+	evs := writeFile(t, filepath.Join(dir, "events.ndjson"), strings.Join([]string{
+		`{"txn_id":"t1","user_id":"u1","merchant_id":"m1","amount":1.7976931348623157e308,"items":9223372036854775807,"ts":"2024-01-01T10:00:00Z"}`,
+		`{"txn_id":"t2","user_id":"u1","merchant_id":"m1","amount":1.7976931348623157e308,"items":9007199254740993,"ts":"2024-01-01T10:10:00Z"}`,
+	}, "\n")+"\n")
+	spine := writeFile(t, filepath.Join(dir, "spine.csv"), "user_id,merchant_id,ts\n"+
+		"u1,m1,2024-01-01T10:05:00Z\n"+ // one event: nothing overflows
+		"u1,m1,2024-01-01T10:20:00Z\n") // both
+	out := filepath.Join(dir, "out.csv")
+	var stderr strings.Builder
+	sum, err := Run(context.Background(), testenv.Registry(t), Options{Events: []string{evs}, Spine: spine, Out: out, Stderr: &stderr})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{
+		"user_spend__amount_sum_24h": 1, "user_spend__amount_mean_7d": 1, "user_spend__amount_std_24h": 1,
+		"merchant_activity__amount_sum_1h": 1, "merchant_activity__items_sum_1h": 1,
+	}, sum.Overflow)
+	require.Contains(t, stderr.String(), "5 values overflowed their type and are null (")
+	rows := readCSV(t, out)
+	require.Len(t, rows, 2)
+	require.Equal(t, "9223372036854775807", rows[0]["merchant_activity__items_sum_1h"])
+	require.Equal(t, "", rows[1]["merchant_activity__items_sum_1h"])
+	require.Equal(t, "9007199254740993", rows[1]["user_spend__items_min_1h"])
+	require.Equal(t, "", rows[1]["user_spend__amount_sum_24h"])
+	require.Equal(t, "2", rows[1]["user_spend__txn_count_1h"])
+}
+
 func TestTooManyInvalid(t *testing.T) {
 	dir := t.TempDir()
 	evs := writeFile(t, filepath.Join(dir, "events.ndjson"), "{}\n{\"txn_id\":1}\n")
@@ -328,7 +357,7 @@ func TestOnlineOfflineConsistency(t *testing.T) {
 				continue
 			}
 			for i, f := range v.Features {
-				online := l.Value(states[0], i, at)
+				online, _ := l.Value(states[0], i, at)
 				offline := row[v.Name+"__"+f.Name]
 				requireCell(t, online, offline, fmt.Sprintf("%s %s %s at %d", v.Name, row[v.Entity], f.Name, at))
 				compared++

@@ -141,7 +141,9 @@ func (f *fixture) requireServed(t *testing.T) {
 			require.Equal(t, ws.EventTime, got[i].EventTime, "%s %s", v.Name, ent)
 			for _, at := range []int64{ws.EventTime, ws.EventTime + 30*60*1000, ws.EventTime + 3*3600*1000} {
 				for fi, feat := range v.Features {
-					w, g := l.Value(ws, fi, at), l.Value(got[i], fi, at)
+					w, wst := l.Value(ws, fi, at)
+					g, gst := l.Value(got[i], fi, at)
+					require.Equal(t, wst, gst, "status")
 					require.Equal(t, w.Kind, g.Kind, "%s %s %s at %d", v.Name, ent, feat.Name, at)
 					require.InDelta(t, w.Float(), g.Float(), 1e-6, "%s %s %s at %d", v.Name, ent, feat.Name, at)
 					require.Equal(t, w.S, g.S)
@@ -356,7 +358,8 @@ func TestImplausibleTimeCannotPoisonAPartition(t *testing.T) {
 	states, err := st.Read(ctx, l, []string{"u1", "u2", "u3", "u4"})
 	require.NoError(t, err)
 	fi, _ := l.FeatureIndex("txn_count_1h")
-	require.Equal(t, int64(3), l.Value(states[0], fi, now.UnixMilli()).I, "u1's three events all count")
+	count, _ := l.Value(states[0], fi, now.UnixMilli())
+	require.Equal(t, int64(3), count.I, "u1's three events all count")
 	for _, st := range states[1:] {
 		require.False(t, st.Found, "a rejected event leaves no state")
 	}
@@ -513,5 +516,7 @@ func TestRewoundPartitionInOneBatch(t *testing.T) {
 	states, err := st.Read(ctx, l, []string{"u"})
 	require.NoError(t, err)
 	i, _ := l.FeatureIndex("txn_count_1h")
-	require.Equal(t, int64(7), l.Value(states[0], i, 1_717_000_000_000+10).I)
+	got, status := l.Value(states[0], i, 1_717_000_000_000+10)
+	require.Equal(t, aggregate.OK, status)
+	require.Equal(t, int64(7), got.I)
 }

@@ -165,7 +165,8 @@ func TestRedisPowerLossUnderRunningFeaturize(t *testing.T) {
 	require.Equal(t, "txn_count_1h", l.View.Features[0].Name)
 	states, err := st.Read(bg, l, []string{"u"})
 	require.NoError(t, err)
-	require.Equal(t, 15.0, l.Value(states[0], 0, base+15).Float(), "every event counted once")
+	count, _ := l.Value(states[0], 0, base+15)
+	require.Equal(t, 15.0, count.Float(), "every event counted once")
 	src.mu.Lock()
 	rewinds := src.rewinds
 	src.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/arrowio"
 	"github.com/freshet-ml/freshet/pipeline/events"
+	"github.com/freshet-ml/freshet/schemas"
 )
 
 // ArrowStream is the media type of an Arrow IPC stream answer.
@@ -26,8 +27,10 @@ func wantsArrow(r *http.Request) bool {
 
 // writeArrow answers a batch lookup as an Arrow IPC stream: the entity
 // column (named after the view's entity field), event_time (the newest
-// event at or before at, as in the JSON answer), and one typed column per
-// feature, null where the window is empty or the entity unknown.
+// event at or before at, as in the JSON answer), one typed column per
+// feature, null where the window is empty or the entity unknown, and last
+// feature_status, the JSON answer's member of that name as text (null for
+// a row of ordinary values).
 func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, entities []string, states []*aggregate.State, feats []int, at int64) {
 	cols := make([]arrowio.Column, len(feats))
 	values := make([][]events.Value, len(feats))
@@ -40,13 +43,27 @@ func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, ent
 	// null elsewhere, also for an entity that has state.
 	hasTime := make([]bool, len(entities))
 	times := make([]int64, len(entities))
+	// feature_status: as in the JSON answer, null for a row whose values
+	// are all ordinary ones.
+	cols = append(cols, arrowio.Column{Name: "feature_status", Type: schemas.String})
+	statuses := make([]events.Value, len(entities))
+	values = append(values, statuses)
+	var odd []featureStatus
 	for k, st := range states {
 		if !found(st) {
 			continue
 		}
 		times[k], hasTime[k] = v.layout.EventTime(st, at)
+		odd = odd[:0]
 		for j, i := range feats {
-			values[j][k] = v.layout.Value(st, i, at)
+			var status aggregate.Status
+			values[j][k], status = v.layout.Value(st, i, at)
+			if status != aggregate.OK {
+				odd = append(odd, featureStatus{i, status})
+			}
+		}
+		if len(odd) > 0 {
+			statuses[k] = events.Value{Kind: events.String, S: string(v.appendStatuses(nil, odd))}
 		}
 	}
 	// Encode fully before writing, so an encoding failure is still a

@@ -46,7 +46,7 @@ func TestBatchAsArrowStream(t *testing.T) {
 		names = append(names, f.Name)
 	}
 	require.Equal(t, []string{"user_id", "event_time", "txn_count_1h", "amount_sum_24h", "amount_mean_7d",
-		"amount_max_1h", "items_min_1h", "amount_std_24h", "last_merchant"}, names)
+		"amount_max_1h", "items_min_1h", "amount_std_24h", "last_merchant", "feature_status"}, names)
 	require.True(t, r.Next())
 	rec := r.Record()
 	require.Equal(t, int64(2), rec.NumRows())
@@ -72,6 +72,7 @@ func TestBatchAsArrowStream(t *testing.T) {
 	require.True(t, col("items_min_1h").IsNull(0))
 	require.InDelta(t, pstdev(10, 25.5, 4.5), col("amount_std_24h").(*array.Float64).Value(0), 1e-9)
 	require.Equal(t, "m_a", col("last_merchant").(*array.String).Value(0))
+	require.True(t, col("feature_status").IsNull(0), "ordinary values have no statuses")
 	for _, name := range names[2:] {
 		require.True(t, col(name).IsNull(1), "%s of an unknown entity is null", name)
 	}

@@ -1,15 +1,11 @@
 package serve
 
 import (
-	"bytes"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/stretchr/testify/require"
 )
@@ -96,24 +92,8 @@ func TestAsOfEventTimeBatch(t *testing.T) {
 		require.Equal(t, w.eventTime, row.text(t, "event_time"), "row %d", i)
 	}
 
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/features/user_spend", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", ArrowStream)
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(t, res.Body.Close())
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, res.StatusCode, "body: %s", raw)
-	r, err := ipc.NewReader(bytes.NewReader(raw))
-	require.NoError(t, err)
-	defer r.Release()
-	require.True(t, r.Next())
-	rec := r.Record()
-	idx := r.Schema().FieldIndices("event_time")
-	require.Len(t, idx, 1)
-	et := rec.Column(idx[0]).(*array.Timestamp)
+	_, col := postArrow(t, base+"/v1/features/user_spend", body)
+	et := col("event_time").(*array.Timestamp)
 	require.Equal(t, len(want), et.Len())
 	for i, w := range want {
 		if w.eventTime == "null" {
@@ -126,10 +106,9 @@ func TestAsOfEventTimeBatch(t *testing.T) {
 		require.Equal(t, tm.UnixMilli(), int64(et.Value(i)), "row %d", i)
 	}
 	// u_f has state: its features are answered, with no event time.
-	cnt := rec.Column(r.Schema().FieldIndices("txn_count_1h")[0]).(*array.Int64)
+	cnt := col("txn_count_1h").(*array.Int64)
 	require.False(t, cnt.IsNull(1))
 	require.Equal(t, int64(0), cnt.Value(1))
-	require.False(t, r.Next())
 }
 
 // TestAsOfEventTimeFeast: Feast looks up as of now, where an event ahead of

@@ -260,13 +260,18 @@ func (a *feastAnswer) appendEntityResult(b []byte) []byte {
 // value, status and event time.
 func (a *feastAnswer) appendResult(b []byte, c feastColumn) []byte {
 	st := a.states[c.view]
+	var invalid []int // entities whose value overflowed, in order
 	b = append(b, `{"values":[`...)
 	for i := range a.entities {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		if found(st[i]) {
-			b = c.view.layout.Value(st[i], c.index, a.at).AppendJSON(b)
+			val, status := c.view.layout.Value(st[i], c.index, a.at)
+			b = val.AppendJSON(b)
+			if status != aggregate.OK {
+				invalid = append(invalid, i)
+			}
 		} else {
 			b = append(b, "null"...)
 		}
@@ -276,9 +281,16 @@ func (a *feastAnswer) appendResult(b []byte, c feastColumn) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if found(st[i]) {
+		switch {
+		case len(invalid) > 0 && invalid[0] == i:
+			// Feast has no status for a value beyond its type (OVERFLOW
+			// in the native answer); INVALID keeps it apart from an
+			// empty window's PRESENT null.
+			invalid = invalid[1:]
+			b = append(b, `"INVALID"`...)
+		case found(st[i]):
 			b = append(b, `"PRESENT"`...)
-		} else {
+		default:
 			b = append(b, `"NOT_FOUND"`...)
 		}
 	}

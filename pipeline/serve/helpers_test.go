@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
@@ -385,3 +387,33 @@ func (m *memStore) Read(_ context.Context, l *aggregate.Layout, entities []strin
 
 // Ping implements store.Reader: memory always answers.
 func (m *memStore) Ping(context.Context) error { return nil }
+
+// postArrow posts a batch lookup asking for an Arrow IPC stream and returns
+// its one record and a column getter by name.
+func postArrow(tb testing.TB, url, body string) (arrow.Record, func(name string) arrow.Array) {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(tb, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", ArrowStream)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(tb, res.Body.Close())
+	require.NoError(tb, err)
+	require.Equal(tb, http.StatusOK, res.StatusCode, "body: %s", raw)
+	require.Equal(tb, ArrowStream, res.Header.Get("Content-Type"))
+	r, err := ipc.NewReader(bytes.NewReader(raw))
+	require.NoError(tb, err)
+	tb.Cleanup(r.Release)
+	require.True(tb, r.Next())
+	rec := r.Record()
+	rec.Retain()
+	tb.Cleanup(rec.Release)
+	require.False(tb, r.Next(), "one record")
+	return rec, func(name string) arrow.Array {
+		idx := rec.Schema().FieldIndices(name)
+		require.Len(tb, idx, 1, name)
+		return rec.Column(idx[0])
+	}
+}

@@ -208,7 +208,9 @@ func found(st *aggregate.State) bool { return st != nil && st.Found }
 // appendRow writes the members status, features and event_time of one
 // entity's answer as of at. Every feature is null when the entity has no
 // state; event_time is the newest event at or before at (Layout.EventTime),
-// null when there is none, also for an entity that has state.
+// null when there is none, also for an entity that has state. A member
+// feature_status follows features when a value is not an ordinary one
+// (appendStatuses).
 func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) []byte {
 	present := found(st)
 	if present {
@@ -216,20 +218,52 @@ func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) [
 	} else {
 		b = append(b, `"status":"NOT_FOUND","features":{`...)
 	}
+	var odd []featureStatus
 	for j, i := range feats {
 		if j > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, v.keys[i]...)
-		if present {
-			b = v.layout.Value(st, i, at).AppendJSON(b)
-		} else {
+		if !present {
 			b = append(b, "null"...)
+			continue
+		}
+		val, status := v.layout.Value(st, i, at)
+		b = val.AppendJSON(b)
+		if status != aggregate.OK {
+			odd = append(odd, featureStatus{i, status})
 		}
 	}
-	b = append(b, `},"event_time":`...)
+	b = append(b, '}')
+	if odd != nil {
+		b = append(b, `,"feature_status":`...)
+		b = v.appendStatuses(b, odd)
+	}
+	b = append(b, `,"event_time":`...)
 	if t, ok := v.layout.EventTime(st, at); ok {
 		return appendTime(b, t)
 	}
 	return append(b, "null"...)
+}
+
+// featureStatus is a feature whose value is not an ordinary one.
+type featureStatus struct {
+	index  int
+	status aggregate.Status
+}
+
+// appendStatuses writes {name: STATUS, ...} for the features whose value is
+// not an ordinary one, such as OVERFLOW: the value is null although the
+// window is not empty. Answers carry it only when there is one, so the
+// common answer costs nothing more.
+func (v *view) appendStatuses(b []byte, odd []featureStatus) []byte {
+	b = append(b, '{')
+	for k, o := range odd {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v.keys[o.index]...)
+		b = appendString(b, o.status.String())
+	}
+	return append(b, '}')
 }

@@ -267,7 +267,7 @@ func (m *entityMerge) mergeTiles(ts *aggregate.Tiles) error {
 			return err
 		}
 		for i := range c.accs {
-			c.accs[i].Merge(t.Accs[i])
+			c.accs[i].Merge(&t.Accs[i])
 		}
 		if !m.hasLow[t.Group] || t.Index < m.lows[t.Group] {
 			m.lows[t.Group], m.hasLow[t.Group] = t.Index, true

@@ -180,7 +180,9 @@ func requireStateMatches(t *testing.T, r *Redis, l *aggregate.Layout, s []source
 			// newest event are exact.
 			from := ws.EventTime - l.View.Retention()
 			for at := from; at <= ws.EventTime+300; at += 7 {
-				w, g := l.Value(ws, fi, at), l.Value(got[i], fi, at)
+				w, wst := l.Value(ws, fi, at)
+				g, gst := l.Value(got[i], fi, at)
+				require.Equal(t, wst, gst, "status")
 				require.Equal(t, w.Kind, g.Kind, "%s %s at %d", ent, f.Name, at)
 				if w.Kind == events.Float {
 					require.InDelta(t, w.F, g.F, 1e-9*math.Max(1, math.Abs(w.F)), "%s %s at %d", ent, f.Name, at)
@@ -277,7 +279,10 @@ func requireStateMatchesRecent(t *testing.T, r *Redis, l *aggregate.Layout, s []
 		require.Equal(t, wok, gok, "event time at %d", at)
 		require.Equal(t, wt, gt, "event time at %d", at)
 		for fi := range l.View.Features {
-			require.Equal(t, l.Value(ws, fi, at), l.Value(got[0], fi, at), "feature %s at %d", l.View.Features[fi].Name, at)
+			w, wst := l.Value(ws, fi, at)
+			g, gst := l.Value(got[0], fi, at)
+			require.Equal(t, w, g, "feature %s at %d", l.View.Features[fi].Name, at)
+			require.Equal(t, wst, gst, "feature %s at %d", l.View.Features[fi].Name, at)
 		}
 	}
 }
