@@ -19,7 +19,7 @@ Output JSON:
     {"views": {view: {entity: {"event_time": ms,
                                "at": {"<t ms>": {feature: value | null | {"status": "OVERFLOW"}}},
                                "event_time_at": {"<t ms>": ms | null}}}},
-     "counts": {"valid": n, "invalid": n, "late": {view: n}},
+     "counts": {"valid": n, "invalid": n, "late": {view: n}, "duplicates": {view: n}},
      "meta": {...definitions as understood here, for check_serve.py...}}
 
 Standard library only (Python 3.11).
@@ -357,6 +357,9 @@ class EventDef:
     fields: dict[str, str]          # name -> type, declaration order
     required: set[str]
     id_field: str | None = None
+    # How long, in event time, an id is remembered (ms); the default is the
+    # largest window of the event's views, as freshet's loader has it.
+    dedupe_ms: int | None = None
 
 
 @dataclass
@@ -438,7 +441,8 @@ def load_schema(path: str) -> Schema:
         # Without a key and an event time an event cannot be published at all.
         required |= {key, ts}
         id_field = _s(body["id"]) if body.get("id") is not None else None
-        schema.events[name] = EventDef(name, key, ts, fields, required, id_field)
+        dedupe = parse_duration_ms(body["dedupe_window"]) if body.get("dedupe_window") is not None else None
+        schema.events[name] = EventDef(name, key, ts, fields, required, id_field, dedupe)
     for name, body in raw_views.items():
         source = _s(body["source"])
         ev = schema.events[source]
@@ -459,6 +463,9 @@ def load_schema(path: str) -> Schema:
         v.max_lateness = parse_duration_ms(body["max_lateness"]) if body.get("max_lateness") is not None else v.max_window
         v.ttl = parse_duration_ms(body["ttl"]) if body.get("ttl") is not None else v.max_window + v.max_hop
         schema.views[name] = v
+    for ev in schema.events.values():
+        if ev.id_field and ev.dedupe_ms is None:
+            ev.dedupe_ms = max((v.max_window for v in schema.views_of(ev.name)), default=0)
     return schema
 
 
@@ -686,9 +693,9 @@ class Replay:
     invalid: int
     late: dict[str, int]
     invalid_reasons: dict[str, int]
-    # Valid events whose id (the event type's id field) an earlier valid
-    # event had: featurize may skip them, which is not modelled here.
-    repeated_ids: int = 0
+    # Event×view updates skipped because the entity applied the same id
+    # within the dedupe window before, as featurize skips them.
+    duplicates: dict[str, int] = field(default_factory=dict)
 
 
 def iter_lines(paths: Iterable[str]) -> Iterator[bytes]:
@@ -734,8 +741,10 @@ def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAU
     valid = invalid = 0
     # Highest valid event time seen per partition; absent = nothing seen yet.
     watermark: dict[int, int] = {}
-    ids: set = set()
-    repeated_ids = 0
+    # (view, entity, id) -> event times applied: featurize's rule skips an
+    # event whose id the entity applied at a time within the dedupe window.
+    applied: dict[tuple[str, str, str], list[int]] = {}
+    duplicates = {v.name: 0 for v in views}
     for line in lines:
         try:
             values = decode_event(line, ev)
@@ -750,10 +759,7 @@ def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAU
             reasons["implausible time"] = reasons.get("implausible time", 0) + 1
             continue
         valid += 1
-        if ev.id_field and values.get(ev.id_field) is not None:
-            i = values[ev.id_field]
-            repeated_ids += i in ids
-            ids.add(i)
+        ident = values.get(ev.id_field) if ev.id_field else None
         p = partition_for(key_bytes(values[ev.key]), partitions)
         wm = watermark.get(p)
         for v in views:
@@ -764,11 +770,17 @@ def replay(schema: Schema, lines: Iterable[bytes | str], partitions: int = DEFAU
             if lateness and wm is not None and t < wm - v.max_lateness:
                 late[v.name] += 1
                 continue
+            if ident is not None:
+                times = applied.setdefault((v.name, entity_text(ent), entity_text(ident)), [])
+                if any(abs(t - x) <= ev.dedupe_ms for x in times):
+                    duplicates[v.name] += 1
+                    continue
+                times.append(t)
             accepted[v.name].setdefault(entity_text(ent), []).append(Accepted(t, values))
         # Every valid event raises the partition's watermark, whichever view
         # dropped it (a late event can't raise it anyway).
         watermark[p] = t if wm is None else max(wm, t)
-    return Replay(schema, ev, views, accepted, valid, invalid, late, reasons, repeated_ids)
+    return Replay(schema, ev, views, accepted, valid, invalid, late, reasons, duplicates)
 
 
 # ---------------------------------------------------------------------------
@@ -857,7 +869,8 @@ def compute(rep: Replay, ats: list[int]) -> dict[str, Any]:
         views_out[v.name] = ents
     return {
         "views": views_out,
-        "counts": {"valid": rep.valid, "invalid": rep.invalid, "late": dict(rep.late)},
+        "counts": {"valid": rep.valid, "invalid": rep.invalid, "late": dict(rep.late),
+                   "duplicates": dict(rep.duplicates)},
         # Not part of the comparison: what this script understood of the
         # definitions, so that a reader (or check_serve.py) can see it.
         "meta": {
@@ -904,9 +917,6 @@ def main(argv: list[str] | None = None) -> int:
     schema = load_schema(args.schemas)
     rep = replay(schema, iter_lines(args.events), args.partitions, args.event, lateness=not args.no_lateness,
                  now_ms=args.now, max_skew_ms=parse_duration_ms(args.max_clock_skew), floor_ms=args.min_event_time)
-    if rep.repeated_ids:
-        print(f"reference: warning: {rep.repeated_ids} events repeat an earlier event's {rep.event.id_field}; "
-              "featurize may skip them, but de-duplication is NOT modelled here: they are counted", file=sys.stderr)
     ats = sorted(set(args.at))
     out = compute(rep, ats)
     text = json.dumps(out, indent=1, sort_keys=False) + "\n"

@@ -522,6 +522,35 @@ class CheckServeEventTimeTest(unittest.TestCase):
         self.assertIn("event_time_at", got[0])
 
 
+class DedupeTest(unittest.TestCase):
+    """The example declares id: txn_id with dedupe_window: 1h: an event whose
+    id its entity applied within an hour (either side) is skipped, per view."""
+
+    def test_dedupe(self):
+        s = ref.load_schema(EXAMPLE)
+        self.assertEqual(s.events["transaction"].dedupe_ms, HOUR)
+        t = T_JUNE1
+        lines = [
+            line(txn_id="a", user_id="u1", ts=t - 50 * MIN, amount=1, merchant_id="m1"),
+            line(txn_id="a", user_id="u1", ts=t - 50 * MIN, amount=1, merchant_id="m1"),   # re-sent: skipped
+            line(txn_id="a", user_id="u1", ts=t - 10 * MIN, amount=2, merchant_id="m1"),   # 40 min later: skipped
+            line(txn_id="a", user_id="u2", ts=t - 10 * MIN, amount=4, merchant_id="m2"),   # another user and merchant
+            line(txn_id="b", user_id="u1", ts=t - 5 * MIN, amount=8),
+        ]
+        out = ref.compute(ref.replay(s, lines, 6), [t])
+        self.assertEqual(out["counts"]["duplicates"], {"merchant_activity": 2, "user_spend": 2})
+        self.assertEqual(out["views"]["user_spend"]["u1"]["at"][str(t)]["amount_sum_24h"], 9.0)
+        self.assertEqual(out["views"]["user_spend"]["u2"]["at"][str(t)]["amount_sum_24h"], 4.0)
+        # Beyond the window the id counts again.
+        lines.append(line(txn_id="a", user_id="u1", ts=t + 11 * MIN, amount=16))
+        out = ref.compute(ref.replay(s, lines, 6), [t + 11 * MIN])
+        self.assertEqual(out["views"]["user_spend"]["u1"]["at"][str(t + 11 * MIN)]["amount_sum_24h"], 25.0)
+
+    def test_default_window_is_the_largest(self):
+        s = schema_from_text(TEST_SCHEMA.replace("    key: k\n", "    key: k\n    id: e\n", 1))
+        self.assertEqual(s.events["ev"].dedupe_ms, DAY)  # by_k's x_last: 1d, the largest window of both views
+
+
 class HandComputedExampleTest(unittest.TestCase):
     """The example schema, a handful of events, every value worked by hand."""
 
@@ -543,7 +572,8 @@ class HandComputedExampleTest(unittest.TestCase):
         ]
         out = ref.compute(ref.replay(s, lines, 6), [t, t - 3 * DAY])
         self.assertEqual(out["counts"], {"valid": 5, "invalid": 2,
-                                         "late": {"merchant_activity": 0, "user_spend": 0}})
+                                         "late": {"merchant_activity": 0, "user_spend": 0},
+                                         "duplicates": {"merchant_activity": 0, "user_spend": 0}})
         u1 = out["views"]["user_spend"]["u1"]
         self.assertEqual(u1["event_time"], t - 5 * MIN)
         # Every event of u1 is after t - 3d; the newest at t is 23:55.
@@ -599,7 +629,8 @@ class CliAndGeneratorTest(unittest.TestCase):
         # Shuffling (20 min < 1h) drops nothing; every appended late event is
         # late for user_spend, half of them also for merchant_activity.
         self.assertEqual(out["counts"], {"valid": 610, "invalid": 14,
-                                         "late": {"merchant_activity": 5, "user_spend": 10}})
+                                         "late": {"merchant_activity": 5, "user_spend": 10},
+                                         "duplicates": {"merchant_activity": 0, "user_spend": 0}})
         self.assertEqual(out["meta"]["at"], [1717156800000, T_JUNE1])
         some = next(iter(out["views"]["user_spend"].values()))
         self.assertEqual(sorted(some["at"]), ["1717156800000", "1717200000000"])

@@ -82,6 +82,10 @@ type Summary struct {
 	// fit their type (aggregate.Overflow): null in the output although
 	// their window held events.
 	Overflow map[string]int
+	// Duplicates counts, per view, the events skipped because the entity
+	// had an event with the same id within the dedupe window, as featurize
+	// skips them online.
+	Duplicates map[string]int
 }
 
 // TooManyInvalidError is returned when more event rows were invalid than
@@ -104,6 +108,11 @@ type view struct {
 	values [][]events.Value
 	// overflow[feature] counts the values that overflowed their type.
 	overflow []int
+	// ids are the ids applied, per entity, within the dedupe window of the
+	// walk's time; nil when the event declares no id.
+	ids *idSet
+	// dups counts the events ids skipped.
+	dups int
 }
 
 type spineRow struct {
@@ -164,12 +173,35 @@ func Run(ctx context.Context, reg *schemas.Registry, opt Options) (Summary, erro
 	if sum.Sorted {
 		order = "sorted by time"
 	}
-	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events (%s) in %s, %d invalid event rows%s\n",
-		n, len(views), sum.Events, order, sum.Elapsed.Round(time.Millisecond), sum.Invalid, overflows(views, &sum))
+	fmt.Fprintf(opt.Stderr, "backfilled %d spine rows × %d view(s) from %d events (%s) in %s, %d invalid event rows%s%s\n",
+		n, len(views), sum.Events, order, sum.Elapsed.Round(time.Millisecond), sum.Invalid,
+		duplicates(views, &sum), overflows(views, &sum))
 	if sum.Invalid > opt.MaxErrors {
 		return sum, &TooManyInvalidError{Invalid: sum.Invalid, MaxErrors: opt.MaxErrors}
 	}
 	return sum, nil
+}
+
+// duplicates records the events skipped as duplicates in sum and describes
+// them for the summary line ("" when none were).
+func duplicates(views []*view, sum *Summary) string {
+	var parts []string
+	for _, v := range views {
+		if v.dups == 0 {
+			continue
+		}
+		if sum.Duplicates == nil {
+			sum.Duplicates = map[string]int{}
+		}
+		sum.Duplicates[v.l.View.Name] = v.dups
+		parts = append(parts, fmt.Sprintf("%s %d", v.l.View.Name, v.dups))
+	}
+	if parts == nil {
+		return ""
+	}
+	src := views[0].l.View.Source
+	return fmt.Sprintf(", duplicate events skipped (same %s within %s, as featurize does): %s",
+		src.ID, schemas.FormatDuration(src.DedupeWindow), strings.Join(parts, ", "))
 }
 
 // overflows records the values that overflowed their type in sum and
@@ -380,7 +412,12 @@ const walkBatch = 4096
 func newWalker(views []*view, rows int) *walker {
 	w := &walker{views: views, errs: make([]error, len(views))}
 	for vi, v := range views {
+		// A walk starts afresh: a second one (after sorting) must not
+		// inherit the first one's state or counts.
 		v.timelines = map[string]*aggregate.Timeline{}
+		v.ids = newIDSet(v.l.View.Source)
+		v.dups = 0
+		clear(v.overflow)
 		for i := range v.values {
 			v.values[i] = make([]events.Value, rows)
 		}
@@ -440,13 +477,18 @@ func (w *walker) finish() error {
 	return errors.Join(w.errs...)
 }
 
-// add folds an event into its entity's timeline.
+// add folds an event into its entity's timeline, unless its id was applied
+// to the entity within the dedupe window.
 func (v *view) add(ev *events.Event) error {
 	ent := ev.Values[v.entity]
 	if !ent.Present() {
 		return nil
 	}
 	key := ent.Text()
+	if v.ids != nil && v.ids.seen(key, ev) {
+		v.dups++
+		return nil
+	}
 	tl := v.timelines[key]
 	if tl == nil {
 		tl = v.l.NewTimeline()
@@ -751,4 +793,51 @@ func (h *runHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
+}
+
+// idSet is the ids a walk applied per entity, within the dedupe window of
+// its time: featurize's rule (an event whose id the entity applied at an
+// event time within the window is skipped) for events that arrive in time
+// order. Its memory is bounded by the window, not by the history: ids
+// older than the window are dropped as the walk moves on.
+type idSet struct {
+	field  int
+	window int64
+	// applied is the newest event time each entity applied each id at.
+	applied map[entityID]int64
+	pruneAt int // prune when applied grows to this many
+}
+
+type entityID struct{ entity, id string }
+
+// newIDSet returns the id set of the event type, nil when it declares no id.
+func newIDSet(src *schemas.Event) *idSet {
+	if src.ID == "" {
+		return nil
+	}
+	f, _ := src.Field(src.ID)
+	return &idSet{field: f.Index, window: src.DedupeWindow, applied: map[entityID]int64{}, pruneAt: 1 << 16}
+}
+
+// seen reports whether the entity applied ev's id within the window before
+// ev, and records it as applied when not. Events come in time order.
+func (s *idSet) seen(entity string, ev *events.Event) bool {
+	id := ev.Values[s.field]
+	if !id.Present() {
+		return false
+	}
+	key := entityID{entity, id.Text()}
+	if t, ok := s.applied[key]; ok && ev.Time-t <= s.window {
+		return true
+	}
+	s.applied[key] = ev.Time
+	if len(s.applied) >= s.pruneAt {
+		for k, t := range s.applied {
+			if ev.Time-t > s.window {
+				delete(s.applied, k)
+			}
+		}
+		s.pruneAt = max(1<<16, 2*len(s.applied))
+	}
+	return false
 }

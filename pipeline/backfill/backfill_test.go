@@ -130,6 +130,38 @@ func TestOverflowCounted(t *testing.T) {
 	require.Equal(t, "2", rows[1]["user_spend__txn_count_1h"])
 }
 
+// TestIDSetForgetsPastTheWindow: the ids a backfill remembers stay within
+// the dedupe window of the walk, however long the history, and a repeat
+// within the window is still caught after a prune.
+func TestIDSetForgetsPastTheWindow(t *testing.T) {
+	reg := testenv.Registry(t)
+	typ := reg.Events["transaction"]
+	s := newIDSet(typ)
+	require.NotNil(t, s)
+	ev := func(id string, at int64) *events.Event {
+		e, err := events.Decode(typ, []byte(fmt.Sprintf(`{"txn_id":%q,"user_id":"u","amount":1.0,"ts":%d}`, id, at)))
+		require.NoError(t, err)
+		return &e
+	}
+	base := int64(1_717_000_000_000)
+	const n = 150_000
+	step := typ.DedupeWindow / 1000 // 1000 ids per window
+	most := 0
+	for i := range n {
+		at := base + int64(i)*step
+		require.False(t, s.seen("u", ev(fmt.Sprint(i), at)), "id %d is new", i)
+		if i >= 10 {
+			require.True(t, s.seen("u", ev(fmt.Sprint(i-10), at)), "id %d was applied within the window", i-10)
+		}
+		most = max(most, len(s.applied))
+	}
+	require.Less(t, most, 3*(1<<16), "bounded by the window (1000 ids) and the prune threshold, not by %d events", n)
+	require.True(t, s.seen("u", ev(fmt.Sprint(n-1), base+int64(n-1)*step+typ.DedupeWindow)), "at the window's edge: still a repeat")
+	require.False(t, s.seen("u", ev(fmt.Sprint(n-2), base+int64(n-2)*step+typ.DedupeWindow+1)), "past it: counted again")
+	require.False(t, s.seen("v", ev(fmt.Sprint(n-1), base+int64(n-1)*step)), "ids are per entity")
+	require.Nil(t, newIDSet(&schemas.Event{Name: "no_id"}), "no id declared: nothing to remember")
+}
+
 func TestTooManyInvalid(t *testing.T) {
 	dir := t.TempDir()
 	evs := writeFile(t, filepath.Join(dir, "events.ndjson"), "{}\n{\"txn_id\":1}\n")
@@ -304,6 +336,28 @@ func TestOnlineOfflineConsistency(t *testing.T) {
 	reg := testenv.Registry(t)
 	dir := t.TempDir()
 	evs := randomEvents(t, reg, 4000, 9)
+	// The example declares an id (txn_id, 1h): re-sent events, a little
+	// later in the file, are skipped on both paths; an id used again 3h
+	// later (beyond the window) counts on both.
+	rng := rand.New(rand.NewPCG(9, 9))
+	resent := 0
+	for range 200 {
+		i := rng.IntN(len(evs) - 60)
+		evs = slices.Insert(evs, i+1+rng.IntN(50), evs[i])
+		resent++
+	}
+	idField, ok := reg.Events["transaction"].Field("txn_id")
+	require.True(t, ok)
+	for range 50 {
+		j := len(evs)/2 + rng.IntN(len(evs)/2)
+		again := evs[j]
+		again.Values = slices.Clone(again.Values)
+		// The id of an event 3h or more earlier: no longer a duplicate.
+		i := rng.IntN(len(evs) / 4)
+		require.Greater(t, again.Time-evs[i].Time, int64(3*3_600_000))
+		again.Values[idField.Index] = evs[i].Values[idField.Index]
+		evs = slices.Insert(evs, j+1, again)
+	}
 	evPath := filepath.Join(dir, "events.arrow")
 	require.NoError(t, arrowio.WriteEvents(evPath, reg.Events["transaction"], evs, 1000))
 
@@ -323,6 +377,8 @@ func TestOnlineOfflineConsistency(t *testing.T) {
 		require.NoError(t, p.Apply(context.Background(), p.Plan(context.Background(), msgs[i:min(i+700, len(msgs))])))
 	}
 	require.Zero(t, p.Stats.Late.Load(), "the events must all be on time for the comparison to hold")
+	onlineDups := p.Stats.Duplicates.Load()
+	require.Positive(t, onlineDups, "featurize skipped the re-sent events")
 
 	// Offline: a spine of every user and merchant at hour boundaries - 1ms
 	// (aligned for every hop of the example views).
@@ -341,8 +397,14 @@ func TestOnlineOfflineConsistency(t *testing.T) {
 	}
 	sp := writeFile(t, filepath.Join(dir, "spine.csv"), spine.String())
 	out := filepath.Join(dir, "out.csv")
-	_, err = Run(context.Background(), reg, Options{Events: []string{evPath}, Spine: sp, Out: out})
+	sum, err := Run(context.Background(), reg, Options{Events: []string{evPath}, Spine: sp, Out: out})
 	require.NoError(t, err)
+	offlineDups := 0
+	for _, n := range sum.Duplicates {
+		offlineDups += n
+	}
+	require.Equal(t, int(onlineDups), offlineDups, "the same event×view updates skipped as duplicates (%v)", sum.Duplicates)
+	require.Equal(t, resent, sum.Duplicates["user_spend"], "every re-sent event, and no event whose id came back after the window")
 
 	compared := 0
 	for _, row := range readCSV(t, out) {
