@@ -15,6 +15,9 @@
 #                                                FRESHET_TEST_REDIS_TLS_READONLY_PASSWORD_FILE,
 #                                                FRESHET_TEST_REDIS_TLS_CA,
 #                                                FRESHET_TEST_REDIS_TLS_CLIENT_CERT, _CLIENT_KEY
+#               and beside it a TLS-only cluster of three masters (TLS on
+#               the cluster bus too) with the same users set on every node
+#                                             -> FRESHET_TEST_REDIS_TLS_CLUSTER_URL, _CLUSTER_READONLY_URL
 #               (the URLs hold no password: it is in the password files)
 # Without these variables the tests use a throw-away redis-server or
 # miniredis (pipeline/testenv); the cluster is the only way to exercise
@@ -49,6 +52,7 @@ tport=${FRESHET_REDIS_TLS_PORT:-6380}
 timeout_s=${FRESHET_REDIS_START_TIMEOUT:-30}
 host=127.0.0.1
 cluster_ports=("$cport" "$((cport + 1))" "$((cport + 2))")
+tls_cluster_ports=("$((tport + 1))" "$((tport + 2))" "$((tport + 3))")
 
 say() { echo "redis-local: $*" >&2; }
 
@@ -57,7 +61,8 @@ usage() {
 usage: $0 start|stop|status|env [standalone|cluster|tls]
   standalone: redis-server on $host:$port
   cluster:    3 masters on $host:${cluster_ports[0]}..${cluster_ports[2]}
-  tls:        redis-server on $host:$tport, TLS only, with freshet's least-privilege users
+  tls:        redis-server on $host:$tport, TLS only, with freshet's least-privilege users, and
+              a TLS-only cluster of 3 masters on $host:${tls_cluster_ports[0]}..${tls_cluster_ports[2]} with the same users
   stop with no mode stops all. Work dir: $base. See the header of this script for the settings.
 EOF
 	exit 2
@@ -320,13 +325,19 @@ env_tls() {
 	printf 'export FRESHET_TEST_REDIS_TLS_CA=%q\n' "$tl_dir/ca.crt"
 	printf 'export FRESHET_TEST_REDIS_TLS_CLIENT_CERT=%q\n' "$tl_dir/client.crt"
 	printf 'export FRESHET_TEST_REDIS_TLS_CLIENT_KEY=%q\n' "$tl_dir/client.key"
+	printf 'export FRESHET_TEST_REDIS_TLS_CLUSTER_URL=%q\n' "rediss+cluster://${tls_users[0]}@$host:${tls_cluster_ports[0]}"
+	printf 'export FRESHET_TEST_REDIS_TLS_CLUSTER_READONLY_URL=%q\n' "rediss+cluster://${tls_users[1]}@$host:${tls_cluster_ports[0]}"
 }
 
 # tls_cli args...: redis-cli over TLS as the script's own admin user, whose
-# password never reaches a command line (REDISCLI_AUTH).
-tls_cli() {
+# password never reaches a command line (REDISCLI_AUTH); tls_cli_at PORT
+# args... asks another TLS port (a cluster node).
+tls_cli() { tls_cli_at "$tport" "$@"; }
+tls_cli_at() {
+	local p=$1
+	shift
 	REDISCLI_AUTH=$(cat "$tl_dir/freshet-admin.password" 2>/dev/null) timeout 10 redis-cli --tls \
-		--cacert "$tl_dir/ca.crt" -h "$host" -p "$tport" --user freshet-admin "$@" </dev/null
+		--cacert "$tl_dir/ca.crt" -h "$host" -p "$p" --user freshet-admin "$@" </dev/null
 }
 
 # make_certs: a CA, a server certificate for 127.0.0.1 and localhost, and a
@@ -339,7 +350,9 @@ make_certs() {
 			-subj "/CN=freshet test CA" -keyout ca.key -out ca.crt
 		for name in redis client; do
 			if [ "$name" = redis ]; then
-				cn=localhost usage=serverAuth san="subjectAltName=IP:127.0.0.1,DNS:localhost"
+				# clientAuth too: cluster nodes present it to each other
+				# on the TLS cluster bus.
+				cn=localhost usage=serverAuth,clientAuth san="subjectAltName=IP:127.0.0.1,DNS:localhost"
 			else
 				cn=freshet-featurize usage=clientAuth san="subjectAltName=DNS:freshet-featurize"
 			fi
@@ -366,14 +379,15 @@ acl_lines() {
 }
 
 start_tls() {
-	local t0 pid u pw line words out n=0
+	local t0 pid u
 	command -v openssl >/dev/null 2>&1 || { say "ERROR: openssl not found; the tls mode makes its certificates with it"; exit 1; }
-	if pid=$(our_pid "$tl_dir" "$tport") && [ "$(tls_cli ping 2>/dev/null)" = PONG ]; then
+	if pid=$(our_pid "$tl_dir" "$tport") && [ "$(tls_cli ping 2>/dev/null)" = PONG ] &&
+		[ "$(tls_cli_at "${tls_cluster_ports[0]}" cluster info 2>/dev/null | tr -d '\r' | grep -x 'cluster_state:ok')" ]; then
 		say "tls already running (pid $pid) on $host:$tport"
 		env_tls
 		return 0
 	fi
-	stop_server "$tl_dir" "$tport"
+	stop_tls
 	refuse_busy "$tport"
 	t0=$(now_ms)
 	# Fresh every time: new certificates and passwords, and the users are
@@ -388,41 +402,104 @@ start_tls() {
 	done
 	# --port 0: no plain-text port. The default user is off; the script
 	# itself speaks as freshet-admin, given by its password's hash.
-	start_server "$tl_dir" 0 --tls-port "$tport" --tls-cert-file "$tl_dir/redis.crt" \
-		--tls-key-file "$tl_dir/redis.key" --tls-ca-cert-file "$tl_dir/ca.crt" \
-		--tls-auth-clients optional --tls-protocols "TLSv1.2 TLSv1.3" \
-		--user default off \
-		--user freshet-admin on "#$(sha256 "$(cat "$tl_dir/freshet-admin.password")")" "~*" "&*" "+@all"
-	local deadline=$(($(date +%s) + timeout_s))
-	until [ "$(tls_cli ping 2>/dev/null)" = PONG ]; do
+	local tls_args=(--tls-cert-file "$tl_dir/redis.crt" --tls-key-file "$tl_dir/redis.key"
+		--tls-ca-cert-file "$tl_dir/ca.crt" --tls-auth-clients optional --tls-protocols "TLSv1.2 TLSv1.3"
+		--user default off
+		--user freshet-admin on "#$(sha256 "$(cat "$tl_dir/freshet-admin.password")")" "~*" "&*" "+@all")
+	start_server "$tl_dir" 0 --tls-port "$tport" "${tls_args[@]}"
+	if ! tls_wait_ping "$tport" "$tl_dir" || ! set_users "$tport"; then
+		stop_tls
+		exit 1
+	fi
+	if ! start_tls_cluster; then
+		stop_tls
+		exit 1
+	fi
+	say "tls ready on $host:$tport and cluster $host:${tls_cluster_ports[0]}..${tls_cluster_ports[2]} in $(secs_since "$t0")s (users ${tls_users[*]}, dir $tl_dir)"
+	env_tls
+}
+
+# tls_wait_ping PORT DIR: PONG over TLS within the timeout.
+tls_wait_ping() {
+	local p=$1 dir=$2 deadline=$(($(date +%s) + timeout_s))
+	until [ "$(tls_cli_at "$p" ping 2>/dev/null)" = PONG ]; do
 		if [ "$(date +%s)" -ge "$deadline" ]; then
-			say "ERROR: redis on $host:$tport (TLS) did not answer PING within ${timeout_s}s; last lines of $tl_dir/redis.log:"
-			tail -n 30 "$tl_dir/redis.log" >&2 2>/dev/null || true
-			stop_server "$tl_dir" "$tport"
-			exit 1
+			say "ERROR: redis on $host:$p (TLS) did not answer PING within ${timeout_s}s; last lines of $dir/redis.log:"
+			tail -n 30 "$dir/redis.log" >&2 2>/dev/null || true
+			return 1
 		fi
 		sleep 0.1
 	done
+}
+
+# set_users PORT: the ACL SETUSER lines of docs/operations.md on one server.
+set_users() {
+	local p=$1 line words u pw out n=0
 	while IFS= read -r line; do
 		read -ra words <<<"$line"
 		u=${words[2]}
 		pw=$(sha256 "$(cat "$tl_dir/$u.password")")
 		# The docs' ">PASSWORD" placeholders become the password's hash.
 		words=("${words[@]/#>*/#$pw}")
-		if ! out=$(tls_cli "${words[@]}" 2>&1) || [ "$out" != OK ]; then
-			say "ERROR: ${words[*]:0:3} from docs/operations.md failed: $out"
-			stop_server "$tl_dir" "$tport"
-			exit 1
+		if ! out=$(tls_cli_at "$p" "${words[@]}" 2>&1) || [ "$out" != OK ]; then
+			say "ERROR: ${words[*]:0:3} from docs/operations.md failed on $host:$p: $out"
+			return 1
 		fi
 		n=$((n + 1))
 	done < <(acl_lines)
 	if [ "$n" -ne 2 ]; then
 		say "ERROR: found $n of the 2 ACL SETUSER lines (${tls_users[*]}) in $root/docs/operations.md"
-		stop_server "$tl_dir" "$tport"
-		exit 1
+		return 1
 	fi
-	say "tls ready on $host:$tport in $(secs_since "$t0")s (users ${tls_users[*]}, dir $tl_dir)"
-	env_tls
+}
+
+# start_tls_cluster: three TLS-only masters (TLS on the cluster bus too)
+# with the certificates and users of the tls server, as docs/operations.md
+# says a cluster needs them: the users set on every node.
+start_tls_cluster() {
+	local p seeds=() deadline ok
+	for p in "${tls_cluster_ports[@]}"; do
+		refuse_busy "$p" "$((p + 10000))"
+		start_server "$tl_dir/cluster-$p" 0 --tls-port "$p" --tls-cluster yes --cluster-enabled yes \
+			--cluster-config-file "nodes-$p.conf" "${tls_args[@]}"
+		seeds+=("$host:$p")
+	done
+	for p in "${tls_cluster_ports[@]}"; do
+		tls_wait_ping "$p" "$tl_dir/cluster-$p" || return 1
+	done
+	if ! REDISCLI_AUTH=$(cat "$tl_dir/freshet-admin.password") timeout 60 redis-cli --tls --cacert "$tl_dir/ca.crt" \
+		--user freshet-admin --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes \
+		</dev/null >"$tl_dir/cluster-create.log" 2>&1; then
+		say "ERROR: redis-cli --cluster create (TLS) failed:"
+		tail -n 20 "$tl_dir/cluster-create.log" >&2
+		return 1
+	fi
+	deadline=$(($(date +%s) + timeout_s))
+	until
+		ok=1
+		for p in "${tls_cluster_ports[@]}"; do
+			tls_cli_at "$p" cluster info 2>/dev/null | tr -d '\r' | grep -qx 'cluster_state:ok' || ok=0
+		done
+		[ "$ok" = 1 ]
+	do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			say "ERROR: the TLS cluster did not reach cluster_state:ok within ${timeout_s}s"
+			return 1
+		fi
+		sleep 0.2
+	done
+	for p in "${tls_cluster_ports[@]}"; do
+		set_users "$p" || return 1
+	done
+}
+
+# stop_tls: the TLS server and the TLS cluster.
+stop_tls() {
+	local p
+	stop_server "$tl_dir" "$tport"
+	for p in "${tls_cluster_ports[@]}"; do
+		stop_server "$tl_dir/cluster-$p" "$p"
+	done
 }
 
 status_tls() {
@@ -493,8 +570,8 @@ stop)
 	case "$mode" in
 	standalone) stop_server "$sa_dir" "$port" ;;
 	cluster) stop_cluster ;;
-	tls) stop_server "$tl_dir" "$tport" ;;
-	"") stop_server "$sa_dir" "$port"; stop_cluster; stop_server "$tl_dir" "$tport" ;;
+	tls) stop_tls ;;
+	"") stop_server "$sa_dir" "$port"; stop_cluster; stop_tls ;;
 	esac
 	;;
 status)

@@ -39,6 +39,8 @@ var toolVariables = map[string]string{
 	"FRESHET_TEST_REDIS_TLS_CA":                     "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
 	"FRESHET_TEST_REDIS_TLS_CLIENT_CERT":            "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
 	"FRESHET_TEST_REDIS_TLS_CLIENT_KEY":             "pipeline/testenv: the TLS Redis of scripts/redis-local.sh start tls",
+	"FRESHET_TEST_REDIS_TLS_CLUSTER_URL":            "pipeline/testenv: the TLS cluster of scripts/redis-local.sh start tls (featurize's user)",
+	"FRESHET_TEST_REDIS_TLS_CLUSTER_READONLY_URL":   "pipeline/testenv: the TLS cluster of scripts/redis-local.sh start tls (serve's read-only user)",
 	"FRESHET_KAFKA_SASL_SSL":                        "scripts/kafka-local.sh",
 	"FRESHET_KAFKA_SASL_SSL_PORT":                   "scripts/kafka-local.sh",
 	"FRESHET_KAFKA_MTLS_PORT":                       "scripts/kafka-local.sh",

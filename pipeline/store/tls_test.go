@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,14 +32,15 @@ func TestTLSFeaturizeUserAppliesAndReads(t *testing.T) {
 	env := testenv.RedisTLSEnv(t)
 	pw := env.Password(t, env.PasswordFile)
 	for name, c := range map[string]Config{
-		"password file":              {URL: env.URL, CA: env.CA, PasswordFile: env.PasswordFile},
-		"password in the URL":        {URL: testenv.WithPassword(t, env.URL, pw), CA: env.CA},
-		"client certificate":         {URL: env.URL, CA: env.CA, PasswordFile: env.PasswordFile, Cert: env.ClientCert, Key: env.ClientKey},
-		"cluster scheme, one server": {URL: strings.Replace(env.URL, "rediss://", "rediss+cluster://", 1), CA: env.CA, PasswordFile: env.PasswordFile},
+		"password file":               {URL: env.URL, CA: env.CA, PasswordFile: env.PasswordFile},
+		"password in the URL":         {URL: testenv.WithPassword(t, env.URL, pw), CA: env.CA},
+		"client certificate":          {URL: env.URL, CA: env.CA, PasswordFile: env.PasswordFile, Cert: env.ClientCert, Key: env.ClientKey},
+		"cluster":                     {URL: env.ClusterURL, CA: env.CA, PasswordFile: env.PasswordFile},
+		"cluster, client certificate": {URL: env.ClusterURL, CA: env.CA, PasswordFile: env.PasswordFile, Cert: env.ClientCert, Key: env.ClientKey},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if strings.Contains(c.URL, "+cluster") {
-				t.Skip("the TLS Redis of redis-local.sh is not a cluster")
+			if c.URL == "" {
+				t.Skip("FRESHET_TEST_REDIS_TLS_CLUSTER_URL is unset: scripts/redis-local.sh start tls prints it")
 			}
 			ctx := context.Background()
 			r := openTLS(t, c)
@@ -62,16 +62,32 @@ func TestTLSFeaturizeUserAppliesAndReads(t *testing.T) {
 			require.Equal(t, int64(3), n, "rebuild --clear deletes the three entities")
 			// INFO is allowed: the restart watch judged the server.
 			require.NoError(t, r.Ping(ctx))
-			require.Len(t, r.watch.seen, 1)
+			masters := 1
+			if c.URL == env.ClusterURL {
+				masters = 3 // the cluster of redis-local.sh: every master is judged
+			}
+			require.Len(t, r.watch.seen, masters)
 		})
 	}
 }
 
 func TestTLSReadOnlyUser(t *testing.T) {
 	env := testenv.RedisTLSEnv(t)
+	t.Run("server", func(t *testing.T) { readOnlyUser(t, env, env.URL, env.ReadOnlyURL) })
+	t.Run("cluster", func(t *testing.T) {
+		if env.ClusterURL == "" {
+			t.Skip("FRESHET_TEST_REDIS_TLS_CLUSTER_URL is unset: scripts/redis-local.sh start tls prints it")
+		}
+		readOnlyUser(t, env, env.ClusterURL, env.ClusterReadOnlyURL)
+	})
+}
+
+// readOnlyUser: serve's user reads what featurize's wrote, and can write
+// nothing, at url and roURL.
+func readOnlyUser(t *testing.T, env testenv.RedisTLS, url, roURL string) {
 	ctx := context.Background()
-	w := openTLS(t, Config{URL: env.URL, CA: env.CA, PasswordFile: env.PasswordFile})
-	ro := openTLS(t, Config{URL: env.ReadOnlyURL, CA: env.CA, PasswordFile: env.ReadOnlyPasswordFile})
+	w := openTLS(t, Config{URL: url, CA: env.CA, PasswordFile: env.PasswordFile})
+	ro := openTLS(t, Config{URL: roURL, CA: env.CA, PasswordFile: env.ReadOnlyPasswordFile})
 	ro.prefix = w.prefix
 	l := testLayout(t)
 	s := stream(t, l, rand.New(rand.NewPCG(4, 4)), 100)

@@ -31,6 +31,10 @@ type RedisTLS struct {
 	// ClientCert and ClientKey are a client certificate the server
 	// accepts (it asks for none, but checks one that is given).
 	ClientCert, ClientKey string
+	// ClusterURL and ClusterReadOnlyURL are rediss+cluster://user@host:port
+	// of the TLS-only cluster beside the server, with the same users,
+	// passwords and CA; empty when the variables are unset.
+	ClusterURL, ClusterReadOnlyURL string
 }
 
 // RedisTLSEnv returns the TLS Redis named by FRESHET_TEST_REDIS_TLS_URL and
@@ -45,6 +49,8 @@ func RedisTLSEnv(tb testing.TB) RedisTLS {
 		CA:                   os.Getenv("FRESHET_TEST_REDIS_TLS_CA"),
 		ClientCert:           os.Getenv("FRESHET_TEST_REDIS_TLS_CLIENT_CERT"),
 		ClientKey:            os.Getenv("FRESHET_TEST_REDIS_TLS_CLIENT_KEY"),
+		ClusterURL:           os.Getenv("FRESHET_TEST_REDIS_TLS_CLUSTER_URL"),
+		ClusterReadOnlyURL:   os.Getenv("FRESHET_TEST_REDIS_TLS_CLUSTER_READONLY_URL"),
 	}
 	if e.URL == "" {
 		tb.Skip("FRESHET_TEST_REDIS_TLS_URL is unset: eval \"$(scripts/redis-local.sh start tls)\"")
