@@ -158,7 +158,7 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 		if c.Limits != nil {
 			lim = *c.Limits
 		}
-		rt.Listener = httpx.WithLimits(l, lim, log)
+		rt.Listener = httpx.OnRefused(httpx.WithLimits(l, lim, log), rt.Telemetry.Refused)
 		if c.TLS != nil {
 			certs, err := c.TLS.Open(log)
 			if err != nil {

@@ -109,6 +109,9 @@ type Listener struct {
 	// handshakes) and the summary of refused requests, instead of the
 	// standard library's log on stderr.
 	Log *slog.Logger
+	// Refused, when set, is told of every request refused for load (503
+	// from MaxInFlight), which never reaches the handler and its metrics.
+	Refused func(*http.Request)
 }
 
 // WithTLS returns l to be served over TLS with cfg; l itself when cfg is
@@ -130,6 +133,14 @@ func WithLimits(l net.Listener, lim Limits, log *slog.Logger) net.Listener {
 	return hl
 }
 
+// OnRefused returns l with refused told of every request its server
+// refuses for load, as a metrics hook.
+func OnRefused(l net.Listener, refused func(*http.Request)) net.Listener {
+	hl := settings(l)
+	hl.Refused = refused
+	return hl
+}
+
 // settings returns a copy of l's settings, or new ones around l.
 func settings(l net.Listener) *Listener {
 	if hl, ok := l.(*Listener); ok {
@@ -142,14 +153,15 @@ func settings(l net.Listener) *Listener {
 // server returns the server for l's settings, serving h.
 func server(l net.Listener, h http.Handler) (srv *http.Server, inner net.Listener, tlsCfg *tls.Config) {
 	lim, log, inner := DefaultLimits, (*slog.Logger)(nil), l
+	var refused func(*http.Request)
 	if hl, ok := l.(*Listener); ok {
-		inner, tlsCfg, log = hl.Listener, hl.TLS, hl.Log
+		inner, tlsCfg, log, refused = hl.Listener, hl.TLS, hl.Log, hl.Refused
 		if hl.Limits != nil {
 			lim = *hl.Limits
 		}
 	}
 	srv = &http.Server{
-		Handler:           limitInFlight(h, lim.MaxInFlight, log),
+		Handler:           limitInFlight(h, lim.MaxInFlight, log, refused),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		WriteTimeout:      lim.WriteTimeout,
@@ -170,8 +182,9 @@ var exempt = map[string]bool{"/healthz": true, "/readyz": true, "/health": true}
 
 // limitInFlight answers 503 with Retry-After to a request beyond max
 // handled at once. Refusals are summed and logged at most every 10 s,
-// where the operator looks (the client has its 503).
-func limitInFlight(next http.Handler, limit int, log *slog.Logger) http.Handler {
+// where the operator looks (the client has its 503), and each is told to
+// onRefused, when set.
+func limitInFlight(next http.Handler, limit int, log *slog.Logger, onRefused func(*http.Request)) http.Handler {
 	sem := make(chan struct{}, limit)
 	var mu sync.Mutex
 	var refused int
@@ -199,6 +212,9 @@ func limitInFlight(next http.Handler, limit int, log *slog.Logger) http.Handler 
 			next.ServeHTTP(w, r)
 		default:
 			report()
+			if onRefused != nil {
+				onRefused(r)
+			}
 			w.Header().Set("Retry-After", "1")
 			Error(w, http.StatusServiceUnavailable, msg)
 		}

@@ -26,12 +26,21 @@ import (
 // server's address.
 func limitedServer(t *testing.T, lim httpx.Limits, log *slog.Logger, h http.Handler) string {
 	t.Helper()
+	return refusingServer(t, lim, log, nil, h)
+}
+
+// refusingServer is limitedServer telling refused of every request refused
+// for load.
+func refusingServer(t *testing.T, lim httpx.Limits, log *slog.Logger, refused func(*http.Request), h http.Handler) string {
+	t.Helper()
 	require.NoError(t, lim.Validate())
 	l, err := httpx.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpx.Serve(ctx, httpx.WithLimits(l, lim, log), h, time.Second) }()
+	go func() {
+		done <- httpx.Serve(ctx, httpx.OnRefused(httpx.WithLimits(l, lim, log), refused), h, time.Second)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -55,7 +64,8 @@ func TestMaxInFlight(t *testing.T) {
 	})
 	httpx.Health(mux, func(context.Context) error { return nil })
 	logs := &testenv.Buffer{}
-	addr := limitedServer(t, lim, slog.New(slog.NewTextHandler(logs, nil)), mux)
+	refusedPaths := make(chan string, 10)
+	addr := refusingServer(t, lim, slog.New(slog.NewTextHandler(logs, nil)), func(r *http.Request) { refusedPaths <- r.URL.Path }, mux)
 	base := "http://" + addr
 
 	results := make(chan int, 2)
@@ -87,6 +97,8 @@ func TestMaxInFlight(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode, "%s is never refused for load", p)
 	}
 	require.Contains(t, logs.String(), `msg="requests refused: too many in flight" refused=1 http_max_in_flight=2`)
+	require.Equal(t, "/slow", <-refusedPaths, "the metrics hook is told of the refusal")
+	require.Empty(t, refusedPaths, "and of nothing else")
 
 	close(release)
 	require.Equal(t, http.StatusOK, <-results)

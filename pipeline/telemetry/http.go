@@ -48,7 +48,14 @@ func (p *Providers) Middleware(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if quiet[r.URL.Path] {
-			next.ServeHTTP(w, r)
+			// Not timed, but a refused scrape is counted: a Prometheus
+			// with a wrong or revoked token shows up where the operator
+			// looks, not only in its own target page.
+			sw := statusWriter{ResponseWriter: w}
+			next.ServeHTTP(&sw, r)
+			if code := sw.status(); code == http.StatusUnauthorized || code == http.StatusForbidden {
+				p.httpDuration.Record(r.Context(), 0, p.httpAttrSet(standardMethod(r.Method), r.URL.Path, code, ""))
+			}
 			return
 		}
 		start := time.Now()
@@ -73,6 +80,17 @@ func (p *Providers) Middleware(next http.Handler) http.Handler {
 		span.End()
 		p.httpDuration.Record(ctx, time.Since(start).Seconds(), p.httpAttrSet(method, route, code, who.Token))
 	})
+}
+
+// Refused records a request the server refused for load before any handler
+// saw it (httpx.OnRefused): in http_server_request_duration_seconds with
+// status 503, no route (nothing routed it) and a duration of zero (it was
+// answered at once), so that dashboards of errors by status see it.
+func (p *Providers) Refused(r *http.Request) {
+	if p == nil {
+		return
+	}
+	p.httpDuration.Record(r.Context(), 0, p.httpAttrSet(standardMethod(r.Method), "", http.StatusServiceUnavailable, ""))
 }
 
 // httpKey is the attributes of one http_server_request_duration_seconds

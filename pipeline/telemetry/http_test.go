@@ -57,3 +57,40 @@ func TestTokenLabelAndAccessLog(t *testing.T) {
 	info := slog.New(slog.NewTextHandler(&logs, nil))
 	require.Equal(t, http.Handler(mux), telemetry.AccessLog(info, mux))
 }
+
+// TestRefusalsAreCounted: a request refused for load before any handler
+// (httpx.OnRefused) and a refused /metrics scrape are in the request
+// metrics; an accepted scrape is not.
+func TestRefusalsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	tel, shutdown, err := telemetry.Setup(ctx, "refusal-test")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = shutdown(ctx) })
+	mux := http.NewServeMux()
+	tel.MountGuarded(mux, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer good" {
+				httpx.Error(w, http.StatusUnauthorized, "no")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	h := tel.Middleware(mux)
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	}
+	tel.Refused(httptest.NewRequest(http.MethodPost, "/v1/events/x", nil))
+	var nilTel *telemetry.Providers
+	nilTel.Refused(httptest.NewRequest(http.MethodPost, "/v1/events/x", nil)) // without telemetry: nothing
+
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Header.Set("Authorization", "Bearer good")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	require.Equal(t, http.StatusOK, rec.Code)
+	body := rec.Body.String()
+	require.Contains(t, body, `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="401",http_route="/metrics"} 2`)
+	require.Contains(t, body, `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="503"} 1`)
+	require.NotContains(t, body, `http_response_status_code="200",http_route="/metrics"`, "accepted scrapes are not timed")
+}
