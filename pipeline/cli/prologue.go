@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
@@ -146,6 +148,9 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 		if err := check(ctx); err != nil {
 			return fmt.Errorf("online store: %w", err)
 		}
+		if err := deployed(ctx, st, reg, c.Writes, log); err != nil {
+			return err
+		}
 		rt.Store = st
 	}
 	if c.Listen != nil {
@@ -187,4 +192,33 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 		defer cancel()
 	}
 	return body(ctx, rt)
+}
+
+// deployed compares the definitions with those featurize last recorded in
+// the store, refusing an incompatible change of the events (messages
+// already in Kafka would no longer decode), and records them when the
+// command writes the store (featurize, rebuild).
+func deployed(ctx context.Context, st *store.Redis, reg *schemas.Registry, writes bool, log *slog.Logger) error {
+	proposed := registry.Of(reg)
+	d, ok, err := st.Deployed(ctx)
+	if err != nil {
+		return fmt.Errorf("online store: %w", err)
+	}
+	if ok {
+		if err := registry.CheckEvents(d.Form, proposed); err != nil {
+			return fmt.Errorf("%w\n(deployed: version %s, since %s; these definitions: version %s)",
+				err, d.Version, d.At.Format(time.RFC3339), proposed.Version())
+		}
+		if d.Version != proposed.Version() {
+			log.Info("definitions differ from the deployed ones", "deployed_version", d.Version, "version", proposed.Version())
+		}
+	}
+	if !writes {
+		return nil
+	}
+	if err := st.Record(ctx, proposed, time.Now()); err != nil {
+		return fmt.Errorf("online store: %w", err)
+	}
+	log.Info("definitions recorded", "version", proposed.Version())
+	return nil
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/featurize"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
 	"github.com/freshet-ml/freshet/pipeline/ingest"
+	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/serve"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
@@ -220,6 +221,11 @@ func (d *dev) buildServices() error {
 		return err
 	}
 	st := store.NewRedis(rc, "freshet:")
+	// As featurize's prologue does: GET /v1/views then shows the
+	// definitions deployed.
+	if err := st.Record(context.Background(), registry.Of(d.reg), time.Now()); err != nil {
+		return err
+	}
 
 	icfg, fcfg, scfg := defaults()
 	icfg.HTTPAddr, fcfg.HTTPAddr, scfg.HTTPAddr = d.cfg.IngestAddr, d.cfg.FeaturizeAddr, d.cfg.ServeAddr

@@ -388,6 +388,12 @@ func (m *memStore) Read(_ context.Context, l *aggregate.Layout, entities []strin
 // Ping implements store.Reader: memory always answers.
 func (m *memStore) Ping(context.Context) error { return nil }
 
+// Deployed says no definitions were recorded: the memory store has no
+// featurize.
+func (m *memStore) Deployed(context.Context) (store.Deployment, bool, error) {
+	return store.Deployment{}, false, nil
+}
+
 // postArrow posts a batch lookup asking for an Arrow IPC stream and returns
 // its one record and a column getter by name.
 func postArrow(tb testing.TB, url, body string) (arrow.Record, func(name string) arrow.Array) {

@@ -22,6 +22,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/telemetry"
 	"github.com/freshet-ml/freshet/schemas"
@@ -93,6 +94,8 @@ type Server struct {
 	tel     *telemetry.Providers
 	tokens  *auth.Guard // nil: every route open
 	views   map[string]*view
+	reg     *schemas.Registry
+	form    registry.Form // of reg, for GET /v1/views
 	// viewNames lists the views, sorted, for the refusal of an unknown one.
 	viewNames []string
 	handler   http.Handler
@@ -125,7 +128,8 @@ func New(reg *schemas.Registry, st store.Reader, cfg Config, log *slog.Logger, o
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, maxBody: maxBody, st: st, log: log, now: time.Now, views: make(map[string]*view, len(reg.Views))}
+	s := &Server{cfg: cfg, maxBody: maxBody, st: st, log: log, now: time.Now, views: make(map[string]*view, len(reg.Views)),
+		reg: reg, form: registry.Of(reg)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -158,6 +162,7 @@ func New(reg *schemas.Registry, st store.Reader, cfg Config, log *slog.Logger, o
 //	GET  /v1/features/{view}/{entity}[?at=T][&features=a,b]               serve
 //	POST /v1/features/{view}       {"entities": [...], "features": [...], "at": T}   serve
 //	POST /get-online-features      Feast's feature server request          serve
+//	GET  /v1/views                 the views, features and definitions version   serve
 //	GET  /health                   Feast's liveness check                  open
 //	GET  /healthz, GET /readyz     liveness, and readiness (the store answers)   open
 //	GET  /metrics                  the metrics, with telemetry             metrics
@@ -180,6 +185,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/features/{view}/{entity}", lookup(http.HandlerFunc(s.getOne)))
 	mux.Handle("POST /v1/features/{view}", lookup(http.HandlerFunc(s.getBatch)))
 	mux.Handle("POST /get-online-features", lookup(http.HandlerFunc(s.feast)))
+	mux.Handle("GET /v1/views", lookup(http.HandlerFunc(s.listViews)))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

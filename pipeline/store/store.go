@@ -73,6 +73,9 @@ type Reader interface {
 	// Ping reports whether the store answers. It also makes Online's
 	// Restarts current.
 	Ping(ctx context.Context) error
+	// Deployed returns the definitions featurize last started with, and
+	// false when it recorded none.
+	Deployed(ctx context.Context) (Deployment, bool, error)
 }
 
 // Online is the online store featurize writes through, with every

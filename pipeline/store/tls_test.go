@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 )
 
@@ -98,6 +99,16 @@ func readOnlyUser(t *testing.T, env testenv.RedisTLS, url, roURL string) {
 
 	_, err := ro.Apply(ctx, l, units(l, s))
 	require.ErrorContains(t, err, "NOPERM")
+
+	// The registry: featurize's user records, serve's reads and may not
+	// record.
+	form := registry.Of(testenv.Registry(t))
+	require.NoError(t, w.Record(ctx, form, time.Now()))
+	d, ok, err := ro.Deployed(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, form.Version(), d.Version)
+	require.ErrorContains(t, ro.Record(ctx, form, time.Now()), "NOPERM")
 
 	err = ro.CheckWriter(ctx)
 	require.Error(t, err)

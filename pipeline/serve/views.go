@@ -1,0 +1,105 @@
+package serve
+
+import (
+	"maps"
+	"net/http"
+	"time"
+
+	"github.com/freshet-ml/freshet/pipeline/httpx"
+	"github.com/freshet-ml/freshet/pipeline/registry"
+	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
+)
+
+// viewsAnswer is the answer of GET /v1/views.
+type viewsAnswer struct {
+	// Version is the definitions version serve runs.
+	Version string `json:"version"`
+	// Deployed is the version featurize last started with, null when it
+	// recorded none.
+	Deployed   *string       `json:"deployed_version"`
+	DeployedAt *string       `json:"deployed_at"`
+	Views      []viewSummary `json:"views"`
+}
+
+type viewSummary struct {
+	Name        string           `json:"name"`
+	Source      string           `json:"source"`
+	Entity      string           `json:"entity"`
+	TTL         string           `json:"ttl"`
+	MaxLateness string           `json:"max_lateness"`
+	Features    []featureSummary `json:"features"`
+}
+
+type featureSummary struct {
+	Name  string            `json:"name"`
+	Agg   schemas.Agg       `json:"agg"`
+	Field *string           `json:"field"`
+	Type  schemas.FieldType `json:"type"`
+	// Window and Hop as in the definitions (1h), and in ms.
+	Window   string `json:"window"`
+	WindowMS int64  `json:"window_ms"`
+	Hop      string `json:"hop"`
+	HopMS    int64  `json:"hop_ms"`
+	// State is "live" when featurize computes the feature as serve reads
+	// it, and "not computed" when the deployed definitions do not (the
+	// view is defined otherwise there, or not at all): its values stay
+	// empty until featurize runs these definitions. Detail says why.
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// listViews answers GET /v1/views: the views serve answers, their features,
+// the definitions version and, per feature, whether featurize computes it.
+func (s *Server) listViews(w http.ResponseWriter, r *http.Request) {
+	d, ok, err := s.st.Deployed(r.Context())
+	if err != nil {
+		s.fail(w, r, &storeError{err})
+		return
+	}
+	a := viewsAnswer{Version: s.form.Version(), Views: []viewSummary{}}
+	if ok {
+		a.Deployed = &d.Version
+		if !d.At.IsZero() {
+			at := d.At.Format(time.RFC3339)
+			a.DeployedAt = &at
+		}
+	}
+	for _, name := range s.viewNames {
+		v := s.reg.Views[name]
+		vs := viewSummary{Name: name, Source: v.Source.Name, Entity: v.Entity,
+			TTL: schemas.FormatDuration(v.TTL), MaxLateness: schemas.FormatDuration(v.MaxLateness)}
+		state, detail := featureState(name, s.form.Views[name], d, ok)
+		for _, f := range v.Features {
+			fs := featureSummary{Name: f.Name, Agg: f.Agg, Type: f.ValueType(),
+				Window: schemas.FormatDuration(f.Window), WindowMS: f.Window, Hop: schemas.FormatDuration(f.Hop), HopMS: f.Hop,
+				State: state, Detail: detail}
+			if f.Field != "" {
+				field := f.Field
+				fs.Field = &field
+			}
+			vs.Features = append(vs.Features, fs)
+		}
+		a.Views = append(a.Views, vs)
+	}
+	httpx.WriteJSON(w, http.StatusOK, a)
+}
+
+// featureState says whether featurize computes a view's features as serve
+// reads them. Today a view's state is kept per layout: featurize writes the
+// keys serve reads only when the deployed definitions define the view the
+// same way (source, entity and features; not TTL or lateness).
+func featureState(name string, mine registry.ViewForm, d store.Deployment, deployed bool) (state, detail string) {
+	if !deployed {
+		return "live", "featurize recorded no definitions (none started yet, or one older than the registry)"
+	}
+	theirs, ok := d.Form.Views[name]
+	switch {
+	case !ok:
+		return "not computed", "the deployed definitions (version " + d.Version + ") have no view " + name
+	case theirs.Source != mine.Source || theirs.Entity != mine.Entity || !maps.Equal(theirs.Features, mine.Features):
+		return "not computed", "the deployed definitions (version " + d.Version + ") define view " + name +
+			" otherwise: its values stay empty until featurize runs these definitions"
+	}
+	return "live", ""
+}
