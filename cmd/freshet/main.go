@@ -3,6 +3,7 @@
 //	freshet dev                 everything embedded, serving live features
 //	freshet init [DIR]          a small working project to start from
 //	freshet validate [PATH]     check feature definitions
+//	freshet plan                compare definitions with the deployed ones
 //	freshet config [SERVICE]    the settings table of each service and the demo
 //	freshet kafka [--port P]    a standalone Kafka-protocol broker for tests
 //	freshet demo                feed a running ingest (the compose demo)
@@ -30,6 +31,7 @@ var tools = []tool{
 	{app.Subcommand{Name: "dev", About: "run Kafka (kfake), Redis (miniredis), ingest, featurize and serve in one process"}, dev},
 	{app.Subcommand{Name: "init", About: "write a small working project to start from: freshet init [DIR]"}, initProject},
 	{app.Subcommand{Name: "validate", About: "check feature definitions: freshet validate [PATH]"}, validate},
+	{app.Subcommand{Name: "plan", About: "compare definitions with the deployed ones: what changes, what happens to state"}, plan},
 	{app.Subcommand{Name: "config", About: "print the settings of every service and the demo as Markdown tables: freshet config [SERVICE]"}, printConfig},
 	{app.Subcommand{Name: "kafka", About: "run a standalone in-memory Kafka-protocol broker (kfake), for tests"}, runKafka},
 	{app.Subcommand{Name: "demo", About: "feed a running ingest: the example events moved to now, then a small live feed"}, demo},

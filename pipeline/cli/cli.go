@@ -21,6 +21,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/backfill"
+	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/config"
 	"github.com/freshet-ml/freshet/pipeline/devmode"
 	"github.com/freshet-ml/freshet/pipeline/events"
@@ -428,6 +429,42 @@ func ValidateCommand() (*Check, *Command) {
 	}}
 }
 
+// Plan is `freshet plan`'s settings: the definitions proposed, the Redis
+// that holds the deployed ones and the Kafka that holds the history.
+type Plan struct {
+	Common app.Common
+	Store  store.Config
+	Kafka  broker.Config
+	// JSON and AllowPartial are from the command line only.
+	JSON, AllowPartial bool
+}
+
+// PlanCommand is `freshet plan`'s command line. It has the prologue of a
+// command without a store (it reads the deployed definitions itself, so
+// that an incompatible change is reported, not refused).
+func PlanCommand() (*Plan, *Command) {
+	c := &Plan{}
+	fs := flag.NewFlagSet("freshet plan", flag.ContinueOnError)
+	c.Common.RegisterFlags(fs)
+	c.Store.RegisterFlags(fs)
+	c.Kafka.RegisterFlags(fs)
+	cmd := &app.Command{
+		Flags: fs,
+		Usage: []string{"freshet plan [--schemas PATH] [--json] [--allow-partial] [flags]"},
+		About: "Compare the definitions in --schemas with those featurize runs (recorded in Redis) and print,\n" +
+			"per view and feature, what changes and what happens to its online state, and whether Kafka still\n" +
+			"retains the history a view starting afresh needs. Exit 1 for an incompatible event change, or for\n" +
+			"history no longer retained (unless --allow-partial).",
+		Env:        true,
+		Validators: []app.Validator{&c.Common, &c.Store, &c.Kafka},
+	}
+	cmd.Options(func(fs *flag.FlagSet) {
+		fs.BoolVar(&c.JSON, "json", false, "print the plan as JSON, for CI")
+		fs.BoolVar(&c.AllowPartial, "allow-partial", false, "exit 0 even when Kafka no longer retains the history a view needs")
+	})
+	return c, &Command{Command: cmd, Common: &c.Common}
+}
+
 // Commands returns a fresh command line of every command this package
 // builds: the services, their subcommands, and the freshet tool's commands
 // that have settings.
@@ -441,5 +478,6 @@ func Commands() []*Command {
 	_, d := DemoCommand()
 	_, dev := DevCommand()
 	_, v := ValidateCommand()
-	return []*Command{i, r, f, rb, b, s, d, dev, v}
+	_, pl := PlanCommand()
+	return []*Command{i, r, f, rb, b, s, d, dev, v, pl}
 }

@@ -90,7 +90,7 @@ func TestSubcommandsReadTheirProgramsVariables(t *testing.T) {
 	// The program whose table documents a command's variables.
 	home := map[string]string{"ingest": "ingest", "ingest replay": "ingest", "featurize": "featurize",
 		"featurize rebuild": "featurize", "featurize backfill": "featurize", "serve": "serve",
-		"freshet demo": "demo", "freshet validate": "serve"}
+		"freshet demo": "demo", "freshet validate": "serve", "freshet plan": "featurize"}
 	for _, c := range Commands() {
 		name := c.Flags.Name()
 		c.Flags.VisitAll(func(f *flag.Flag) {
@@ -106,6 +106,7 @@ func TestSubcommandsReadTheirProgramsVariables(t *testing.T) {
 	options := map[string][]string{
 		"ingest replay":      {"event", "limit", "max-errors", "rebase-time", "rejects", "speed", "strict-lateness"},
 		"featurize rebuild":  {"clear"},
+		"freshet plan":       {"allow-partial", "json"},
 		"featurize backfill": {"at-column", "entity-column", "events", "max-errors", "out", "rejects", "spine", "view"},
 	}
 	for _, c := range Commands() {

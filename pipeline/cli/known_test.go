@@ -32,11 +32,12 @@ func TestKnownVariablesAreDerived(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]bool{"ingest": true, "ingest replay": true, "featurize": true, "featurize rebuild": true,
-		"featurize backfill": true, "serve": true, "freshet demo": true, "freshet dev": true, "freshet validate": true}, names)
+		"featurize backfill": true, "serve": true, "freshet demo": true, "freshet dev": true, "freshet validate": true,
+		"freshet plan": true}, names)
 	for _, v := range []string{"FRESHET_EVENT", "FRESHET_BATCH", "FRESHET_INGEST_URL", "FRESHET_REDIS_URL"} {
 		require.Contains(t, known, v)
 	}
-	for _, v := range []string{"FRESHET_CLEAR", "FRESHET_SPINE", "FRESHET_LIMIT", "FRESHET_REBASE_TIME", "FRESHET_INGEST_ADDR"} {
+	for _, v := range []string{"FRESHET_CLEAR", "FRESHET_JSON", "FRESHET_ALLOW_PARTIAL", "FRESHET_SPINE", "FRESHET_LIMIT", "FRESHET_REBASE_TIME", "FRESHET_INGEST_ADDR"} {
 		require.NotContains(t, known, v, "a flag of one run, or of freshet dev, which reads no variable")
 	}
 }
