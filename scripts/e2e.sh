@@ -638,7 +638,9 @@ present = total(m, "freshet_serve_lookups_total", status="PRESENT")
 if present == 0 or total(m, "freshet_serve_lookups_total", status="NOT_FOUND") == 0:
     errors.append(f"serve lookups: want PRESENT and NOT_FOUND ones (check_serve asks for an unknown entity), got {present:g} PRESENT")
 routes = {labels.get("http_route") for n, labels, _ in m if n == "http_server_request_duration_seconds_count"}
-if not routes or not routes <= {"/v1/features/{view}/{entity}", "/v1/features/{view}", "/get-online-features", "/", None}:
+# /metrics: a refused scrape (401, 403) is counted, by its route.
+if not routes or not routes <= {"/v1/features/{view}/{entity}", "/v1/features/{view}", "/get-online-features", "/v1/views",
+                                "/metrics", "/", None}:
     errors.append(f"serve http_route labels are not route patterns: {routes}")
 if total(m, "freshet_serve_store_read_duration_seconds_count", outcome="ok") == 0:
     errors.append("serve: no store read timed")
@@ -672,6 +674,9 @@ if secure:
             refused[(svc, code)] = sum(v for _, v in req_series(svc, http_response_status_code=code))
             if refused[(svc, code)] == 0:
                 errors.append(f"{svc}: no {code} counted, though check_auth was refused some")
+    # Refused scrapes are counted too, by their route.
+    if sum(v for _, v in req_series("serve", http_route="/metrics", http_response_status_code="401")) == 0:
+        errors.append("serve: check_auth's refused /metrics scrapes (401) are not counted")
     auth_note = "; refused " + ", ".join(f"{svc} {code}: {v:g}" for (svc, code), v in refused.items())
 if errors:
     sys.exit("e2e: metrics disagree with what was sent:\n  " + "\n  ".join(errors))

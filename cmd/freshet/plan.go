@@ -17,7 +17,7 @@ import (
 func plan(args []string) error {
 	cfg, cmd := cli.PlanCommand()
 	return cmd.Run(args, func(ctx context.Context, rt *cli.Runtime) error {
-		st, err := cfg.Store.Open()
+		st, err := cfg.Store.OpenReader()
 		if err != nil {
 			return fmt.Errorf("open online store: %w", err)
 		}

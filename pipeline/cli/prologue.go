@@ -136,7 +136,11 @@ func (c *Command) Exec(log *slog.Logger, body Body) error {
 	rt.Registry = reg
 	if c.Store != nil {
 		store.SetLogger(log)
-		st, err := c.Store.Open(rt.Telemetry.InstrumentRedis)
+		open := c.Store.OpenReader
+		if c.Writes {
+			open = c.Store.Open
+		}
+		st, err := open(rt.Telemetry.InstrumentRedis)
 		if err != nil {
 			return fmt.Errorf("open online store: %w", err)
 		}

@@ -73,8 +73,18 @@ func (c *Config) Validate() error {
 type Hook func(redis.UniversalClient) error
 
 // Open connects to the store, applying each hook to the client. It does not
-// wait for Redis to answer: callers check readiness with Ping.
-func (c *Config) Open(hooks ...Hook) (*Redis, error) {
+// wait for Redis to answer: callers check readiness with Ping. Each new
+// connection reads INFO server, so that a restarted server is noticed
+// (Online.Restarts): what featurize needs.
+func (c *Config) Open(hooks ...Hook) (*Redis, error) { return c.open(true, hooks) }
+
+// OpenReader is Open for a process that only reads (serve, freshet plan):
+// it asks no INFO, which it would not act on and which serve's read-only
+// ACL user may not run, so its connections leave no entry in ACL LOG.
+// Restarts stays 0.
+func (c *Config) OpenReader(hooks ...Hook) (*Redis, error) { return c.open(false, hooks) }
+
+func (c *Config) open(watchRestarts bool, hooks []Hook) (*Redis, error) {
 	opt, err := c.options()
 	if err != nil {
 		return nil, err // a *config.SettingError, naming redis-url
@@ -88,8 +98,11 @@ func (c *Config) Open(hooks ...Hook) (*Redis, error) {
 	// least-privilege user would need +client|setinfo for it, which Redis
 	// 7.0 does not know (docs/operations.md).
 	opt.DisableIdentity = true
-	watch := newRestartWatch(time.Now)
-	opt.OnConnect = watch.onConnect
+	var watch *restartWatch
+	if watchRestarts {
+		watch = newRestartWatch(time.Now)
+		opt.OnConnect = watch.onConnect
+	}
 	var client redis.UniversalClient
 	if len(opt.Addrs) > 1 || opt.IsClusterMode {
 		client = redis.NewClusterClient(opt.Cluster())
