@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -53,8 +54,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	if err := cfg.Kafka.EnsureTopics(ctx, topics); err != nil {
 		return nil, err
 	}
-	client := cfg.Kafka.Client()
-	ends, err := resetToEarliest(ctx, client, cfg.GroupID, topics)
+	ends, err := resetToEarliest(ctx, cfg.Kafka, cfg.GroupID, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -136,33 +136,20 @@ type span struct{ first, last int64 }
 
 // resetToEarliest commits the earliest retained offset of every partition
 // for the group and returns each partition's span.
-func resetToEarliest(ctx context.Context, c *kafka.Client, group string, topics []string) (map[partition]span, error) {
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+func resetToEarliest(ctx context.Context, kc broker.Config, group string, topics []string) (map[partition]span, error) {
+	spans, err := kc.Spans(ctx, topics, false)
 	if err != nil {
-		return nil, fmt.Errorf("rebuild: kafka metadata: %w", err)
-	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, t := range md.Topics {
-		for _, p := range t.Partitions {
-			req.Topics[t.Name] = append(req.Topics[t.Name], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-		}
-	}
-	res, err := c.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild: list offsets: %w", err)
+		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	ends := map[partition]span{}
 	commit := &kafka.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{}}
-	for topic, parts := range res.Topics {
+	for topic, parts := range spans {
 		for _, p := range parts {
-			if p.Error != nil {
-				return nil, fmt.Errorf("rebuild: offsets of %s/%d: %w", topic, p.Partition, p.Error)
-			}
-			ends[partition{topic, p.Partition}] = span{p.FirstOffset, p.LastOffset}
-			commit.Topics[topic] = append(commit.Topics[topic], kafka.OffsetCommit{Partition: p.Partition, Offset: p.FirstOffset})
+			ends[partition{topic, p.Partition}] = span{p.First, p.Last}
+			commit.Topics[topic] = append(commit.Topics[topic], kafka.OffsetCommit{Partition: p.Partition, Offset: p.First})
 		}
 	}
-	cres, err := c.OffsetCommit(ctx, commit)
+	cres, err := kc.Client().OffsetCommit(ctx, commit)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: reset offsets of group %s: %w", group, err)
 	}

@@ -168,29 +168,19 @@ func lateList(views []ViewLateness) string {
 func partitionMarks(ctx context.Context, kc broker.Config, topic string, typ *schemas.Event, rule events.TimeRule, now int64) (map[int]int64, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	client := kc.Client()
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	spans, err := kc.Spans(ctx, []string{topic}, false)
 	if err != nil {
-		return nil, 0, fmt.Errorf("kafka metadata of %s: %w", topic, err)
+		return nil, 0, err
 	}
-	if len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) == 0 {
+	parts := spans[topic]
+	if len(parts) == 0 {
 		return nil, 0, fmt.Errorf("kafka metadata of %s: no partitions", topic)
 	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, p := range md.Topics[0].Partitions {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-	}
-	offs, err := client.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, 0, fmt.Errorf("kafka offsets of %s: %w", topic, err)
-	}
+	client := kc.Client()
 	marks := map[int]int64{}
-	for _, po := range offs.Topics[topic] {
-		if po.Error != nil {
-			return nil, 0, fmt.Errorf("kafka offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		from := max(po.FirstOffset, po.LastOffset-tailMessages)
-		for off := from; off < po.LastOffset; {
+	for _, po := range parts {
+		from := max(po.First, po.Last-tailMessages)
+		for off := from; off < po.Last; {
 			res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: po.Partition, Offset: off, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: time.Second})
 			if err == nil {
 				err = res.Error
@@ -208,7 +198,7 @@ func partitionMarks(ctx context.Context, kc broker.Config, topic string, typ *sc
 			off = next
 		}
 	}
-	return marks, len(md.Topics[0].Partitions), nil
+	return marks, len(parts), nil
 }
 
 // markRecords raises marks[p] to the newest plausible event time among the

@@ -3,7 +3,6 @@ package registry
 import (
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -96,9 +95,8 @@ func Diff(deployed, proposed Form) []ViewChange {
 		}
 		if had && has {
 			vc.Settings = settingsWhat(old, cur)
-			layout := old.Source != cur.Source || old.Entity != cur.Entity || !maps.Equal(old.Features, cur.Features)
 			switch {
-			case layout:
+			case !old.SameLayout(cur):
 				vc.Change, vc.Afresh = Changed, true
 			case len(vc.Settings) > 0:
 				vc.Change = Changed

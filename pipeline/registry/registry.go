@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -48,6 +49,14 @@ type ViewForm struct {
 	MaxLatenessMS int64                  `json:"max_lateness_ms"`
 	TTLMS         int64                  `json:"ttl_ms"`
 	Features      map[string]FeatureForm `json:"features"`
+}
+
+// SameLayout reports whether v and o keep their state the same way: the
+// same source, entity and features. TTL and lateness do not change how
+// state is kept. Today featurize keeps a view's state per layout, so a
+// different layout starts it afresh.
+func (v ViewForm) SameLayout(o ViewForm) bool {
+	return v.Source == o.Source && v.Entity == o.Entity && maps.Equal(v.Features, o.Features)
 }
 
 // FeatureForm is a feature's canonical form.

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"maps"
 	"net/http"
 	"time"
 
@@ -97,7 +96,7 @@ func featureState(name string, mine registry.ViewForm, d store.Deployment, deplo
 	switch {
 	case !ok:
 		return "not computed", "the deployed definitions (version " + d.Version + ") have no view " + name
-	case theirs.Source != mine.Source || theirs.Entity != mine.Entity || !maps.Equal(theirs.Features, mine.Features):
+	case !theirs.SameLayout(mine):
 		return "not computed", "the deployed definitions (version " + d.Version + ") define view " + name +
 			" otherwise: its values stay empty until featurize runs these definitions"
 	}
