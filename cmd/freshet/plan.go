@@ -10,6 +10,7 @@ import (
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/cli"
 	"github.com/freshet-ml/freshet/pipeline/registry"
+	"github.com/freshet-ml/freshet/pipeline/store"
 )
 
 // plan is `freshet plan`: the definitions proposed against those featurize
@@ -17,6 +18,7 @@ import (
 func plan(args []string) error {
 	cfg, cmd := cli.PlanCommand()
 	return cmd.Run(args, func(ctx context.Context, rt *cli.Runtime) error {
+		store.SetLogger(rt.Log) // go-redis's own lines to slog, as the services do
 		st, err := cfg.Store.OpenReader()
 		if err != nil {
 			return fmt.Errorf("open online store: %w", err)
