@@ -7,10 +7,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/cli"
 	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/store"
+	"github.com/freshet-ml/freshet/schemas"
 )
 
 // plan is `freshet plan`: the definitions proposed against those featurize
@@ -43,6 +45,9 @@ func plan(args []string) error {
 			rep.Events = registry.EventChanges(from, proposed)
 		}
 		rep.Views = registry.Diff(from, proposed)
+		if err := byGenerations(ctx, st, rt.Registry, proposed, rep.Views); err != nil {
+			return err
+		}
 		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := addHistory(kctx, cfg.Kafka, rep.Views, time.Now()); err != nil {
@@ -63,6 +68,31 @@ func plan(args []string) error {
 		}
 		return nil
 	})
+}
+
+// byGenerations corrects what Diff says of each view's state by the
+// layouts featurize keeps (store.Gen): a proposed layout that is the
+// view's current generation keeps its state, any other is recomputed. A
+// store without generations keeps Diff's judgement.
+func byGenerations(ctx context.Context, st *store.Redis, reg *schemas.Registry, proposed registry.Form, views []registry.ViewChange) error {
+	gens, err := st.Generations(ctx)
+	if err != nil || len(gens) == 0 {
+		return err
+	}
+	for i := range views {
+		vc := &views[i]
+		g, ok := gens[vc.Name]
+		v := reg.Views[vc.Name]
+		if !ok || v == nil || vc.Change == registry.Removed {
+			continue
+		}
+		l, err := aggregate.NewLayout(v)
+		if err != nil {
+			return err
+		}
+		vc.Recompute(g.Fingerprint != l.Fingerprint, proposed.Views[vc.Name])
+	}
+	return nil
 }
 
 // addHistory fills the history of the views that start afresh from what

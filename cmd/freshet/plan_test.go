@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/registry"
 	"github.com/freshet-ml/freshet/pipeline/store"
@@ -81,10 +82,11 @@ func TestPlan(t *testing.T) {
 		"~ amount_mean_7d",
 		"changed: window 7d -> 14d",
 		"= txn_count_1h",
-		"its online state starts afresh",
+		"its tile layout changes: featurize recomputes the view from the earliest offsets kafka retains",
+		"features answer PENDING until it has caught up",
 		"retains all 20 events ever written",
 		"merchant_activity: unchanged",
-		"summary: 1 changed, 1 unchanged; 1 start afresh; 0 incompatible event change(s)",
+		"summary: 1 changed, 1 unchanged; 1 recomputed from kafka; 0 incompatible event change(s)",
 	} {
 		require.Contains(t, r.stdout, want)
 	}
@@ -98,10 +100,33 @@ func TestPlan(t *testing.T) {
 	us := rep.Views[1]
 	require.Equal(t, "user_spend", us.Name)
 	require.True(t, us.Afresh)
+	require.True(t, us.Recomputed)
 	require.Equal(t, int64(14*86_400_000+3_600_000), us.NeedsMS)
 	require.True(t, us.History.Retained)
 	require.Equal(t, int64(20), us.History.Messages)
 	require.Empty(t, rep.Problems)
+
+	// With generations recorded (featurize started on the deployed
+	// definitions), the plan judges by layouts: a window widened within the
+	// tiles kept keeps the state, a new statistic does not.
+	var want []store.GenWant
+	reg := testenv.Registry(t)
+	for _, name := range reg.ViewNames() {
+		l, err := aggregate.NewLayout(reg.Views[name])
+		require.NoError(t, err)
+		want = append(want, store.GenWant{View: name, Fingerprint: l.Fingerprint})
+	}
+	_, err = store.NewRedis(c, prefix).Adopt(ctx, want)
+	require.NoError(t, err)
+	wider := change(string(example), "amount_sum_24h: {agg: sum,    field: amount, window: 24h,", "amount_sum_24h: {agg: sum,    field: amount, window: 48h,")
+	r = run(t, "freshet plan --schemas "+write(wider), env...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "changed: window 1d -> 2d")
+	require.Contains(t, r.stdout, "same tile layout: state kept; changed and added features are exact from the first lookup (instant)")
+	require.Contains(t, r.stdout, "summary: 1 changed, 1 unchanged; 0 incompatible")
+	r = run(t, "freshet plan --schemas "+write(b), env...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "its tile layout changes: featurize recomputes the view")
 
 	// Retyping a field is refused, listed, exit 1.
 	bad := change(string(example), "items: int", "items: float")

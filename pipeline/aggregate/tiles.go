@@ -417,6 +417,10 @@ func (c *cursor) integer(dst *int64) {
 // State is what the store holds for one entity of a view.
 type State struct {
 	Found bool
+	// Pending says the view's state is being recomputed (or is not kept
+	// for these definitions): every value is unknown, not empty (Value
+	// says Pending).
+	Pending bool
 	// EventTime is the newest event time applied for the entity.
 	EventTime int64
 	// Groups holds each group's tiles sorted by index.
@@ -485,12 +489,19 @@ const (
 	// squared deviations beyond float64. The value is null, but the window
 	// is not empty: answers say OVERFLOW beside it.
 	Overflow
+	// Pending is a value not known yet: the view's state is being
+	// recomputed from Kafka after a definitions change. The value is
+	// null; answers say PENDING beside it.
+	Pending
 )
 
 // String is the status as answers name it.
 func (s Status) String() string {
-	if s == Overflow {
+	switch s {
+	case Overflow:
 		return "OVERFLOW"
+	case Pending:
+		return "PENDING"
 	}
 	return "OK"
 }
@@ -499,6 +510,9 @@ func (s Status) String() string {
 // Absent means null: an empty window for every aggregation but count and sum,
 // or a value that overflows its type, which the status tells.
 func (l *Layout) Value(st *State, i int, at int64) (events.Value, Status) {
+	if st != nil && st.Pending {
+		return events.Value{}, Pending
+	}
 	f := l.View.Features[i]
 	s := l.slots[i]
 	col := l.Groups[s.group].Columns[s.column]

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/app"
 	"github.com/freshet-ml/freshet/pipeline/auth"
 	"github.com/freshet-ml/freshet/pipeline/config"
@@ -224,5 +225,43 @@ func deployed(ctx context.Context, st *store.Redis, reg *schemas.Registry, write
 		return fmt.Errorf("online store: %w", err)
 	}
 	log.Info("definitions recorded", "version", proposed.Version())
+	want, err := gensWanted(reg, d, ok)
+	if err != nil {
+		return err
+	}
+	gens, err := st.Adopt(ctx, want)
+	if err != nil {
+		return fmt.Errorf("online store: %w", err)
+	}
+	for _, g := range gens {
+		if !g.Live() {
+			log.Info("view recomputed from kafka: its features are PENDING until it has caught up", "view", g.View, "generation", g.ID)
+		}
+	}
 	return nil
+}
+
+// gensWanted says, per view, which generation its layout needs: the one
+// it has, or a recomputed one when Kafka holds events the live path has
+// already passed without it (the view was defined otherwise, or is new to
+// a running deployment). With no definitions recorded before, state under
+// the layout's fingerprint is taken as current: kept before generations
+// existed, or none on a first start, whose consumer group reads the topics
+// from their earliest offsets anyway.
+func gensWanted(reg *schemas.Registry, d store.Deployment, deployed bool) ([]store.GenWant, error) {
+	var want []store.GenWant
+	mine := registry.Of(reg)
+	for _, name := range reg.ViewNames() {
+		l, err := aggregate.NewLayout(reg.Views[name])
+		if err != nil {
+			return nil, err
+		}
+		w := store.GenWant{View: name, Fingerprint: l.Fingerprint}
+		if deployed {
+			old, had := d.Form.Views[name]
+			w.Recompute = !had || !old.SameLayout(mine.Views[name])
+		}
+		want = append(want, w)
+	}
+	return want, nil
 }

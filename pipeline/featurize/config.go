@@ -27,6 +27,10 @@ type Config struct {
 	// CommitDelay is how long a batch's offsets wait, once the batch is in
 	// the store, before they are committed (see Consumer).
 	CommitDelay time.Duration
+	// CatchUpRate is the most events a second one featurize applies to a
+	// view being recomputed from Kafka (0: no limit), so the live path
+	// keeps Redis's attention and its freshness.
+	CatchUpRate float64
 	// Kafka is the brokers and how topics are named and created.
 	Kafka broker.Config
 	// Times is which event times are plausible: an event outside is
@@ -46,6 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BatchSize, "batch-size", 50000, "most events applied to the store in one micro-batch")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 20*time.Millisecond, "longest a micro-batch waits to fill once it has an event")
 	fs.DurationVar(&c.CommitDelay, "commit-delay", 2*time.Second, "how long offsets wait after their batch is in Redis before they are committed to Kafka: longer than Redis's fsync interval (1s under appendfsync everysec), so a hard Redis crash cannot lose a write whose offset Kafka no longer redelivers")
+	fs.Float64Var(&c.CatchUpRate, "catch-up-rate", 20000, "most events a second applied to a view being recomputed from Kafka after a definitions change (0: no limit), so live updates keep their freshness")
 	c.Kafka.RegisterFlags(fs)
 	c.Times.RegisterFlags(fs)
 }
@@ -66,6 +71,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitDelay < 0 || c.CommitDelay > 8*time.Second {
 		return fmt.Errorf("commit-delay: %s, must be between 0 and 8s (shutdown waits it out within 10s)", c.CommitDelay)
+	}
+	if c.CatchUpRate < 0 {
+		return fmt.Errorf("catch-up-rate: %g, must be 0 (no limit) or more events a second", c.CatchUpRate)
 	}
 	return c.Kafka.Validate()
 }

@@ -46,6 +46,17 @@ type Processor struct {
 	parts    map[partition]*partitionState
 	progress sync.Mutex
 
+	// gens is, by view, the generation its store keys belong to, when the
+	// store keeps generations; bounds, by view, the boundaries of a
+	// generation that is catching up: the live path applies a partition's
+	// events after its boundary, the catch-up those up to it. Only the
+	// loop's goroutine uses them.
+	gens   []store.Gen
+	bounds []map[partition]int64
+	// catchUp marks the processor of a catch-up (newCatchUpProcessor): it
+	// applies everything it is given, under source names of its own.
+	catchUp bool
+
 	// Stats counts the outcomes of every batch applied, for GET /v1/stats.
 	Stats Stats
 }
@@ -120,7 +131,64 @@ func NewProcessor(reg *schemas.Registry, st store.Online, kc broker.Config, log 
 	if len(p.routes) == 0 {
 		return nil, errors.New("no feature views: nothing to featurize")
 	}
+	p.gens = make([]store.Gen, len(p.views))
+	p.bounds = make([]map[partition]int64, len(p.views))
+	if gs, ok := st.(genStore); ok {
+		for vi, l := range p.views {
+			if g, ok := gs.GenOf(l); ok {
+				p.gens[vi] = g
+				if !g.Live() {
+					p.bounds[vi] = map[partition]int64{}
+				}
+			}
+		}
+	}
 	return p, nil
+}
+
+// genStore is a store that keeps generations (store.Redis): a view whose
+// generation catches up splits each partition at a boundary between the
+// catch-up and the live path.
+type genStore interface {
+	GenOf(l *aggregate.Layout) (store.Gen, bool)
+	ClaimBoundary(ctx context.Context, g store.Gen, source string, offset int64) (int64, error)
+}
+
+// claimBounds makes sure each partition of msgs has its boundary for every
+// view catching up, claiming it at the offset before the partition's first
+// message here when none is set: every event this process applies to the
+// view from then on is after it, and every one before it is the
+// catch-up's. It runs before Plan, which drops the events at or before the
+// boundary (Stats.Deferred).
+func (p *Processor) claimBounds(ctx context.Context, msgs []kafka.Message) error {
+	if p.catchUp {
+		return nil
+	}
+	gs, _ := p.store.(genStore)
+	for i := range msgs {
+		m := &msgs[i]
+		pk := partition{m.Topic, m.Partition}
+		route := p.routes[m.Topic]
+		if route == nil {
+			continue
+		}
+		for _, vi := range route.views {
+			bounds := p.bounds[vi]
+			if bounds == nil || gs == nil {
+				continue
+			}
+			if _, ok := bounds[pk]; ok {
+				continue
+			}
+			b, err := gs.ClaimBoundary(ctx, p.gens[vi], m.Topic+"/"+strconv.Itoa(m.Partition), m.Offset-1)
+			if err != nil {
+				return err
+			}
+			bounds[pk] = b
+			p.log.InfoContext(ctx, "catch-up boundary", "view", p.views[vi].View.Name, "topic", m.Topic, "partition", m.Partition, "boundary", b)
+		}
+	}
+	return nil
 }
 
 // KeepMarks makes the processor save its partitions' watermarks in the
@@ -180,9 +248,13 @@ func (p *Processor) forgetPositions() {
 
 // Prepare loads the saved watermark of each partition of msgs that this
 // process has not been following: seen for the first time, or resumed at an
-// offset other than the next one (it was consumed elsewhere in between).
-// Call it before Plan; without KeepMarks it does nothing.
+// offset other than the next one (it was consumed elsewhere in between),
+// and the boundaries of views catching up (claimBounds). Call it before
+// Plan; without KeepMarks it loads no watermark.
 func (p *Processor) Prepare(ctx context.Context, msgs []kafka.Message) error {
+	if err := p.claimBounds(ctx, msgs); err != nil {
+		return err
+	}
 	if p.marksGroup == "" {
 		return nil
 	}
@@ -229,7 +301,11 @@ type Stats struct {
 	Applied     atomic.Int64 // event×view updates applied
 	Duplicates  atomic.Int64 // event×view updates already applied before
 	Late        atomic.Int64 // event×view updates dropped as late
-	NoEntity    atomic.Int64 // event×view updates without the entity field
+	// Deferred counts event×view updates left to a view's catch-up: at or
+	// before its boundary, so the catch-up applies them (effectively once,
+	// by its own offsets).
+	Deferred atomic.Int64
+	NoEntity atomic.Int64 // event×view updates without the entity field
 	// RejectedTime counts messages skipped for an implausible event time
 	// (Config.Times): far ahead of the clock or before the floor.
 	RejectedTime atomic.Int64
@@ -241,7 +317,7 @@ func (s *Stats) Snapshot() map[string]int64 {
 	return map[string]int64{
 		"messages": s.Messages.Load(), "undecodable": s.Undecodable.Load(), "applied": s.Applied.Load(),
 		"duplicates": s.Duplicates.Load(), "late": s.Late.Load(), "no_entity": s.NoEntity.Load(), "batches": s.Batches.Load(),
-		"rejected_time": s.RejectedTime.Load(),
+		"rejected_time": s.RejectedTime.Load(), "deferred_to_catch_up": s.Deferred.Load(),
 	}
 }
 
@@ -286,6 +362,8 @@ type ViewOutcomes struct {
 	Late, NoEntity, Undecodable int64
 	// RejectedTime is updates skipped for an implausible event time.
 	RejectedTime int64
+	// Deferred is updates left to the view's catch-up (Stats.Deferred).
+	Deferred int64
 }
 
 // Outcomes returns what became of the batch's updates, per view in the
@@ -398,6 +476,11 @@ func (p *Processor) decode(ctx context.Context, b *Batch, route *topicRoute, m *
 // before it.
 func (p *Processor) addToUnits(b *Batch, index map[unitKey]int, route *topicRoute, ps *partitionState, m *kafka.Message, ev *events.Event) {
 	source := m.Topic + "/" + strconv.Itoa(m.Partition)
+	if p.catchUp {
+		// Its own offsets in the entity's state: the live path's mark of
+		// the partition may be past the events the catch-up applies.
+		source += catchUpSuffix
+	}
 	for _, vi := range route.views {
 		l := p.views[vi]
 		ent := ev.Values[l.EntityIndex()]
@@ -414,6 +497,10 @@ func (p *Processor) addToUnits(b *Batch, index map[unitKey]int, route *topicRout
 			} else {
 				b.counts[vi].Late++
 			}
+			continue
+		}
+		if bd, ok := p.bounds[vi][partition{m.Topic, m.Partition}]; ok && m.Offset <= bd {
+			b.counts[vi].Deferred++
 			continue
 		}
 		k := unitKey{vi, ent.Text(), source}
@@ -505,7 +592,7 @@ func (p *Processor) saveMarks(ctx context.Context, b *Batch) error {
 // count completes the batch's outcomes with what the store applied and
 // adds them to Stats.
 func (p *Processor) count(b *Batch) {
-	var applied, dups, late, noEntity int64
+	var applied, dups, late, noEntity, deferred int64
 	for vi := range b.counts {
 		c := &b.counts[vi]
 		c.Applied, c.Duplicates = 0, b.redelivered[vi]
@@ -516,7 +603,9 @@ func (p *Processor) count(b *Batch) {
 			}
 		}
 		applied, dups, late, noEntity = applied+c.Applied, dups+c.Duplicates, late+c.Late, noEntity+c.NoEntity
+		deferred += c.Deferred
 	}
+	p.Stats.Deferred.Add(deferred)
 	p.Stats.Messages.Add(int64(b.messages))
 	p.Stats.Late.Add(late)
 	p.Stats.NoEntity.Add(noEntity)

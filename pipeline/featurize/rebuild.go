@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/broker"
 	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/schemas"
@@ -23,9 +24,17 @@ type Rebuilder interface {
 	store.Online // applying, watermarks and restarts, as the consumer does
 	// ClearMarks forgets a topic's saved watermarks for a consumer group.
 	ClearMarks(ctx context.Context, group, topic string) error
-	// ClearView deletes every entity's state of a view's layout and
+	// ClearView deletes every entity's state of a view's generation and
 	// returns how many entities went.
-	ClearView(ctx context.Context, view, fingerprint string) (int64, error)
+	ClearView(ctx context.Context, view, gen string) (int64, error)
+}
+
+// renewer is a store with generations (store.Redis): a rebuild that clears
+// a view gives it a new live generation, since the rebuild itself applies
+// every retained event to it.
+type renewer interface {
+	GenOf(l *aggregate.Layout) (store.Gen, bool)
+	Adopt(ctx context.Context, want []store.GenWant) ([]store.Gen, error)
 }
 
 var _ Rebuilder = (*store.Redis)(nil)
@@ -44,6 +53,11 @@ type RebuildOptions struct {
 // has caught up with the end offsets seen at its start, commits and returns.
 // The group must have no other active member.
 func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilder, opt RebuildOptions, log *slog.Logger) (map[string]int64, error) {
+	if opt.Clear {
+		if err := clearViews(ctx, st, reg, log); err != nil {
+			return nil, err
+		}
+	}
 	proc, err := NewProcessor(reg, st, cfg.Kafka, log)
 	if err != nil {
 		return nil, err
@@ -58,7 +72,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	if err != nil {
 		return nil, err
 	}
-	if err := clearState(ctx, st, proc, cfg.GroupID, topics, opt.Clear, log); err != nil {
+	if err := clearMarks(ctx, st, cfg.GroupID, topics); err != nil {
 		return nil, err
 	}
 	total := int64(0)
@@ -67,7 +81,7 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	}
 	log.Info("rebuilding from the earliest retained offsets", "group", cfg.GroupID, "messages", total)
 	before := st.Restarts()
-	caughtUp, err := catchUp(ctx, cfg, proc, topics, ends, log)
+	caughtUp, err := replayToEnds(ctx, cfg, proc, topics, ends, log)
 	if !caughtUp {
 		return nil, err
 	}
@@ -79,32 +93,53 @@ func Rebuild(ctx context.Context, cfg Config, reg *schemas.Registry, st Rebuilde
 	return proc.Stats.Snapshot(), err
 }
 
-// clearState forgets the group's saved watermarks of topics and, with
-// views, every entity's state of proc's views.
-func clearState(ctx context.Context, st Rebuilder, proc *Processor, group string, topics []string, views bool, log *slog.Logger) error {
+// clearMarks forgets the group's saved watermarks of topics.
+func clearMarks(ctx context.Context, st Rebuilder, group string, topics []string) error {
 	for _, t := range topics {
 		if err := st.ClearMarks(ctx, group, t); err != nil {
 			return err
 		}
 	}
-	if !views {
-		return nil
-	}
-	for _, l := range proc.views {
-		n, err := st.ClearView(ctx, l.View.Name, l.Fingerprint)
+	return nil
+}
+
+// clearViews deletes every entity's state of the views and, with
+// generations, gives each a new live one: the rebuild applies every
+// retained event to it, so there is nothing to catch up.
+func clearViews(ctx context.Context, st Rebuilder, reg *schemas.Registry, log *slog.Logger) error {
+	rn, gens := st.(renewer)
+	var want []store.GenWant
+	for _, name := range reg.ViewNames() {
+		l, err := aggregate.NewLayout(reg.Views[name])
 		if err != nil {
 			return err
 		}
-		log.Info("cleared online state", "view", l.View.Name, "keys", n)
+		id := l.Fingerprint
+		if gens {
+			if g, ok := rn.GenOf(l); ok {
+				id = g.ID
+			}
+			want = append(want, store.GenWant{View: name, Fingerprint: l.Fingerprint, Renew: true})
+		}
+		n, err := st.ClearView(ctx, name, id)
+		if err != nil {
+			return err
+		}
+		log.Info("cleared online state", "view", name, "generation", id, "keys", n)
+	}
+	if gens {
+		if _, err := rn.Adopt(ctx, want); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// catchUp runs a consumer of the group into proc until proc has applied
+// replayToEnds runs a consumer of the group into proc until proc has applied
 // every partition up to ends, then stops it, which applies and commits what
 // it holds. It reports false, with the reason, if the consumer stopped
 // first (ctx ended).
-func catchUp(ctx context.Context, cfg Config, proc *Processor, topics []string, ends map[partition]span, log *slog.Logger) (bool, error) {
+func replayToEnds(ctx context.Context, cfg Config, proc *Processor, topics []string, ends map[partition]span, log *slog.Logger) (bool, error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reader := NewGroupReader(cfg, topics)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -37,6 +38,9 @@ type Service struct {
 	// Proc is the processor the consumer feeds; its Stats are GET
 	// /v1/stats.
 	Proc *Processor
+
+	catchUps []*catchUp // the views being recomputed; set once by Run
+	cuMu     sync.Mutex
 }
 
 // Option changes how NewService builds featurize.
@@ -89,6 +93,7 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 	topics := s.Proc.Topics()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpx.Serve(gctx, l, s.handler(topics), 5*time.Second) })
+	g.Go(func() error { return s.watchGens(gctx) })
 	g.Go(func() error {
 		if err := waitForTopics(gctx, s.cfg.Kafka, topics, s.log); err != nil {
 			if errors.Is(err, broker.ErrSecurity) {
@@ -96,6 +101,7 @@ func (s *Service) Run(ctx context.Context, l net.Listener) error {
 			}
 			return nil // shutting down before Kafka was ever reachable
 		}
+		s.startCatchUps(g, gctx)
 		reader := NewGroupReader(s.cfg, topics)
 		err := s.Consumer(reader).Run(gctx)
 		if cerr := reader.Close(); cerr != nil && err == nil {

@@ -36,12 +36,16 @@ type ViewChange struct {
 	// Settings are the changed view settings, "ttl 8d -> 30d".
 	Settings []string        `json:"settings,omitempty"`
 	Features []FeatureChange `json:"features"`
-	// Afresh says the view's online state starts empty: a new view, or a
-	// changed tile layout (source, entity or features): today's featurize
-	// keeps a view's state per layout.
-	Afresh bool `json:"state_starts_afresh"`
-	// NeedsMS is the history, before now, that a view starting afresh
-	// needs replayed for every feature to be exact now: its largest window
+	// Afresh says the view's online state starts empty and featurize
+	// recomputes it from the earliest offsets Kafka retains, by itself (a
+	// catch-up): a new view, or a changed tile layout (source, entity, a
+	// new statistic or hop). Its features answer PENDING until caught up.
+	// Recomputed says the same; Afresh keeps its name for the plans of
+	// earlier versions.
+	Afresh     bool `json:"state_starts_afresh"`
+	Recomputed bool `json:"recomputed_from_kafka"`
+	// NeedsMS is the history, before now, that a recomputed view needs
+	// replayed for every feature to be exact now: its largest window
 	// and hop.
 	NeedsMS int64 `json:"needs_history_ms,omitempty"`
 	// History is what Kafka retains of the view's source, for a view that
@@ -104,16 +108,26 @@ func Diff(deployed, proposed Form) []ViewChange {
 				vc.Change = Unchanged
 			}
 		}
-		if vc.Afresh {
-			var w, h int64
-			for _, f := range cur.Features {
-				w, h = max(w, f.WindowMS), max(h, f.HopMS)
-			}
-			vc.NeedsMS = w + h
-		}
+		vc.Recompute(vc.Afresh, cur)
 		out = append(out, vc)
 	}
 	return out
+}
+
+// Recompute says whether the view's state is recomputed from Kafka, and
+// so how much history it needs (cur: the view as proposed). Diff judges
+// by the definitions; `freshet plan` corrects it by the layouts the store
+// keeps (a wider window within the tiles kept keeps the layout).
+func (vc *ViewChange) Recompute(on bool, cur ViewForm) {
+	vc.Afresh, vc.Recomputed, vc.NeedsMS = on, on, 0
+	if !on {
+		return
+	}
+	var w, h int64
+	for _, f := range cur.Features {
+		w, h = max(w, f.WindowMS), max(h, f.HopMS)
+	}
+	vc.NeedsMS = w + h
 }
 
 // def writes a feature's definition: "sum(amount: float) over 1d, hop 1h".
@@ -175,7 +189,7 @@ func Counts(vcs []ViewChange) string {
 	}
 	s := strings.Join(parts, ", ")
 	if afresh > 0 {
-		s += fmt.Sprintf("; %d start afresh", afresh)
+		s += fmt.Sprintf("; %d recomputed from kafka", afresh)
 	}
 	return s
 }
@@ -218,7 +232,7 @@ func (r *Report) Judge(allowPartial bool) {
 	}
 	for _, v := range r.Views {
 		if v.History != nil && !v.History.Retained && !allowPartial {
-			r.Problems = append(r.Problems, fmt.Sprintf("view %s starts afresh, and %s no longer retains the %s of history it needs (use --allow-partial to accept)",
+			r.Problems = append(r.Problems, fmt.Sprintf("view %s is recomputed from kafka, and %s no longer retains the %s of history it needs (use --allow-partial to accept)",
 				v.Name, v.History.Topic, schemas.FormatDuration(v.NeedsMS)))
 		}
 	}
@@ -282,10 +296,13 @@ func whatHappens(v ViewChange) string {
 	case v.Change == Removed:
 		return "no longer computed; its state expires with its TTL"
 	case v.Change == Added:
-		return "new: computed from the next event; `featurize rebuild` replays history into it"
+		return "new: featurize recomputes it from the earliest offsets kafka retains (a catch-up beside the live path); " +
+			"its features answer PENDING until it has caught up"
 	case v.Afresh:
-		return "its tile layout changes: its online state starts afresh (state is kept per layout), so every feature " +
-			"of the view is empty or partial until `featurize rebuild` replays history"
+		return "its tile layout changes: featurize recomputes the view from the earliest offsets kafka retains, in a new " +
+			"generation beside the live path (a catch-up, --catch-up-rate); its features answer PENDING until it has caught up"
+	case v.Change == Changed && slices.ContainsFunc(v.Features, func(f FeatureChange) bool { return f.Change != Unchanged }):
+		return "same tile layout: state kept; changed and added features are exact from the first lookup (instant)"
 	case v.Change == Changed:
 		return "state kept; the settings apply from the next event"
 	}
@@ -297,11 +314,11 @@ func (h *History) describe(needs int64) string {
 	case h.Oldest == nil && h.Messages == 0:
 		return fmt.Sprintf("%s holds no events", h.Topic)
 	case h.Complete:
-		return fmt.Sprintf("%s retains all %d events ever written, from %s: a rebuild is exact", h.Topic, h.Messages, h.Oldest.Format(time.RFC3339))
+		return fmt.Sprintf("%s retains all %d events ever written, from %s: the catch-up is exact", h.Topic, h.Messages, h.Oldest.Format(time.RFC3339))
 	case h.Retained:
-		return fmt.Sprintf("%s retains %d events from %s, more than the %s needed: a rebuild is exact", h.Topic, h.Messages,
+		return fmt.Sprintf("%s retains %d events from %s, more than the %s needed: the catch-up is exact", h.Topic, h.Messages,
 			h.Oldest.Format(time.RFC3339), schemas.FormatDuration(needs))
 	}
-	return fmt.Sprintf("%s retains %d events from %s only, less than the %s needed: NOT retained, a rebuild gives partial windows",
+	return fmt.Sprintf("%s retains %d events from %s only, less than the %s needed: NOT retained, the catch-up gives partial windows",
 		h.Topic, h.Messages, h.Oldest.Format(time.RFC3339), schemas.FormatDuration(needs))
 }

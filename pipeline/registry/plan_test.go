@@ -81,7 +81,7 @@ func TestReportJudgeAndText(t *testing.T) {
 	r.Judge(false)
 	require.Len(t, r.Problems, 2)
 	require.Contains(t, r.Problems[0], "field amount retyped float -> int: incompatible")
-	require.Contains(t, r.Problems[1], "view spend starts afresh, and freshet.events.tx no longer retains the 25h of history it needs")
+	require.Contains(t, r.Problems[1], "view spend is recomputed from kafka, and freshet.events.tx no longer retains the 25h of history it needs")
 	r.Judge(true)
 	require.Len(t, r.Problems, 1, "--allow-partial accepts partial history, never an incompatible event")
 
@@ -91,9 +91,9 @@ func TestReportJudgeAndText(t *testing.T) {
 		"against the deployed version " + v,
 		"  spend: changed",
 		"    + n_1d",
-		"its online state starts afresh",
+		"featurize recomputes the view from the earliest offsets kafka retains",
 		"retains 10 events from 2026-12-03T00:00:00Z only, less than the 25h needed: NOT retained",
-		"summary: 1 changed; 1 start afresh; 1 incompatible event change(s)",
+		"summary: 1 changed; 1 recomputed from kafka; 1 incompatible event change(s)",
 		"problem: event tx: field amount retyped",
 	} {
 		require.Contains(t, b.String(), want)

@@ -38,6 +38,11 @@ func (b *Backoff) Wait(ctx context.Context) error {
 		limit = 5 * time.Second
 	}
 	b.next = min(2*d, max(limit, d))
+	return Sleep(ctx, d)
+}
+
+// Sleep waits d, or returns ctx's error if ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -50,7 +50,7 @@ func (s *Server) writeArrow(w http.ResponseWriter, r *http.Request, v *view, ent
 	values = append(values, statuses)
 	var odd []featureStatus
 	for k, st := range states {
-		if !found(st) {
+		if !found(st) && !pending(st) {
 			continue
 		}
 		times[k], hasTime[k] = v.layout.EventTime(st, at)

@@ -394,6 +394,17 @@ func (m *memStore) Deployed(context.Context) (store.Deployment, bool, error) {
 	return store.Deployment{}, false, nil
 }
 
+// Generations says no generations were recorded.
+func (m *memStore) Generations(context.Context) (map[string]store.Gen, error) { return nil, nil }
+
+// Progress has no catch-up to report.
+func (m *memStore) Progress(context.Context, store.Gen) (*store.CatchUpProgress, error) {
+	return nil, nil
+}
+
+// FollowGens has nothing to follow.
+func (m *memStore) FollowGens(context.Context) error { return nil }
+
 // postArrow posts a batch lookup asking for an Arrow IPC stream and returns
 // its one record and a column getter by name.
 func postArrow(tb testing.TB, url, body string) (arrow.Record, func(name string) arrow.Array) {

@@ -205,17 +205,25 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 // found reports whether st is an entity's state.
 func found(st *aggregate.State) bool { return st != nil && st.Found }
 
+// pending reports whether st is of a view whose state is being recomputed:
+// its values are not known yet.
+func pending(st *aggregate.State) bool { return st != nil && st.Pending }
+
 // appendRow writes the members status, features and event_time of one
 // entity's answer as of at. Every feature is null when the entity has no
 // state; event_time is the newest event at or before at (Layout.EventTime),
 // null when there is none, also for an entity that has state. A member
 // feature_status follows features when a value is not an ordinary one
-// (appendStatuses).
+// (appendStatuses). A view being recomputed answers status PENDING, every
+// feature null and PENDING.
 func (v *view) appendRow(b []byte, st *aggregate.State, feats []int, at int64) []byte {
-	present := found(st)
-	if present {
+	present := found(st) || pending(st)
+	switch {
+	case pending(st):
+		b = append(b, `"status":"PENDING","features":{`...)
+	case present:
 		b = append(b, `"status":"PRESENT","features":{`...)
-	} else {
+	default:
 		b = append(b, `"status":"NOT_FOUND","features":{`...)
 	}
 	var odd []featureStatus

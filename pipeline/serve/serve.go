@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/freshet-ml/freshet/pipeline/aggregate"
@@ -172,10 +173,44 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // for up to 10s.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	s.log.Info("serving feature lookups", "addr", l.Addr().String(), "views", len(s.views))
+	if err := s.st.FollowGens(ctx); err != nil {
+		// Not fatal: the store may come up later; until it is read, views
+		// read the keys of their fingerprint as before generations.
+		s.log.Warn("read the views' generations", "error", err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.followGens(fctx) })
+	defer wg.Wait()
 	if err := httpx.Serve(ctx, l, s.handler, 10*time.Second); err != nil {
 		return fmt.Errorf("serve http on %s: %w", l.Addr(), err)
 	}
 	return nil
+}
+
+// followGens keeps the store's reads on the generations featurize records
+// (a view whose catch-up completes turns from PENDING to its values within
+// a second), until ctx ends. An error is logged once until it clears.
+func (s *Server) followGens(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.st.FollowGens(ctx)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			s.log.Warn("read the views' generations; retrying every second", "error", err)
+		case err == nil && failing:
+			s.log.Info("views' generations read again")
+		}
+		failing = err != nil
+	}
 }
 
 func (s *Server) routes() http.Handler {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -41,17 +42,25 @@ type featureSummary struct {
 	Hop      string `json:"hop"`
 	HopMS    int64  `json:"hop_ms"`
 	// State is "live" when featurize computes the feature as serve reads
-	// it, and "not computed" when the deployed definitions do not (the
-	// view is defined otherwise there, or not at all): its values stay
-	// empty until featurize runs these definitions. Detail says why.
-	State  string `json:"state"`
-	Detail string `json:"detail,omitempty"`
+	// it; "catching up" while featurize recomputes it from Kafka after a
+	// definitions change (lookups answer it PENDING), with Progress; and
+	// "not computed" when the deployed definitions do not compute it (the
+	// view is defined otherwise there, or not at all): lookups answer it
+	// PENDING until featurize runs these definitions. Detail says why.
+	State    string                 `json:"state"`
+	Detail   string                 `json:"detail,omitempty"`
+	Progress *store.CatchUpProgress `json:"progress,omitempty"`
 }
 
 // listViews answers GET /v1/views: the views serve answers, their features,
 // the definitions version and, per feature, whether featurize computes it.
 func (s *Server) listViews(w http.ResponseWriter, r *http.Request) {
 	d, ok, err := s.st.Deployed(r.Context())
+	if err != nil {
+		s.fail(w, r, &storeError{err})
+		return
+	}
+	gens, err := s.st.Generations(r.Context())
 	if err != nil {
 		s.fail(w, r, &storeError{err})
 		return
@@ -69,10 +78,16 @@ func (s *Server) listViews(w http.ResponseWriter, r *http.Request) {
 		vs := viewSummary{Name: name, Source: v.Source.Name, Entity: v.Entity,
 			TTL: schemas.FormatDuration(v.TTL), MaxLateness: schemas.FormatDuration(v.MaxLateness)}
 		state, detail := featureState(name, s.form.Views[name], d, ok)
+		var progress *store.CatchUpProgress
+		if g, has := gens[name]; has {
+			// The generations say what featurize keeps: by layout, not
+			// by the definitions' text.
+			state, detail, progress = s.genState(r.Context(), g, s.views[name].layout.Fingerprint)
+		}
 		for _, f := range v.Features {
 			fs := featureSummary{Name: f.Name, Agg: f.Agg, Type: f.ValueType(),
 				Window: schemas.FormatDuration(f.Window), WindowMS: f.Window, Hop: schemas.FormatDuration(f.Hop), HopMS: f.Hop,
-				State: state, Detail: detail}
+				State: state, Detail: detail, Progress: progress}
 			if f.Field != "" {
 				field := f.Field
 				fs.Field = &field
@@ -101,4 +116,22 @@ func featureState(name string, mine registry.ViewForm, d store.Deployment, deplo
 			" otherwise: its values stay empty until featurize runs these definitions"
 	}
 	return "live", ""
+}
+
+// genState says what the view's generation means for serve's layout of it
+// (fingerprint): live, catching up with its progress, or, for a generation
+// of another layout, not computed.
+func (s *Server) genState(ctx context.Context, g store.Gen, fingerprint string) (string, string, *store.CatchUpProgress) {
+	switch {
+	case g.Fingerprint != fingerprint:
+		return "not computed", "featurize keeps this view under another layout (generation " + g.ID + "): lookups answer PENDING until featurize runs these definitions", nil
+	case g.Live():
+		return "live", "", nil
+	}
+	detail := "featurize recomputes this view from the earliest offsets Kafka retains (generation " + g.ID + "): lookups answer PENDING until it has caught up"
+	p, err := s.st.Progress(ctx, g)
+	if err != nil {
+		s.log.WarnContext(ctx, "read catch-up progress", "view", g.View, "error", err)
+	}
+	return "catching up", detail, p
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/freshet-ml/freshet/pipeline/aggregate"
 	"github.com/freshet-ml/freshet/pipeline/registry"
+	"github.com/freshet-ml/freshet/pipeline/store"
 	"github.com/freshet-ml/freshet/pipeline/testenv"
 	"github.com/freshet-ml/freshet/schemas"
 )
@@ -30,6 +32,7 @@ func TestViews(t *testing.T) {
 			Features                  []struct {
 				Name, Agg, Type, Window, Hop, State, Detail string
 				Field                                       *string
+				Progress                                    *store.CatchUpProgress
 				WindowMS                                    int64 `json:"window_ms"`
 				HopMS                                       int64 `json:"hop_ms"`
 			}
@@ -85,7 +88,7 @@ func TestViews(t *testing.T) {
 	other, err := schemas.Load(testenv.RepoRoot(t) + "/schemas/example")
 	require.NoError(t, err)
 	uv := other.Views["user_spend"]
-	uv.Features = append(uv.Features, schemas.Feature{Name: "txn_count_1d", Agg: schemas.Count, Window: 86_400_000, Hop: 3_600_000})
+	uv.Features = append(uv.Features, schemas.Feature{Name: "txn_count_2h", Agg: schemas.Count, Window: 7_200_000, Hop: 120_000})
 	theirs := registry.Of(other)
 	require.NoError(t, st.Record(context.Background(), theirs, t0))
 	got = getViews()
@@ -101,4 +104,66 @@ func TestViews(t *testing.T) {
 			require.Contains(t, f.Detail, theirs.Version())
 		}
 	}
+
+	// With generations: featurize on theirs keeps user_spend under another
+	// layout, so serve's is not computed, and its lookups are PENDING.
+	ctx := context.Background()
+	gensOf := func(r *schemas.Registry) []store.GenWant {
+		var want []store.GenWant
+		for _, name := range r.ViewNames() {
+			l, err := aggregate.NewLayout(r.Views[name])
+			require.NoError(t, err)
+			want = append(want, store.GenWant{View: name, Fingerprint: l.Fingerprint})
+		}
+		return want
+	}
+	_, err = st.Adopt(ctx, gensOf(other))
+	require.NoError(t, err)
+	got = getViews()
+	for _, f := range got.Views[1].Features {
+		require.Equal(t, "not computed", f.State)
+		require.Contains(t, f.Detail, "another layout")
+	}
+	require.Equal(t, "live", got.Views[0].Features[0].State)
+
+	// featurize on serve's definitions again: user_spend catches up.
+	require.NoError(t, st.Record(ctx, registry.Of(reg), t0))
+	gens, err := st.Adopt(ctx, gensOf(reg))
+	require.NoError(t, err)
+	require.Equal(t, store.GenCatchingUp, gens[1].State)
+	require.NoError(t, st.SetProgress(ctx, gens[1], store.CatchUpProgress{View: "user_spend", Generation: gens[1].ID, Partitions: 3, Done: 1, Remaining: 1234}))
+	require.NoError(t, st.FollowGens(ctx))
+	got = getViews()
+	for _, f := range got.Views[1].Features {
+		require.Equal(t, "catching up", f.State)
+		require.NotNil(t, f.Progress)
+		require.Equal(t, int64(1234), f.Progress.Remaining)
+	}
+	one := get(t, base+"/v1/features/user_spend/u1")
+	requireOK(t, one)
+	var row struct {
+		Status        string
+		Features      map[string]any
+		FeatureStatus map[string]string `json:"feature_status"`
+	}
+	require.NoError(t, json.Unmarshal(one.body, &row), "%s", one.body)
+	require.Equal(t, "PENDING", row.Status)
+	require.Len(t, row.FeatureStatus, len(reg.Views["user_spend"].Features))
+	for name, v := range row.Features {
+		require.Nil(t, v, name)
+		require.Equal(t, "PENDING", row.FeatureStatus[name])
+	}
+	feast := post(t, base+"/get-online-features", `{"features":["user_spend:txn_count_1h"],"entities":{"user_id":["u1"]}}`)
+	requireOK(t, feast)
+	require.Contains(t, string(feast.body), `"statuses":["NOT_FOUND"]`)
+
+	// Caught up: live, read again.
+	live, err := st.GoLive(ctx, gens[1])
+	require.NoError(t, err)
+	require.True(t, live)
+	require.NoError(t, st.FollowGens(ctx))
+	require.Equal(t, "live", getViews().Views[1].Features[0].State)
+	one = get(t, base+"/v1/features/user_spend/u1")
+	requireOK(t, one)
+	require.NotContains(t, string(one.body), "PENDING")
 }

@@ -185,6 +185,28 @@ func featurizeDoes(t *testing.T, r *Redis) {
 	require.Equal(t, int64(3), n)
 	require.NoError(t, r.Ping(ctx))
 	require.NotEmpty(t, r.watch.seen, "INFO answered: restarts are noticed")
+	gens, err := r.Adopt(ctx, []GenWant{{View: l.View.Name, Fingerprint: "f0", Recompute: true}})
+	require.NoError(t, err)
+	b, err := r.ClaimBoundary(ctx, gens[0], "topic/0", 41)
+	require.NoError(t, err)
+	require.Equal(t, int64(41), b)
+	require.NoError(t, r.SetProgress(ctx, gens[0], CatchUpProgress{View: l.View.Name, Done: 1}))
+	live, err := r.GoLive(ctx, gens[0])
+	require.NoError(t, err)
+	require.True(t, live)
+}
+
+// serveDoes runs everything serve asks of the store about generations.
+func serveDoes(t *testing.T, r *Redis, view string) {
+	t.Helper()
+	ctx := context.Background()
+	gens, err := r.Generations(ctx)
+	require.NoError(t, err)
+	require.Contains(t, gens, view)
+	p, err := r.Progress(ctx, gens[view])
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Done)
+	require.NoError(t, r.FollowGens(ctx))
 }
 
 func TestACLLinesAreSufficient(t *testing.T) {
@@ -201,6 +223,7 @@ func TestACLLinesAreSufficient(t *testing.T) {
 		st := stream(t, l, rand.New(rand.NewPCG(6, 6)), 50)
 		applyInBatches(t, w, l, st, nil)
 		requireStateMatches(t, ro, l, st)
+		serveDoes(t, ro, l.View.Name)
 		err := ro.CheckWriter(ctx)
 		require.ErrorContains(t, err, "may not load featurize's scripts (SCRIPT LOAD): NOPERM")
 		require.Equal(t, []string{"command:script|load"}, s.denied(t, roname),

@@ -46,7 +46,8 @@ func (r *Redis) CheckReader(ctx context.Context) error {
 // (EVALSHA, EVAL, and in them HGET, HSET, HGETALL, HDEL, PEXPIRE) on a probe
 // hash of its own (<prefix>_check:<random>, which expires within a minute
 // should the clean-up fail), reads it as Apply does (HMGET), asks INFO
-// server (how featurize notices a restarted Redis) and clears as
+// server (how featurize notices a restarted Redis), claims and numbers as
+// generations do (HSETNX, HINCRBY) and clears as
 // `featurize rebuild --clear` does (SCAN, UNLINK, DEL). A user that may
 // only read, as serve's, fails naming the first command it may not run.
 func (r *Redis) CheckWriter(ctx context.Context) error {
@@ -73,6 +74,12 @@ func (r *Redis) CheckWriter(ctx context.Context) error {
 		}},
 		{"read as featurize does (HMGET)", func() error {
 			return r.client.HMGet(ctx, probe, fieldVersion).Err()
+		}},
+		{"claim a catch-up boundary (HSETNX)", func() error {
+			return r.client.HSetNX(ctx, probe, "b:probe", 0).Err()
+		}},
+		{"number a new generation (HINCRBY)", func() error {
+			return r.client.HIncrBy(ctx, probe, "probe#n", 1).Err()
 		}},
 		{"clear state as featurize rebuild --clear does (SCAN)", func() error {
 			return r.client.Scan(ctx, 0, probe, 10).Err()

@@ -73,10 +73,10 @@ func (r *Redis) ClearMarks(ctx context.Context, group, topic string) error {
 	return nil
 }
 
-// ClearView deletes every entity's state of a view (of its current layout)
+// ClearView deletes every entity's state of a view's generation (see Gen)
 // and returns how many keys went.
-func (r *Redis) ClearView(ctx context.Context, view, fingerprint string) (int64, error) {
-	pattern := r.prefix + view + ":" + fingerprint + ":*"
+func (r *Redis) ClearView(ctx context.Context, view, gen string) (int64, error) {
+	pattern := r.prefix + view + ":" + gen + ":*"
 	var n atomic.Int64
 	clear := func(ctx context.Context, c redis.UniversalClient) error {
 		it := c.Scan(ctx, 0, pattern, 1000).Iterator()

@@ -68,7 +68,9 @@ type Result struct {
 // one.
 type Reader interface {
 	// Read returns the state of each entity, in order, with one round trip
-	// per Redis node. An entity with no state has Found false.
+	// per Redis node. An entity with no state has Found false; every
+	// entity of a view whose state is being recomputed (or is not kept for
+	// these definitions) has Pending true.
 	Read(ctx context.Context, l *aggregate.Layout, entities []string) ([]*aggregate.State, error)
 	// Ping reports whether the store answers. It also makes Online's
 	// Restarts current.
@@ -76,6 +78,16 @@ type Reader interface {
 	// Deployed returns the definitions featurize last started with, and
 	// false when it recorded none.
 	Deployed(ctx context.Context) (Deployment, bool, error)
+	// Generations returns each view's current generation (see Gen); none
+	// before featurize recorded any.
+	Generations(ctx context.Context) (map[string]Gen, error)
+	// FollowGens makes Read follow the generations featurize records now:
+	// serve calls it every second, so a view whose catch-up completes is
+	// read from then on.
+	FollowGens(ctx context.Context) error
+	// Progress returns what the catch-up of a generation last reported;
+	// nil before it did.
+	Progress(ctx context.Context, g Gen) (*CatchUpProgress, error)
 }
 
 // Online is the online store featurize writes through, with every
@@ -131,6 +143,7 @@ type Redis struct {
 	client redis.UniversalClient
 	prefix string
 	watch  *restartWatch // nil: restarts go unnoticed
+	gens   gensPointer   // the views' generations (UseGens); nil: none recorded
 }
 
 // NewRedis wraps a connected client; prefix starts every key. The store
@@ -143,9 +156,14 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 func (r *Redis) Client() redis.UniversalClient { return r.client }
 
 // Key is the Redis key of an entity of a view:
-// <prefix><view>:<layout fingerprint>:<entity>.
+// <prefix><view>:<generation>:<entity>, where the generation of a layout
+// is its fingerprint until generations are recorded (see Gen).
 func (r *Redis) Key(l *aggregate.Layout, entity string) string {
-	return r.prefix + l.View.Name + ":" + l.Fingerprint + ":" + entity
+	g, _ := r.genOf(l)
+	if g.ID == "" {
+		g.ID = l.Fingerprint
+	}
+	return r.prefix + l.View.Name + ":" + g.ID + ":" + entity
 }
 
 // Ping implements Reader.
@@ -154,8 +172,17 @@ func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err(
 // Close closes the client.
 func (r *Redis) Close() error { return r.client.Close() }
 
-// Read implements Reader: one pipelined HGETALL per entity.
+// Read implements Reader: one pipelined HGETALL per entity. A layout whose
+// generation is catching up, or has none, is read as Pending without a
+// round trip.
 func (r *Redis) Read(ctx context.Context, l *aggregate.Layout, entities []string) ([]*aggregate.State, error) {
+	if g, ok := r.genOf(l); !ok || !g.Live() {
+		out := make([]*aggregate.State, len(entities))
+		for i := range out {
+			out[i] = &aggregate.State{Pending: true}
+		}
+		return out, nil
+	}
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(entities))
 	for i, e := range entities {
