@@ -39,16 +39,17 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chaos_lib as L  # noqa: E402
 from chaos_lib import Clock, Failure, Timeout, wait_until  # noqa: E402
 
-DEFAULT_SCENARIOS = ["crash", "scale", "redis-restart", "kafka-restart", "rebuild", "redis-powerloss"]
+DEFAULT_SCENARIOS = ["crash", "scale", "redis-restart", "kafka-restart", "rebuild", "redis-powerloss", "redeploy"]
 ALL_SCENARIOS = DEFAULT_SCENARIOS
 DEADLINES = {"crash": 200, "scale": 120, "redis-restart": 130, "kafka-restart": 170, "rebuild": 130,
-             "redis-powerloss": 120}
+             "redis-powerloss": 120, "redeploy": 150}
 
 # Generated events: 48 hours of event time from the start, sent up to 20
 # minutes out of order (below user_spend's 1h max_lateness: nothing is late).
@@ -178,8 +179,8 @@ class Suite:
             raise Failure(f"{p.name}: expected 'replayed {want} events', got: {p.tail(3).strip()}")
         return t
 
-    def ref(self, files: list[str], tag: str) -> L.RefJob:
-        job = L.RefJob(self.cache, self.work, files, self.ats, tag)
+    def ref(self, files: list[str], tag: str, schemas: str = "") -> L.RefJob:
+        job = L.RefJob(self.cache, self.work, files, self.ats, tag, schemas)
         self.ref_jobs.append(job)
         return job
 
@@ -897,8 +898,148 @@ def scn_rebuild(s: Suite, clock: Clock) -> str:
             f"; check after each: all entities + {SAMPLE} sampled")
 
 
+# Definitions B of the redeploy scenario: edits of schemas/example, each one
+# kind of change #14 names.
+REDEPLOY_EDITS = [
+    # an optional event field added
+    ("card_present: bool", "card_present: bool\n      coupon: string"),
+    # user_spend: a feature removed, and one on a new hop (a new layout:
+    # recomputed from Kafka)
+    ("      items_min_1h:   {agg: min,    field: items,  window: 1h,  hop: 1m}\n", ""),
+    ("      txn_count_1h:   {agg: count,  window: 1h,  hop: 1m}\n",
+     "      txn_count_1h:   {agg: count,  window: 1h,  hop: 1m}\n      txn_count_2h:   {agg: count,  window: 2h,  hop: 2m}\n"),
+    # merchant_activity: a window widened within the tiles kept, and a
+    # feature on a statistic it keeps (the same layout: instant)
+    ("amount_sum_1h:    {agg: sum,   field: amount, window: 1h, hop: 5m}",
+     "amount_sum_1h:    {agg: sum,   field: amount, window: 2h, hop: 5m}"),
+    ("      items_sum_1h:", "      txn_count_1h:     {agg: count, window: 1h, hop: 5m}\n      items_sum_1h:"),
+]
+
+
+def histogram_p99(metrics: str, name: str, since: dict[float, float] | None = None) -> tuple[float | None, dict]:
+    """The 99th percentile (a bucket's upper bound) of a Prometheus histogram,
+    summed over its series, over the samples after since (buckets as
+    returned before); and the buckets now."""
+    buckets: dict[float, float] = {}
+    for line in metrics.splitlines():
+        m = re.match(re.escape(name) + r'_bucket\{(.*)\} ([0-9.e+]+)$', line)
+        if not m:
+            continue
+        le = re.search(r'le="([^"]+)"', m.group(1))
+        if le:
+            bound = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
+            buckets[bound] = buckets.get(bound, 0) + float(m.group(2))
+    diff = {b: n - (since or {}).get(b, 0) for b, n in buckets.items()}
+    total = diff.get(float("inf"), 0)
+    if total <= 0:
+        return None, buckets
+    for b in sorted(diff):
+        if diff[b] >= 0.99 * total:
+            return b, buckets
+    return None, buckets
+
+
+def metrics_text(p: L.Proc) -> str:
+    """A service's GET /metrics, "" when it does not answer."""
+    try:
+        with urllib.request.urlopen(p.url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def scn_redeploy(s: Suite, clock: Clock) -> str:
+    """Definitions A over the first half of a stream; then featurize and
+    serve restart on definitions B (REDEPLOY_EDITS) and the second half is
+    sent while user_spend (a new layout) is recomputed from Kafka: the views
+    whose layout B keeps equal the reference from the first lookup after the
+    restart, user_spend answers PENDING until its catch-up is live, and then
+    everything equals the reference on B over the whole stream (nothing
+    missed, nothing counted twice)."""
+    env_a = s.env("redeploy")
+    b_dir = os.path.join(s.work, "defs-b")
+    os.makedirs(b_dir, exist_ok=True)
+    with open(os.path.join(L.SCHEMAS, "transactions.yaml")) as fh:
+        text = fh.read()
+    for old, new in REDEPLOY_EDITS:
+        if old not in text:
+            raise Failure(f"redeploy: schemas/example no longer has {old.strip()!r}: update REDEPLOY_EDITS")
+        text = text.replace(old, new, 1)
+    with open(os.path.join(b_dir, "transactions.yaml"), "w") as fh:
+        fh.write(text)
+    env_b = dict(env_a, FRESHET_SCHEMAS=b_dir, FRESHET_CATCH_UP_RATE="5000")
+    with open(s.small) as fh:
+        lines = fh.readlines()
+    half = len(lines) // 2
+    first, second = os.path.join(s.work, "redeploy-1.ndjson"), os.path.join(s.work, "redeploy-2.ndjson")
+    for path, part in ((first, lines[:half]), (second, lines[half:])):
+        with open(path, "w") as fh:
+            fh.writelines(part)
+    job_a = s.ref([first], "redeploy-a")
+    job_b1 = s.ref([first], "redeploy-b1", b_dir)
+    job_b = s.ref([first, second], "redeploy-b", b_dir)
+
+    serve = s.serve(clock, env_a, "redeploy-serve-a")
+    feat = s.featurize(clock, env_a, "redeploy-featurize-a")
+    s.replay_done(clock, s.replay(env_a, "redeploy-replay-1", first, None), half, timeout=60)
+    s.verify(clock, job_a, serve)
+    for p in (feat, serve):
+        rc, secs = p.term()
+        if rc != 0:
+            raise Failure(f"{p.name} exited {rc} after SIGTERM ({secs:.1f}s): {p.tail(10)}")
+
+    # B, while the second half is sent.
+    t_switch = time.monotonic()
+    feat_b = s.featurize(clock, env_b, "redeploy-featurize-b")
+    serve_b = s.serve(clock, env_b, "redeploy-serve-b")
+    code, views, _ = L.http("GET", f"{serve_b.url}/v1/views")
+    states = {v["name"]: {f["state"] for f in v["features"]} for v in (views or {}).get("views", [])}
+    if states.get("user_spend") != {"catching up"} or states.get("merchant_activity") != {"live"}:
+        raise Failure(f"GET /v1/views right after the redeploy: HTTP {code}, states {states}")
+    ref_b1 = job_b1.result(clock)
+    instant = {**ref_b1, "views": {"merchant_activity": ref_b1["views"]["merchant_activity"]}}
+    checked_instant, bad = L.compare_all(instant, serve_b.url)
+    if bad:
+        raise Failure(f"merchant_activity (layout kept) differs from the reference on B at the first lookup: "
+                      f"{len(bad)} mismatch(es), e.g. " + "; ".join(bad[:3]))
+    probe = json.loads(lines[0])["user_id"]
+    code, row, _ = L.http("GET", f"{serve_b.url}/v1/features/user_spend/{probe}")
+    fs = (row or {}).get("feature_status") or {}
+    if (row or {}).get("status") != "PENDING" or set(fs.values()) != {"PENDING"} or any(
+            v is not None for v in (row or {}).get("features", {}).values()):
+        raise Failure(f"user_spend while catching up: HTTP {code} {row}")
+    _, base = histogram_p99(metrics_text(feat_b), "freshet_featurize_end_to_end_delay_seconds")
+    rp = s.replay(env_b, "redeploy-replay-2", second, 12)
+
+    pending_seen = 0
+
+    def live() -> bool:
+        nonlocal pending_seen
+        if not feat_b.alive():
+            raise Failure(f"{feat_b.name} exited {feat_b.rc()}: {feat_b.tail(15)}")
+        _, body, _ = L.http("GET", f"{serve_b.url}/v1/views")
+        st = {f["state"] for v in (body or {}).get("views", []) if v["name"] == "user_spend" for f in v["features"]}
+        if st == {"catching up"}:
+            pending_seen += 1
+        return st == {"live"}
+    wait_until(clock, live, 90, "user_spend live after its catch-up", 0.2)
+    t_live = time.monotonic() - t_switch
+    p99, _ = histogram_p99(metrics_text(feat_b), "freshet_featurize_end_to_end_delay_seconds", base)
+    m = re.search(r"caught up: the view is live.*?applied=(\d+) events_per_second=([0-9.e+]+)", feat_b.tail(400), re.S)
+    rate = f"{float(m.group(2)):.0f} events/s ({m.group(1)} events)" if m else "rate not logged"
+    s.replay_done(clock, rp, len(lines) - half, timeout=60)
+    v = s.verify(clock, job_b, serve_b)
+    st = final_stats_ok(feat_b, v["ref"])
+    return (f"events={len(lines)} ({half} on A, {len(lines) - half} during the catch-up); merchant_activity kept "
+            f"its state: {checked_instant} values equal at the first lookup; user_spend PENDING ({pending_seen} "
+            f"polls) until live {t_live:.1f}s after the restart; catch-up {rate}; end-to-end delay p99 during "
+            f"the catch-up {p99 if p99 is not None else 'n/a'}s (bucket bound); then all equal to the reference "
+            f"on B ({v['full_values']} values; deferred to the catch-up {st.get('deferred_to_catch_up', 0)})")
+
+
 SCENARIO_FUNCS = {"crash": scn_crash, "scale": scn_scale, "redis-restart": scn_redis_restart,
-                  "kafka-restart": scn_kafka_restart, "rebuild": scn_rebuild, "redis-powerloss": scn_redis_powerloss}
+                  "kafka-restart": scn_kafka_restart, "rebuild": scn_rebuild, "redis-powerloss": scn_redis_powerloss,
+                  "redeploy": scn_redeploy}
 
 
 # ---------------------------------------------------------------------------
@@ -942,8 +1083,8 @@ def main() -> int:
             print(f"chaos: {os.path.join(a.bin, b)} not found; build with "
                   f"go build -o {a.bin}/ ./cmd/ingest ./cmd/featurize ./cmd/serve ./cmd/freshet", file=sys.stderr)
             return 2
-    need_kafka = any(x in scenarios for x in ("crash", "scale", "redis-restart", "redis-powerloss", "rebuild"))
-    need_redis = any(x in scenarios for x in ("crash", "scale", "kafka-restart", "rebuild"))
+    need_kafka = any(x in scenarios for x in ("crash", "scale", "redis-restart", "redis-powerloss", "rebuild", "redeploy"))
+    need_redis = any(x in scenarios for x in ("crash", "scale", "kafka-restart", "rebuild", "redeploy"))
     missing = [v for v, need in (("FRESHET_TEST_KAFKA_BROKERS", need_kafka), ("FRESHET_TEST_REDIS_URL", need_redis))
                if need and not os.environ.get(v)]
     if missing:

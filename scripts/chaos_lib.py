@@ -543,10 +543,11 @@ class RefJob:
     """reference.py over the published events, in the background, cached by
     the hash of its inputs (reference.py, the schema, the events, the times)."""
 
-    def __init__(self, cache: str, work: str, files: list[str], ats: list[str], tag: str):
+    def __init__(self, cache: str, work: str, files: list[str], ats: list[str], tag: str, schemas: str = ""):
+        schemas = schemas or SCHEMAS
         h = hashlib.sha256()
         for f in [os.path.join(SCRIPTS, "reference.py")] + sorted(
-                os.path.join(SCHEMAS, x) for x in os.listdir(SCHEMAS) if x.endswith(".yaml")) + files:
+                os.path.join(schemas, x) for x in os.listdir(schemas) if x.endswith(".yaml")) + files:
             h.update(file_sha(f).encode())
         h.update("\0".join(ats).encode())
         os.makedirs(cache, exist_ok=True)
@@ -558,7 +559,7 @@ class RefJob:
         self.seconds = 0.0
         self.t0 = time.monotonic()
         if not os.path.exists(self.path):
-            argv = [sys.executable, os.path.join(SCRIPTS, "reference.py"), "--schemas", SCHEMAS,
+            argv = [sys.executable, os.path.join(SCRIPTS, "reference.py"), "--schemas", schemas,
                     "--partitions", str(PARTITIONS), "--events", *files]
             for a in ats:
                 argv += ["--at", a]

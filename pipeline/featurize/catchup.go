@@ -76,6 +76,8 @@ type catchUp struct {
 
 	limits   atomic.Pointer[map[int]limit] // by partition
 	progress atomic.Pointer[store.CatchUpProgress]
+	src      *boundedSource
+	logged   time.Time // when progress was last logged
 }
 
 // limit is how far the catch-up may apply a partition: up to offset; final
@@ -131,6 +133,7 @@ func (c *catchUp) Run(ctx context.Context) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := &boundedSource{inner: NewGroupReader(c.cfg, []string{c.topic}), limits: &c.limits, rate: c.cfg.CatchUpRate}
+	c.src = src
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := NewConsumer(c.cfg, src, c.proc, c.log).Run(cctx); err != nil {
@@ -249,10 +252,17 @@ func (c *catchUp) check(ctx context.Context) (bool, error) {
 	}
 	c.limits.Store(&limits)
 	p.Applied = c.proc.Stats.Applied.Load()
-	if secs := time.Since(c.start).Seconds(); secs > 0 {
-		p.Rate = float64(p.Applied) / secs
+	if first := c.src.first.Load(); first > 0 {
+		if secs := time.Since(time.Unix(0, first)).Seconds(); secs > 0 {
+			p.Rate = float64(p.Applied) / secs
+		}
 	}
 	c.progress.Store(&p)
+	if time.Since(c.logged) >= 10*time.Second {
+		c.logged = time.Now()
+		c.log.Info("catching up", "partitions_done", p.Done, "partitions", p.Partitions, "remaining", p.Remaining,
+			"applied", p.Applied, "events_per_second", int64(p.Rate))
+	}
 	if err := c.st.SetProgress(ctx, c.gen, p); err != nil {
 		return false, err
 	}
@@ -281,16 +291,26 @@ func (c *catchUp) committed(ctx context.Context, group string, ids []int) (map[i
 	return out, nil
 }
 
+// rateStep is the shortest pause of a catch-up's pacing; rateBurst the
+// most of its rate it may catch up on after a pause.
+const (
+	rateStep  = 10 * time.Millisecond
+	rateBurst = 250 * time.Millisecond
+)
+
 // boundedSource is a catch-up's source: it hands over a partition's
 // messages up to its limit, at most rate a second, holds one past a limit
 // that is not final until the limit moves, and drops those past a final
 // one (the live path applies them).
 type boundedSource struct {
-	inner  *GroupReader
+	inner  Source
 	limits *atomic.Pointer[map[int]limit]
 	rate   float64 // events per second; 0: unlimited
 	held   *kafka.Message
 	next   time.Time // when the rate allows the next message
+	// first is when the first message was handed over (unix ns; 0: not
+	// yet): the catch-up's rate counts from it, not from joining the group.
+	first atomic.Int64
 }
 
 var (
@@ -327,18 +347,24 @@ func (s *boundedSource) FetchMessage(ctx context.Context) (kafka.Message, error)
 			continue
 		}
 		if s.rate > 0 {
+			// Paced in steps of at least rateStep: a timer cannot sleep
+			// the fraction of a millisecond one event is worth. What the
+			// pauses between batches (applying them) leave unused is
+			// kept, up to rateBurst, so that the rate holds on average.
 			now := time.Now()
-			if s.next.Before(now) {
-				s.next = now
+			if s.next.Before(now.Add(-rateBurst)) {
+				s.next = now.Add(-rateBurst)
 			}
-			if wait := time.Until(s.next); wait > 0 {
+			s.next = s.next.Add(time.Duration(float64(time.Second) / s.rate))
+			if wait := s.next.Sub(now); wait >= rateStep {
 				if err := retry.Sleep(ctx, wait); err != nil {
 					s.held = &m
+					s.next = s.next.Add(-time.Duration(float64(time.Second) / s.rate))
 					return kafka.Message{}, err
 				}
 			}
-			s.next = s.next.Add(time.Duration(float64(time.Second) / s.rate))
 		}
+		s.first.CompareAndSwap(0, time.Now().UnixNano())
 		return m, nil
 	}
 }
@@ -351,7 +377,10 @@ func (s *boundedSource) CommitMessages(ctx context.Context, msgs ...kafka.Messag
 // Rewind implements Rewinder: the held message goes with the rest.
 func (s *boundedSource) Rewind() error {
 	s.held = nil
-	return s.inner.Rewind()
+	if r, ok := s.inner.(Rewinder); ok {
+		return r.Rewind()
+	}
+	return errors.New("the catch-up's source cannot rewind")
 }
 
 // Close implements Source.

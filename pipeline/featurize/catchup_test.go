@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +264,41 @@ func TestRollingDeploy(t *testing.T) {
 	require.NoError(t, <-doneB)
 	require.NoError(t, f.st.FollowGens(context.Background()))
 	f.requireServed(t)
+}
+
+// TestBoundedSource: a catch-up hands over a partition's messages up to
+// its limit, holds the first one past a limit that may still move (until
+// it moves), and drops those past a final one (the live path's).
+func TestBoundedSource(t *testing.T) {
+	var msgs []kafka.Message
+	for p := range 2 {
+		for off := range int64(6) {
+			msgs = append(msgs, kafka.Message{Topic: "t", Partition: p, Offset: off})
+		}
+	}
+	inner := &gatedSource{msgs: msgs, limit: len(msgs)}
+	var limits atomic.Pointer[map[int]limit]
+	limits.Store(&map[int]limit{0: {offset: 2, final: true}, 1: {offset: 3, final: false}})
+	src := &boundedSource{inner: inner, limits: &limits}
+	fetch := func(d time.Duration) (kafka.Message, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return src.FetchMessage(ctx)
+	}
+	var got []string
+	for range 7 { // partition 0: 0..2 (3..5 dropped); partition 1: 0..3
+		m, err := fetch(time.Second)
+		require.NoError(t, err)
+		got = append(got, fmt.Sprintf("%d/%d", m.Partition, m.Offset))
+	}
+	require.Equal(t, []string{"0/0", "0/1", "0/2", "1/0", "1/1", "1/2", "1/3"}, got)
+	_, err := fetch(300 * time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "1/4 is past a limit that may move: held")
+	limits.Store(&map[int]limit{0: {offset: 2, final: true}, 1: {offset: 4, final: true}})
+	m, err := fetch(time.Second)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), m.Offset, "the held message, once its limit moved")
+	require.Equal(t, 1, m.Partition)
+	_, err = fetch(300 * time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "1/5 is past a final limit: dropped, and nothing follows")
 }
