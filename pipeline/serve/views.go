@@ -79,9 +79,11 @@ func (s *Server) listViews(w http.ResponseWriter, r *http.Request) {
 			TTL: schemas.FormatDuration(v.TTL), MaxLateness: schemas.FormatDuration(v.MaxLateness)}
 		state, detail := featureState(name, s.form.Views[name], d, ok)
 		var progress *store.CatchUpProgress
-		if g, has := gens[name]; has {
+		_, defined := d.Form.Views[name]
+		if g, has := gens[name]; has && (!ok || defined) {
 			// The generations say what featurize keeps: by layout, not
-			// by the definitions' text.
+			// by the definitions' text. A view the deployed definitions
+			// dropped keeps its last generation, which nobody updates.
 			state, detail, progress = s.genState(r.Context(), g, s.views[name].layout.Fingerprint)
 		}
 		for _, f := range v.Features {

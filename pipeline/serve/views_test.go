@@ -166,4 +166,15 @@ func TestViews(t *testing.T) {
 	one = get(t, base+"/v1/features/user_spend/u1")
 	requireOK(t, one)
 	require.NotContains(t, string(one.body), "PENDING")
+
+	// A deploy without user_spend leaves its last generation, which nobody
+	// updates any more: not computed.
+	dropped, err := schemas.Load(testenv.RepoRoot(t) + "/schemas/example")
+	require.NoError(t, err)
+	delete(dropped.Views, "user_spend")
+	require.NoError(t, st.Record(ctx, registry.Of(dropped), t0))
+	for _, f := range getViews().Views[1].Features {
+		require.Equal(t, "not computed", f.State)
+		require.Contains(t, f.Detail, "have no view user_spend")
+	}
 }
