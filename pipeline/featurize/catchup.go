@@ -159,9 +159,18 @@ func (c *catchUp) Run(ctx context.Context) error {
 			c.log.Warn("check catch-up progress; retrying", "error", err)
 		case done:
 			stop() // applies and commits what it holds
-			live, err := c.st.GoLive(context.WithoutCancel(ctx), c.gen)
-			if err != nil {
-				return err
+			var live bool
+			var backoff retry.Backoff
+			for {
+				if live, err = c.st.GoLive(ctx, c.gen); err == nil {
+					break
+				}
+				// Redis away: the catch-up is complete and stays so;
+				// only the switch waits.
+				c.log.Warn("make the view live; retrying", "error", err, "backoff", backoff.Delay())
+				if backoff.Wait(ctx) != nil {
+					return nil
+				}
 			}
 			p := c.progress.Load()
 			if !live {
