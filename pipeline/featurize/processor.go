@@ -10,6 +10,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,10 +162,10 @@ type genStore interface {
 // catch-up's. It runs before Plan, which drops the events at or before the
 // boundary (Stats.Deferred).
 func (p *Processor) claimBounds(ctx context.Context, msgs []kafka.Message) error {
-	if p.catchUp {
-		return nil
-	}
 	gs, _ := p.store.(genStore)
+	if p.catchUp || gs == nil || !slices.ContainsFunc(p.bounds, func(b map[partition]int64) bool { return b != nil }) {
+		return nil // nothing catching up: no per-message work on the hot path
+	}
 	for i := range msgs {
 		m := &msgs[i]
 		pk := partition{m.Topic, m.Partition}
@@ -174,7 +175,7 @@ func (p *Processor) claimBounds(ctx context.Context, msgs []kafka.Message) error
 		}
 		for _, vi := range route.views {
 			bounds := p.bounds[vi]
-			if bounds == nil || gs == nil {
+			if bounds == nil {
 				continue
 			}
 			if _, ok := bounds[pk]; ok {
